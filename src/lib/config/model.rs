@@ -1,0 +1,225 @@
+//! The validated configuration. Values here have passed every check of
+//! `validate.rs`; the programs use them without re-checking.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::Problem;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Critical,
+    Error,
+    Warning,
+    Info,
+    Debug,
+}
+
+impl LogLevel {
+    pub const NAMES: [&'static str; 5] = ["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "CRITICAL" => Self::Critical,
+            "ERROR" => Self::Error,
+            "WARNING" => Self::Warning,
+            "INFO" => Self::Info,
+            "DEBUG" => Self::Debug,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purchasing {
+    Spot,
+    OnDemand,
+}
+
+impl Purchasing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Spot => "spot",
+            Self::OnDemand => "on-demand",
+        }
+    }
+}
+
+/// Tunable behaviour, each an optional key of `config.json` with a default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// How long resume may work before it must report to Slurm
+    /// (`ResumeBudgetSeconds`; default half of `SlurmConf.ResumeTimeout`).
+    pub resume_budget: Duration,
+    /// Nodes per CreateFleet call (`FleetBatchSize`, default 500).
+    pub fleet_batch_size: usize,
+    /// Concurrent CreateTags calls (`TagConcurrency`, default 16).
+    pub tag_concurrency: usize,
+    /// SDK attempts per EC2 call, standard retry mode (`Ec2MaxAttempts`, default 3).
+    pub ec2_max_attempts: u32,
+    /// Limit on one EC2 call, retries included (`Ec2TimeoutSeconds`, default 60).
+    pub ec2_timeout: Duration,
+    /// Limit on one scontrol run (`ScontrolTimeoutSeconds`, default 30).
+    pub scontrol_timeout: Duration,
+    /// Node groups that hit insufficient capacity stay DOWN this long
+    /// (`InsufficientCapacityHoldSeconds`, default 600, 0 disables).
+    pub capacity_hold: Duration,
+    /// Instances younger than this are left alone by change-state
+    /// (`LaunchGraceSeconds`; default `SlurmConf.ResumeTimeout`).
+    pub launch_grace: Duration,
+    /// `SlurmConf.SuspendTimeout` when given, else Slurm's default of 30 s.
+    pub suspend_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+impl Tag {
+    /// Whether the value holds `{ip_address}`, `{node_name}` or `{hostname}`,
+    /// which can only be filled in once the instance is known.
+    pub fn has_placeholder(&self) -> bool {
+        ["{ip_address}", "{node_name}", "{hostname}"]
+            .iter()
+            .any(|p| self.value.contains(p))
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LaunchTemplate {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub version: Option<String>,
+}
+
+/// One `LaunchTemplateOverrides` entry; `SubnetId` and `WeightedCapacity` are
+/// set by resume.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Override {
+    pub instance_type: Option<String>,
+    pub max_price: Option<String>,
+    pub availability_zone: Option<String>,
+    pub priority: Option<f64>,
+    pub image_id: Option<String>,
+}
+
+/// `OnDemandOptions` or `SpotOptions` of CreateFleet, the fields slurm-ec2 passes on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FleetOptions {
+    pub allocation_strategy: Option<String>,
+    pub single_instance_type: Option<bool>,
+    pub single_availability_zone: Option<bool>,
+    pub min_target_capacity: Option<i32>,
+    pub max_total_price: Option<String>,
+    /// On-demand only: `CapacityReservationOptions.UsageStrategy`.
+    pub capacity_reservation_usage: Option<String>,
+    /// Spot only: `InstancePoolsToUseCount`.
+    pub instance_pools_to_use_count: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeGroup {
+    pub partition: String,
+    pub name: String,
+    pub max_nodes: u32,
+    pub region: String,
+    pub profile: Option<String>,
+    /// `SlurmSpecifications`, in file order, values as written to slurm.conf.
+    pub slurm_specifications: Vec<(String, String)>,
+    pub purchasing: Purchasing,
+    pub on_demand_options: Option<FleetOptions>,
+    pub spot_options: Option<FleetOptions>,
+    pub launch_template: LaunchTemplate,
+    pub overrides: Vec<Override>,
+    pub subnet_ids: Vec<String>,
+    pub tags: Vec<Tag>,
+}
+
+impl NodeGroup {
+    /// `<partition>-<group>-`, the prefix of every node name of the group.
+    pub fn node_prefix(&self) -> String {
+        format!("{}-{}-", self.partition, self.name)
+    }
+
+    pub fn node_name(&self, id: u32) -> String {
+        format!("{}{id}", self.node_prefix())
+    }
+
+    /// The group's nodes as a hostlist: `P-G-[0-9]`, or `P-G-0` for one node.
+    pub fn node_range(&self) -> String {
+        if self.max_nodes == 1 {
+            self.node_name(0)
+        } else {
+            format!("{}[0-{}]", self.node_prefix(), self.max_nodes - 1)
+        }
+    }
+
+    /// The `(Region, ProfileName)` pair whose EC2 client serves this group.
+    pub fn account_key(&self) -> (String, Option<String>) {
+        (self.region.clone(), self.profile.clone())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Partition {
+    pub name: String,
+    pub node_groups: Vec<NodeGroup>,
+    /// `PartitionOptions`, in file order, values as written to slurm.conf.
+    pub options: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub dir: PathBuf,
+    pub log_level: LogLevel,
+    pub log_file: PathBuf,
+    pub slurm_bin: PathBuf,
+    /// `SlurmConf`, in file order, values as written to slurm.conf.
+    pub slurm_conf: Vec<(String, String)>,
+    pub cluster_name: Option<String>,
+    /// `Environment`, applied to the process at start.
+    pub environment: Vec<(String, String)>,
+    pub settings: Settings,
+    pub partitions: Vec<Partition>,
+    /// Unknown keys and other things worth a look that do not stop the programs.
+    pub warnings: Vec<Problem>,
+}
+
+impl Config {
+    pub fn node_groups(&self) -> impl Iterator<Item = &NodeGroup> {
+        self.partitions.iter().flat_map(|p| p.node_groups.iter())
+    }
+
+    pub fn node_group(&self, partition: &str, group: &str) -> Option<&NodeGroup> {
+        self.node_groups()
+            .find(|g| g.partition == partition && g.name == group)
+    }
+
+    pub fn node_count(&self) -> u64 {
+        self.node_groups().map(|g| u64::from(g.max_nodes)).sum()
+    }
+
+    pub fn slurm_conf_value(&self, key: &str) -> Option<&str> {
+        self.slurm_conf
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn scontrol(&self) -> PathBuf {
+        self.slurm_bin.join("scontrol")
+    }
+
+    /// The one-line summary `--check` prints.
+    pub fn summary(&self) -> String {
+        format!(
+            "configuration in {} is valid: {} partition(s), {} node group(s), {} node(s)",
+            self.dir.display(),
+            self.partitions.len(),
+            self.node_groups().count(),
+            self.node_count()
+        )
+    }
+}

@@ -1,0 +1,105 @@
+//! Node names `<PartitionName>-<NodeGroupName>-<id>`, ids `0..MaxNodes`, unpadded.
+
+use std::collections::BTreeMap;
+
+use crate::config::{Config, NodeGroup};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("{0:?} is not of the form <partition>-<nodegroup>-<id>")]
+    Pattern(String),
+    #[error("{name:?}: partition {partition:?} has no node group {group:?} in partitions.json")]
+    UnknownGroup {
+        name: String,
+        partition: String,
+        group: String,
+    },
+    #[error("{name:?}: id {id} is outside 0..{max_nodes} of its node group")]
+    OutOfRange { name: String, id: String, max_nodes: u32 },
+}
+
+/// A node name of ours, split into its parts.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeName {
+    pub partition: String,
+    pub group: String,
+    pub id: u32,
+}
+
+impl std::fmt::Display for NodeName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}-{}", self.partition, self.group, self.id)
+    }
+}
+
+fn alphanumeric(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Splits `name` and checks it against the configured node groups.
+pub fn parse<'c>(config: &'c Config, name: &str) -> Result<(NodeName, &'c NodeGroup), NameError> {
+    let pattern = || NameError::Pattern(name.to_string());
+    let mut parts = name.rsplitn(3, '-');
+    let (Some(id), Some(group), Some(partition)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(pattern());
+    };
+    if !alphanumeric(partition) || !alphanumeric(group) || id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(pattern());
+    }
+    let node_group = config.node_group(partition, group).ok_or_else(|| NameError::UnknownGroup {
+        name: name.to_string(),
+        partition: partition.to_string(),
+        group: group.to_string(),
+    })?;
+    let out_of_range = || NameError::OutOfRange {
+        name: name.to_string(),
+        id: id.to_string(),
+        max_nodes: node_group.max_nodes,
+    };
+    // Slurm declares P-G-[0-N] unpadded, so "P-G-01" names no node of ours.
+    if id.len() > 1 && id.starts_with('0') {
+        return Err(out_of_range());
+    }
+    let number: u32 = id.parse().map_err(|_| out_of_range())?;
+    if number >= node_group.max_nodes {
+        return Err(out_of_range());
+    }
+    let parsed = NodeName {
+        partition: partition.to_string(),
+        group: group.to_string(),
+        id: number,
+    };
+    Ok((parsed, node_group))
+}
+
+/// Our nodes among `names`, grouped by node group and sorted by id, plus the
+/// names that are not ours with the reason.
+#[derive(Debug, Default)]
+pub struct Sorted<'c> {
+    pub by_group: BTreeMap<(String, String), (&'c NodeGroup, Vec<NodeName>)>,
+    pub foreign: Vec<NameError>,
+}
+
+impl Sorted<'_> {
+    pub fn node_count(&self) -> usize {
+        self.by_group.values().map(|(_, nodes)| nodes.len()).sum()
+    }
+}
+
+pub fn sort_names<'c, S: AsRef<str>>(config: &'c Config, names: &[S]) -> Sorted<'c> {
+    let mut sorted = Sorted::default();
+    for name in names {
+        match parse(config, name.as_ref()) {
+            Ok((node, group)) => {
+                let key = (node.partition.clone(), node.group.clone());
+                sorted.by_group.entry(key).or_insert_with(|| (group, Vec::new())).1.push(node)
+            }
+            Err(error) => sorted.foreign.push(error),
+        }
+    }
+    for (_, nodes) in sorted.by_group.values_mut() {
+        nodes.sort();
+        nodes.dedup();
+    }
+    sorted
+}

@@ -1,0 +1,151 @@
+//! What every head-node program does before its own work: find and validate the
+//! configuration, apply its `Environment`, open the log. Binaries call
+//! [`run`] from `main`, before any thread exists.
+//!
+//! Exit codes: 0 done, 1 the work failed (see the log), 2 bad usage or configuration.
+
+use std::ffi::CStr;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::config::{self, Config, ConfigError};
+use crate::logging;
+
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_CONFIG: u8 = 2;
+
+/// Options every program accepts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Folder holding config.json and partitions.json [default: $SLURM_EC2_CONFIG_DIR,
+    /// else the executable's folder when it holds a config.json, else /etc/slurm-ec2]
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+    /// Validate the configuration, print a one-line summary, and exit
+    #[arg(long)]
+    pub check: bool,
+    /// Also log to stderr
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+impl CommonArgs {
+    pub fn config_dir(&self) -> PathBuf {
+        config::find_config_dir(
+            self.config_dir.as_deref(),
+            std::env::var("SLURM_EC2_CONFIG_DIR").ok().as_deref(),
+            std::env::current_exe().ok().as_deref(),
+        )
+    }
+}
+
+/// Loads the configuration, applies it to the process and sets up logging, then
+/// calls `work`. With `--check`, validates and reports instead.
+pub fn run(program: &str, args: &CommonArgs, work: impl FnOnce(&Config) -> ExitCode) -> ExitCode {
+    let dir = args.config_dir();
+    let config = match config::load(&dir) {
+        Ok(config) => config,
+        Err(error) => {
+            report_config_error(program, &dir, &error, args.check);
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if args.check {
+        for warning in &config.warnings {
+            eprintln!("warning: {warning}");
+        }
+        println!("{}", config.summary());
+        return ExitCode::SUCCESS;
+    }
+    apply_environment(&config);
+    let file = match logging::open_log_file(&config.log_file) {
+        Ok(file) => file,
+        Err(error) => {
+            eprintln!("{program}: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let _guard = match logging::init(program, Some(file), config.log_level, args.verbose) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("{program}: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    for warning in &config.warnings {
+        tracing::warn!("Configuration: {warning}");
+    }
+    work(&config)
+}
+
+/// Says what is wrong on stderr and, since slurmctld discards stderr, also in
+/// the log file the configuration names (or the default one beside it).
+fn report_config_error(program: &str, dir: &Path, error: &ConfigError, check: bool) {
+    eprintln!("{program}: {error}");
+    if check {
+        return;
+    }
+    let log_path = fallback_log_path(dir);
+    if let Ok(mut file) = logging::open_log_file(&log_path) {
+        let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S,%3f");
+        let pid = std::process::id();
+        for line in error.to_string().lines() {
+            let _ = writeln!(file, "{now} - {program}[{pid}] - CRITICAL - {}", line.trim_start());
+        }
+    }
+}
+
+fn fallback_log_path(dir: &Path) -> PathBuf {
+    std::fs::read_to_string(dir.join(config::CONFIG_FILE))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|json| json.get("LogFileName")?.as_str().map(PathBuf::from))
+        .unwrap_or_else(|| dir.join("aws_plugin.log"))
+}
+
+/// Applies `Environment` and, when `HOME` is unset (slurmctld passes almost no
+/// environment), the running user's home from the password database so that
+/// `~/.aws` is found.
+fn apply_environment(config: &Config) {
+    for (key, value) in &config.environment {
+        // SAFETY: called from `run`, before the program starts any thread.
+        unsafe { std::env::set_var(key, value) };
+    }
+    if std::env::var_os("HOME").is_none()
+        && let Some(home) = home_of_current_user()
+    {
+        // SAFETY: as above.
+        unsafe { std::env::set_var("HOME", home) };
+    }
+}
+
+fn home_of_current_user() -> Option<PathBuf> {
+    let mut buffer = vec![0u8; 4096];
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer refers to live, correctly sized storage owned here.
+    let status = unsafe {
+        libc::getpwuid_r(
+            libc::getuid(),
+            &mut entry,
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+            &mut result,
+        )
+    };
+    if status != 0 || result.is_null() || entry.pw_dir.is_null() {
+        return None;
+    }
+    // SAFETY: getpwuid_r succeeded, so pw_dir points at a NUL-terminated string in `buffer`.
+    let dir = unsafe { CStr::from_ptr(entry.pw_dir) };
+    Some(PathBuf::from(dir.to_string_lossy().into_owned()))
+}
+
+/// A Tokio runtime for the EC2 work of one program run.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
