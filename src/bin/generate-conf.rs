@@ -9,7 +9,10 @@ use slurm_ec2::generate_conf;
 use slurm_ec2::startup::{self, CommonArgs, EXIT_FAILED};
 
 #[derive(Parser)]
-#[command(version, about = "Print the slurm.conf fragment for the configured partitions")]
+#[command(
+    version,
+    about = "Print the slurm.conf fragment for the configured partitions"
+)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,

@@ -1,4 +1,82 @@
-fn main() {
-    eprintln!("not implemented yet");
-    std::process::exit(1);
+//! resume <hostlist> [ignored…]: Slurm's ResumeProgram. Launches EC2 instances
+//! for the nodes and tells Slurm their addresses. Exit 0 when every node is
+//! served, 1 when some are not (they are set DOWN with a coded reason), 2 on
+//! bad usage or configuration.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Parser;
+use slurm_ec2::ec2::{CallCounter, Clients};
+use slurm_ec2::slurm::Scontrol;
+use slurm_ec2::startup::{self, CommonArgs, EXIT_CONFIG, EXIT_FAILED};
+use slurm_ec2::{cluster, hostlist, resume};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Slurm ResumeProgram: launch EC2 instances for the nodes of a hostlist"
+)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Nodes to resume, as a Slurm hostlist expression (aws-node-[0-3])
+    #[arg(required_unless_present = "check")]
+    hostlist: Option<String>,
+    /// Further arguments Slurm may pass (a feature string); ignored
+    #[arg(hide = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    ignored: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    let args = Args::parse();
+    // The resume file is a descriptor of slurmctld's: read it before anything else.
+    let resume_file = std::env::var_os("SLURM_RESUME_FILE")
+        .map(|p| (p.clone(), resume::read_resume_file(p.as_ref())));
+    startup::run("resume", &args.common, |config| {
+        let expression = args.hostlist.clone().unwrap_or_default();
+        tracing::info!("Hostlist: {expression}");
+        match &resume_file {
+            Some((_, Ok(jobs))) => tracing::info!("Resume file names job(s): {jobs:?}"),
+            Some((path, Err(error))) => {
+                tracing::warn!("SLURM_RESUME_FILE {}: {error}", path.to_string_lossy())
+            }
+            None => {}
+        }
+        let names = match hostlist::expand(&expression) {
+            Ok(names) => names,
+            Err(error) => {
+                tracing::error!("{error}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
+        let scontrol = Scontrol::new(&config.scontrol(), config.settings.scontrol_timeout);
+        let cluster = match cluster::cluster_name(config, &scontrol) {
+            Ok(name) => name,
+            Err(error) => {
+                tracing::error!("{error}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        };
+        let runtime = match startup::runtime() {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                tracing::error!("Cannot start the async runtime: {error}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        };
+        let calls = Arc::new(CallCounter::default());
+        let report = runtime.block_on(async {
+            let clients = Clients::for_config(config).await;
+            resume::resume(config, &scontrol, &clients, &cluster, &names, calls.clone()).await
+        });
+        tracing::info!("{}", resume::summary(&report, &calls, &scontrol, started));
+        if report.failed_count() == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_FAILED)
+        }
+    })
 }

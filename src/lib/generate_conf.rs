@@ -30,9 +30,22 @@ pub fn slurm_conf(config: &Config) -> String {
             out.push_str(&line);
             out.push('\n');
         }
-        let ranges: Vec<String> = partition.node_groups.iter().map(|g| g.node_range()).collect();
-        let mut line = format!("PartitionName={} Nodes={}", partition.name, ranges.join(","));
-        let has_option = |name: &str| partition.options.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+        let ranges: Vec<String> = partition
+            .node_groups
+            .iter()
+            .map(|g| g.node_range())
+            .collect();
+        let mut line = format!(
+            "PartitionName={} Nodes={}",
+            partition.name,
+            ranges.join(",")
+        );
+        let has_option = |name: &str| {
+            partition
+                .options
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(name))
+        };
         if !has_option("MaxTime") {
             line.push_str(" MaxTime=INFINITE");
         }
@@ -54,7 +67,11 @@ pub fn slurm_conf(config: &Config) -> String {
 pub fn gres_conf(config: &Config) -> String {
     let mut out = String::new();
     for group in config.node_groups() {
-        for (_, value) in group.slurm_specifications.iter().filter(|(k, _)| k.eq_ignore_ascii_case("gres")) {
+        for (_, value) in group
+            .slurm_specifications
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("gres"))
+        {
             for entry in gres::parse(value).unwrap_or_default() {
                 out.push_str(&entry.conf_line(&group.node_range()));
                 out.push('\n');

@@ -39,7 +39,11 @@ pub fn parse(value: &str) -> Result<Vec<Gres>, String> {
                 [name, kind, count] => (*name, Some(*kind), *count),
                 _ => return Err(format!("{entry:?} is not name:count or name:type:count")),
             };
-            let valid = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            let valid = |s: &str| {
+                !s.is_empty()
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            };
             if !valid(name) || kind.is_some_and(|k| !valid(k)) {
                 return Err(format!("{entry:?} has an empty or invalid name or type"));
             }
@@ -47,7 +51,9 @@ pub fn parse(value: &str) -> Result<Vec<Gres>, String> {
                 .parse::<u64>()
                 .ok()
                 .filter(|n| *n > 0)
-                .ok_or_else(|| format!("{entry:?}: the count {count:?} is not a positive whole number"))?;
+                .ok_or_else(|| {
+                    format!("{entry:?}: the count {count:?} is not a positive whole number")
+                })?;
             Ok(Gres {
                 name: name.to_string(),
                 kind: kind.map(str::to_string),
@@ -65,11 +71,23 @@ mod tests {
     fn parses_and_renders_gres() {
         let list = parse("gpu:2,mps:100").unwrap();
         assert_eq!(list.len(), 2);
-        assert_eq!(list[0].conf_line("g-a-[0-2]"), "NodeName=g-a-[0-2] Name=gpu File=/dev/nvidia[0-1]");
-        assert_eq!(list[1].conf_line("g-a-[0-2]"), "NodeName=g-a-[0-2] Name=mps Count=100");
+        assert_eq!(
+            list[0].conf_line("g-a-[0-2]"),
+            "NodeName=g-a-[0-2] Name=gpu File=/dev/nvidia[0-1]"
+        );
+        assert_eq!(
+            list[1].conf_line("g-a-[0-2]"),
+            "NodeName=g-a-[0-2] Name=mps Count=100"
+        );
         let volta = parse("gpu:volta:4").unwrap();
-        assert_eq!(volta[0].conf_line("gpu-p3-0"), "NodeName=gpu-p3-0 Name=gpu Type=volta File=/dev/nvidia[0-3]");
-        assert_eq!(parse("gpu:1").unwrap()[0].conf_line("n"), "NodeName=n Name=gpu File=/dev/nvidia[0]");
+        assert_eq!(
+            volta[0].conf_line("gpu-p3-0"),
+            "NodeName=gpu-p3-0 Name=gpu Type=volta File=/dev/nvidia[0-3]"
+        );
+        assert_eq!(
+            parse("gpu:1").unwrap()[0].conf_line("n"),
+            "NodeName=n Name=gpu File=/dev/nvidia[0]"
+        );
     }
 
     #[test]

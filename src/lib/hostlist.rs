@@ -94,7 +94,10 @@ fn split_top_level(expression: &str) -> Result<Vec<&str>, HostlistError> {
     Ok(parts)
 }
 
-fn parse_pattern<'a>(expression: &str, pattern: &'a str) -> Result<Vec<Segment<'a>>, HostlistError> {
+fn parse_pattern<'a>(
+    expression: &str,
+    pattern: &'a str,
+) -> Result<Vec<Segment<'a>>, HostlistError> {
     let mut segments = Vec::new();
     let mut rest = pattern;
     while let Some(open) = rest.find('[') {
@@ -103,7 +106,10 @@ fn parse_pattern<'a>(expression: &str, pattern: &'a str) -> Result<Vec<Segment<'
         }
         // split_top_level has checked that every '[' has its ']'.
         let close = open + rest[open..].find(']').unwrap_or(rest.len() - open);
-        segments.push(Segment::Numbers(parse_bracket(expression, &rest[open + 1..close])?));
+        segments.push(Segment::Numbers(parse_bracket(
+            expression,
+            &rest[open + 1..close],
+        )?));
         rest = &rest[close + 1..];
     }
     if !rest.is_empty() {
@@ -124,7 +130,10 @@ fn parse_bracket(expression: &str, inside: &str) -> Result<Vec<String>, Hostlist
         };
         let is_number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
         if !is_number(lo) || !is_number(hi) {
-            return Err(invalid(expression, format!("{item:?} is not a number or a range")));
+            return Err(invalid(
+                expression,
+                format!("{item:?} is not a number or a range"),
+            ));
         }
         let parse = |s: &str| {
             s.parse::<u64>()
@@ -157,7 +166,9 @@ pub fn compress<S: AsRef<str>>(names: &[S]) -> String {
         let digits_at = name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
         let (prefix, digits) = name.split_at(digits_at);
         match digits.parse::<u64>() {
-            Ok(value) if !prefix.is_empty() => by_prefix.entry(prefix).or_default().push((value, digits)),
+            Ok(value) if !prefix.is_empty() => {
+                by_prefix.entry(prefix).or_default().push((value, digits))
+            }
             _ => literals.push(name),
         }
     }
@@ -176,7 +187,13 @@ pub fn compress<S: AsRef<str>>(names: &[S]) -> String {
         } else {
             let items: Vec<String> = runs
                 .iter()
-                .map(|(lo, hi)| if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") })
+                .map(|(lo, hi)| {
+                    if lo == hi {
+                        lo.to_string()
+                    } else {
+                        format!("{lo}-{hi}")
+                    }
+                })
                 .collect();
             format!("{prefix}[{}]", items.join(","))
         };
@@ -184,7 +201,11 @@ pub fn compress<S: AsRef<str>>(names: &[S]) -> String {
     }
     parts.sort();
     parts.dedup();
-    parts.into_iter().map(|(_, text)| text).collect::<Vec<_>>().join(",")
+    parts
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Groups sorted numbers into runs that print back as they were written: a run
@@ -203,7 +224,11 @@ fn consecutive_runs<'a>(numbers: &[(u64, &'a str)]) -> Vec<(&'a str, &'a str)> {
         if let Some((_, _, lo, hi)) = current {
             runs.push((lo, hi));
         }
-        let width = if digits.len() > 1 && digits.starts_with('0') { digits.len() } else { 1 };
+        let width = if digits.len() > 1 && digits.starts_with('0') {
+            digits.len()
+        } else {
+            1
+        };
         current = Some((width, value, digits, digits));
     }
     if let Some((_, _, lo, hi)) = current {
@@ -227,16 +252,29 @@ mod tests {
             ("node[099-100]", &["node099", "node100"]),
             ("node[08-10]", &["node08", "node09", "node10"]),
             ("node[8-10]", &["node8", "node9", "node10"]),
-            ("r[1-2]n[1-3]", &["r1n1", "r1n2", "r1n3", "r2n1", "r2n2", "r2n3"]),
-            ("aws-node-[0-2]", &["aws-node-0", "aws-node-1", "aws-node-2"]),
+            (
+                "r[1-2]n[1-3]",
+                &["r1n1", "r1n2", "r1n3", "r2n1", "r2n2", "r2n3"],
+            ),
+            (
+                "aws-node-[0-2]",
+                &["aws-node-0", "aws-node-1", "aws-node-2"],
+            ),
             ("x-[1-2],y-[3],z", &["x-1", "x-2", "y-3", "z"]),
-            ("aws-a-[0-1] aws-b-2\taws-c-3", &["aws-a-0", "aws-a-1", "aws-b-2", "aws-c-3"]),
+            (
+                "aws-a-[0-1] aws-b-2\taws-c-3",
+                &["aws-a-0", "aws-a-1", "aws-b-2", "aws-c-3"],
+            ),
             ("n[0001-0003]-int", &["n0001-int", "n0002-int", "n0003-int"]),
             ("a1,a1", &["a1", "a1"]),
             ("", &[]),
         ];
         for (expression, expected) in cases {
-            assert_eq!(expand(expression).unwrap(), *expected, "expanding {expression:?}");
+            assert_eq!(
+                expand(expression).unwrap(),
+                *expected,
+                "expanding {expression:?}"
+            );
         }
     }
 
@@ -265,7 +303,10 @@ mod tests {
     fn compresses_the_table_of_cases() {
         let cases: &[(&[&str], &str)] = &[
             (&["aws-node-0"], "aws-node-0"),
-            (&["aws-node-2", "aws-node-0", "aws-node-1", "aws-node-7"], "aws-node-[0-2,7]"),
+            (
+                &["aws-node-2", "aws-node-0", "aws-node-1", "aws-node-7"],
+                "aws-node-[0-2,7]",
+            ),
             (&["node099", "node100"], "node[099-100]"),
             (&["node08", "node09", "node10"], "node[08-10]"),
             (&["node8", "node9", "node10"], "node[8-10]"),
@@ -280,7 +321,11 @@ mod tests {
     }
 
     fn name_strategy() -> impl Strategy<Value = String> {
-        (prop::sample::select(vec!["aws-node-", "n", "r1n", "gpu-a-", "x"]), 0u64..400, 0usize..5)
+        (
+            prop::sample::select(vec!["aws-node-", "n", "r1n", "gpu-a-", "x"]),
+            0u64..400,
+            0usize..5,
+        )
             .prop_map(|(prefix, n, width)| format!("{prefix}{n:0width$}"))
     }
 

@@ -11,5 +11,10 @@ pub mod logging;
 pub mod names;
 pub mod startup;
 
+pub mod cluster;
+pub mod ec2;
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod resume;
+pub mod slurm;
+pub mod suspend;

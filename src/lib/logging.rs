@@ -15,7 +15,7 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::{filter::LevelFilter, Layer};
+use tracing_subscriber::{Layer, filter::LevelFilter};
 
 use crate::config::LogLevel;
 
@@ -66,10 +66,19 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S,%3f");
         let level = level_name(event.metadata().level());
-        write!(writer, "{now} - {}[{}] - {level} - ", self.program, self.pid)?;
+        write!(
+            writer,
+            "{now} - {}[{}] - {level} - ",
+            self.program, self.pid
+        )?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
     }
@@ -116,7 +125,12 @@ fn meta_is_ours(meta: &std::fs::Metadata) -> bool {
 
 /// Sends log lines to `file` (when given) at `level`, and to stderr as well when
 /// `verbose`. Installs the process-wide subscriber: binaries call it once.
-pub fn init(program: &str, file: Option<File>, level: LogLevel, verbose: bool) -> Result<LogGuard, LogError> {
+pub fn init(
+    program: &str,
+    file: Option<File>,
+    level: LogLevel,
+    verbose: bool,
+) -> Result<LogGuard, LogError> {
     let filter = level_filter(level);
     let (file_layer, guard) = match file {
         Some(file) => {
@@ -137,7 +151,9 @@ pub fn init(program: &str, file: Option<File>, level: LogLevel, verbose: bool) -
             .with_writer(io::stderr)
             .with_filter(filter)
     });
-    let subscriber = tracing_subscriber::registry().with(file_layer).with(stderr_layer);
+    let subscriber = tracing_subscriber::registry()
+        .with(file_layer)
+        .with(stderr_layer);
     tracing::subscriber::set_global_default(subscriber).map_err(|_| LogError::AlreadySet)?;
     Ok(LogGuard { _file: guard })
 }

@@ -15,7 +15,11 @@ pub enum NameError {
         group: String,
     },
     #[error("{name:?}: id {id} is outside 0..{max_nodes} of its node group")]
-    OutOfRange { name: String, id: String, max_nodes: u32 },
+    OutOfRange {
+        name: String,
+        id: String,
+        max_nodes: u32,
+    },
 }
 
 /// A node name of ours, split into its parts.
@@ -40,17 +44,25 @@ fn alphanumeric(s: &str) -> bool {
 pub fn parse<'c>(config: &'c Config, name: &str) -> Result<(NodeName, &'c NodeGroup), NameError> {
     let pattern = || NameError::Pattern(name.to_string());
     let mut parts = name.rsplitn(3, '-');
-    let (Some(id), Some(group), Some(partition)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(id), Some(group), Some(partition)) = (parts.next(), parts.next(), parts.next())
+    else {
         return Err(pattern());
     };
-    if !alphanumeric(partition) || !alphanumeric(group) || id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+    if !alphanumeric(partition)
+        || !alphanumeric(group)
+        || id.is_empty()
+        || !id.bytes().all(|b| b.is_ascii_digit())
+    {
         return Err(pattern());
     }
-    let node_group = config.node_group(partition, group).ok_or_else(|| NameError::UnknownGroup {
-        name: name.to_string(),
-        partition: partition.to_string(),
-        group: group.to_string(),
-    })?;
+    let node_group =
+        config
+            .node_group(partition, group)
+            .ok_or_else(|| NameError::UnknownGroup {
+                name: name.to_string(),
+                partition: partition.to_string(),
+                group: group.to_string(),
+            })?;
     let out_of_range = || NameError::OutOfRange {
         name: name.to_string(),
         id: id.to_string(),
@@ -92,7 +104,12 @@ pub fn sort_names<'c, S: AsRef<str>>(config: &'c Config, names: &[S]) -> Sorted<
         match parse(config, name.as_ref()) {
             Ok((node, group)) => {
                 let key = (node.partition.clone(), node.group.clone());
-                sorted.by_group.entry(key).or_insert_with(|| (group, Vec::new())).1.push(node)
+                sorted
+                    .by_group
+                    .entry(key)
+                    .or_insert_with(|| (group, Vec::new()))
+                    .1
+                    .push(node)
             }
             Err(error) => sorted.foreign.push(error),
         }

@@ -91,7 +91,11 @@ fn report_config_error(program: &str, dir: &Path, error: &ConfigError, check: bo
         let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S,%3f");
         let pid = std::process::id();
         for line in error.to_string().lines() {
-            let _ = writeln!(file, "{now} - {program}[{pid}] - CRITICAL - {}", line.trim_start());
+            let _ = writeln!(
+                file,
+                "{now} - {program}[{pid}] - CRITICAL - {}",
+                line.trim_start()
+            );
         }
     }
 }

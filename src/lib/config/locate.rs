@@ -38,10 +38,19 @@ mod tests {
         std::os::unix::fs::symlink(real.join("resume"), &link).unwrap();
 
         let flag = Path::new("/from/flag");
-        assert_eq!(find_config_dir(Some(flag), Some("/from/env"), Some(&link)), flag);
-        assert_eq!(find_config_dir(None, Some("/from/env"), Some(&link)), Path::new("/from/env"));
+        assert_eq!(
+            find_config_dir(Some(flag), Some("/from/env"), Some(&link)),
+            flag
+        );
+        assert_eq!(
+            find_config_dir(None, Some("/from/env"), Some(&link)),
+            Path::new("/from/env")
+        );
         // No config.json beside the executable yet: the default.
-        assert_eq!(find_config_dir(None, None, Some(&link)), Path::new(DEFAULT_CONFIG_DIR));
+        assert_eq!(
+            find_config_dir(None, None, Some(&link)),
+            Path::new(DEFAULT_CONFIG_DIR)
+        );
         std::fs::write(real.join("config.json"), "{}").unwrap();
         let found = find_config_dir(None, Some(""), Some(&link));
         assert_eq!(found, std::fs::canonicalize(&real).unwrap());

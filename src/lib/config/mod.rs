@@ -9,7 +9,7 @@ mod locate;
 mod model;
 mod validate;
 
-pub use locate::{find_config_dir, DEFAULT_CONFIG_DIR};
+pub use locate::{DEFAULT_CONFIG_DIR, find_config_dir};
 pub use model::*;
 
 use std::fmt;

@@ -6,6 +6,13 @@ use std::time::Duration;
 
 use super::Problem;
 
+/// Tag on every instance slurm-ec2 launches: the cluster it belongs to.
+pub const CLUSTER_TAG: &str = "slurm-ec2:cluster";
+/// Tag on every instance slurm-ec2 launches: its partition.
+pub const PARTITION_TAG: &str = "slurm-ec2:partition";
+/// Tag on every instance slurm-ec2 launches: its node group.
+pub const NODE_GROUP_TAG: &str = "slurm-ec2:node-group";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
     Critical,

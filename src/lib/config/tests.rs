@@ -1,4 +1,4 @@
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::config::{ConfigError, LogLevel, Purchasing};
 use crate::fixtures;
@@ -15,20 +15,26 @@ fn example_config() -> Value {
 fn problems(config: &Value, partitions: &Value) -> Vec<String> {
     match fixtures::load(&config.to_string(), &partitions.to_string()) {
         Ok(_) => Vec::new(),
-        Err(ConfigError::Invalid { problems }) => {
-            problems.iter().map(|p| format!("{}: {}", p.path, p.message)).collect()
-        }
+        Err(ConfigError::Invalid { problems }) => problems
+            .iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect(),
         Err(other) => vec![other.to_string()],
     }
 }
 
 fn assert_problem(config: &Value, partitions: &Value, expected: &str) {
     let found = problems(config, partitions);
-    assert!(found.iter().any(|p| p == expected), "expected {expected:?} among {found:#?}");
+    assert!(
+        found.iter().any(|p| p == expected),
+        "expected {expected:?} among {found:#?}"
+    );
 }
 
 fn group_mut(partitions: &mut Value, p: usize, g: usize) -> &mut serde_json::Map<String, Value> {
-    partitions["Partitions"][p]["NodeGroups"][g].as_object_mut().unwrap()
+    partitions["Partitions"][p]["NodeGroups"][g]
+        .as_object_mut()
+        .unwrap()
 }
 
 #[test]
@@ -49,11 +55,19 @@ fn the_examples_of_the_original_readme_are_valid() {
     assert_eq!(spot.purchasing, Purchasing::Spot);
     // Example 1 gives a spot group OnDemandOptions: kept as a warning, not sent.
     assert!(spot.on_demand_options.is_none());
-    assert!(config.warnings.iter().any(|w| w.path.ends_with("NodeGroups[1].OnDemandOptions")));
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.path.ends_with("NodeGroups[1].OnDemandOptions"))
+    );
     assert_eq!(config.settings.resume_budget.as_secs(), 150);
     assert_eq!(
         config.partitions[0].options,
-        vec![("Default".to_string(), "yes".to_string()), ("TRESBillingWeights".to_string(), "cpu=4".to_string())]
+        vec![
+            ("Default".to_string(), "yes".to_string()),
+            ("TRESBillingWeights".to_string(), "cpu=4".to_string())
+        ]
     );
 }
 
@@ -65,11 +79,18 @@ fn every_problem_is_reported_in_one_run_with_file_and_path() {
     let mut config = example_config();
     config["LogLevel"] = json!("LOUD");
     let error = fixtures::load(&config.to_string(), &partitions.to_string()).unwrap_err();
-    let ConfigError::Invalid { problems } = &error else { panic!("{error}") };
+    let ConfigError::Invalid { problems } = &error else {
+        panic!("{error}")
+    };
     assert_eq!(problems.len(), 3, "{error}");
     let text = error.to_string();
     assert!(text.contains("partitions.json: Partitions[0].NodeGroups[1].MaxNodes: must be a whole number from 1 to 10000, got the number -3"), "{text}");
-    assert!(text.contains("partitions.json: Partitions[0].NodeGroups[0].Region: required key is missing"), "{text}");
+    assert!(
+        text.contains(
+            "partitions.json: Partitions[0].NodeGroups[0].Region: required key is missing"
+        ),
+        "{text}"
+    );
     assert!(text.contains("config.json: LogLevel: must be one of CRITICAL, ERROR, WARNING, INFO, DEBUG, got \"LOUD\""), "{text}");
 }
 
@@ -78,34 +99,73 @@ fn config_json_messages() {
     let partitions = example_partitions();
     let mut config = example_config();
     config.as_object_mut().unwrap().remove("SlurmBinPath");
-    assert_problem(&config, &partitions, "SlurmBinPath: required key is missing");
+    assert_problem(
+        &config,
+        &partitions,
+        "SlurmBinPath: required key is missing",
+    );
 
     let mut config = example_config();
-    config["SlurmConf"].as_object_mut().unwrap().remove("TreeWidth");
-    assert_problem(&config, &partitions, "SlurmConf.TreeWidth: required key is missing");
+    config["SlurmConf"]
+        .as_object_mut()
+        .unwrap()
+        .remove("TreeWidth");
+    assert_problem(
+        &config,
+        &partitions,
+        "SlurmConf.TreeWidth: required key is missing",
+    );
 
     let mut config = example_config();
     config["SlurmConf"] = json!([]);
-    assert_problem(&config, &partitions, "SlurmConf: must be an object, got an array");
+    assert_problem(
+        &config,
+        &partitions,
+        "SlurmConf: must be an object, got an array",
+    );
 
     let mut config = example_config();
     config["SlurmConf"]["GresTypes"] = json!(["gpu"]);
-    assert_problem(&config, &partitions, "SlurmConf.GresTypes: must be a string, number or boolean, got an array");
+    assert_problem(
+        &config,
+        &partitions,
+        "SlurmConf.GresTypes: must be a string, number or boolean, got an array",
+    );
 
     let mut config = example_config();
     config["Environment"] = json!({"AWS_ENDPOINT_URL_EC2": 5, "A=B": "x"});
-    assert_problem(&config, &partitions, "Environment.AWS_ENDPOINT_URL_EC2: must be a string, got the number 5");
-    assert_problem(&config, &partitions, "Environment.A=B: is not a valid environment variable name");
+    assert_problem(
+        &config,
+        &partitions,
+        "Environment.AWS_ENDPOINT_URL_EC2: must be a string, got the number 5",
+    );
+    assert_problem(
+        &config,
+        &partitions,
+        "Environment.A=B: is not a valid environment variable name",
+    );
 
     let mut config = example_config();
     config["TagConcurrency"] = json!(0);
     config["FleetBatchSize"] = json!(true);
-    assert_problem(&config, &partitions, "TagConcurrency: must be a whole number from 1 to 256, got the number 0");
-    assert_problem(&config, &partitions, "FleetBatchSize: must be a whole number from 1 to 1000, got the boolean true");
+    assert_problem(
+        &config,
+        &partitions,
+        "TagConcurrency: must be a whole number from 1 to 256, got the number 0",
+    );
+    assert_problem(
+        &config,
+        &partitions,
+        "FleetBatchSize: must be a whole number from 1 to 1000, got the boolean true",
+    );
 
     let mut config = example_config();
     config["ClusterName"] = json!("my cluster");
-    assert_problem(&config, &partitions, "ClusterName: must be at most 255 characters without whitespace");
+    assert_problem(
+        &config,
+        &partitions,
+        "ClusterName: must be at most 255 characters without whitespace",
+    );
 }
 
 #[test]
@@ -123,33 +183,166 @@ fn missing_log_level_defaults_to_debug_and_booleans_render_for_slurm() {
 #[test]
 fn partitions_json_messages() {
     let config = example_config();
-    let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
-        (Box::new(|p| { p.as_object_mut().unwrap().remove("Partitions"); }), "Partitions: required key is missing"),
-        (Box::new(|p| p["Partitions"] = json!({})), "Partitions: must be an array, got an object"),
-        (Box::new(|p| p["Partitions"][0]["PartitionName"] = json!("aws_1")), "Partitions[0].PartitionName: must match ^[a-zA-Z0-9]+$ (letters and digits only), got \"aws_1\""),
-        (Box::new(|p| p["Partitions"][0]["PartitionOptions"] = json!("Default=yes")), "Partitions[0].PartitionOptions: must be an object, got the string \"Default=yes\""),
-        (Box::new(|p| p["Partitions"][0]["NodeGroups"] = json!([])), "Partitions[0].NodeGroups: must hold at least one node group"),
-        (Box::new(|p| { group_mut(p, 0, 1).insert("NodeGroupName".into(), json!("ondemand")); }), "Partitions[0].NodeGroups[1].NodeGroupName: \"ondemand\" is already used in this partition"),
-        (Box::new(|p| { let copy = p["Partitions"][0].clone(); p["Partitions"].as_array_mut().unwrap().push(copy); }), "Partitions[1].PartitionName: \"aws\" is already used by another partition"),
-        (Box::new(|p| { group_mut(p, 0, 0).insert("MaxNodes".into(), json!(true)); }), "Partitions[0].NodeGroups[0].MaxNodes: must be a whole number from 1 to 10000, got the boolean true"),
-        (Box::new(|p| { group_mut(p, 0, 0).insert("MaxNodes".into(), json!(0)); }), "Partitions[0].NodeGroups[0].MaxNodes: must be a whole number from 1 to 10000, got the number 0"),
-        (Box::new(|p| { group_mut(p, 0, 0).insert("MaxNodes".into(), json!(2.5)); }), "Partitions[0].NodeGroups[0].MaxNodes: must be a whole number from 1 to 10000, got the number 2.5"),
-        (Box::new(|p| { group_mut(p, 0, 0).insert("MaxNodes".into(), json!(10001)); }), "Partitions[0].NodeGroups[0].MaxNodes: must be a whole number from 1 to 10000, got the number 10001"),
-        (Box::new(|p| { group_mut(p, 0, 0).insert("PurchasingOption".into(), json!("reserved")); }), "Partitions[0].NodeGroups[0].PurchasingOption: must be \"spot\" or \"on-demand\", got \"reserved\""),
-        (Box::new(|p| { group_mut(p, 0, 0).insert("SubnetIds".into(), json!([])); }), "Partitions[0].NodeGroups[0].SubnetIds: must hold at least one subnet id"),
-        (Box::new(|p| { group_mut(p, 0, 0).insert("SubnetIds".into(), json!("subnet-1")); }), "Partitions[0].NodeGroups[0].SubnetIds: must be an array, got the string \"subnet-1\""),
-        (Box::new(|p| { group_mut(p, 0, 0).insert("SubnetIds".into(), json!(["subnet-1", "subnet-1"])); }), "Partitions[0].NodeGroups[0].SubnetIds[1]: \"subnet-1\" is listed twice"),
-        (Box::new(|p| { group_mut(p, 0, 0).insert("LaunchTemplateOverrides".into(), json!([])); }), "Partitions[0].NodeGroups[0].LaunchTemplateOverrides: must hold at least one override (for example {\"InstanceType\": \"c5.xlarge\"})"),
-        (Box::new(|p| { group_mut(p, 0, 0).insert("LaunchTemplateOverrides".into(), json!({})); }), "Partitions[0].NodeGroups[0].LaunchTemplateOverrides: must be an array, got an object"),
-        (Box::new(|p| { group_mut(p, 0, 0).insert("LaunchTemplateOverrides".into(), json!([{"InstanceType": "c5.large", "SubnetId": "subnet-1"}])); }), "Partitions[0].NodeGroups[0].LaunchTemplateOverrides[0].SubnetId: must not be set here: list subnets in the node group's SubnetIds"),
-        (Box::new(|p| { group_mut(p, 0, 0).insert("LaunchTemplateSpecification".into(), json!({"Version": "1"})); }), "Partitions[0].NodeGroups[0].LaunchTemplateSpecification: must give exactly one of LaunchTemplateId and LaunchTemplateName"),
-        (Box::new(|p| { group_mut(p, 0, 0).insert("Tags".into(), json!([{"Key": "Name", "Value": "x"}])); }), "Partitions[0].NodeGroups[0].Tags[0].Key: \"Name\" is set by slurm-ec2 to the node name and cannot be overridden"),
-        (Box::new(|p| { group_mut(p, 0, 0).insert("Tags".into(), json!([{"Key": "Cost", "Value": 12}])); }), "Partitions[0].NodeGroups[0].Tags[0].Value: must be a string, got the number 12"),
-        (Box::new(|p| { group_mut(p, 0, 0).insert("Tags".into(), json!([{"Key": "aws:x", "Value": "y"}])); }), "Partitions[0].NodeGroups[0].Tags[0].Key: \"aws:x\" uses a reserved prefix (aws: or slurm-ec2:)"),
-        (Box::new(|p| { let many: Vec<Value> = (0..47).map(|i| json!({"Key": format!("k{i}"), "Value": "v"})).collect(); group_mut(p, 0, 0).insert("Tags".into(), Value::Array(many)); }), "Partitions[0].NodeGroups[0].Tags: at most 46 tags (EC2 allows 50 per instance and slurm-ec2 adds 4), got 47"),
-        (Box::new(|p| { group_mut(p, 0, 0).insert("Region".into(), json!("US East")); }), "Partitions[0].NodeGroups[0].Region: \"US East\" is not a region name such as us-east-1"),
-        (Box::new(|p| { group_mut(p, 0, 0).insert("SlurmSpecifications".into(), json!({"Gres": "gpu:two"})); }), "Partitions[0].NodeGroups[0].SlurmSpecifications.Gres: \"gpu:two\": the count \"two\" is not a positive whole number"),
-        (Box::new(|p| { group_mut(p, 0, 0).remove("SlurmSpecifications"); }), "Partitions[0].NodeGroups[0].SlurmSpecifications: required key is missing"),
+    type Change = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Change, &str)> = vec![
+        (
+            Box::new(|p| {
+                p.as_object_mut().unwrap().remove("Partitions");
+            }),
+            "Partitions: required key is missing",
+        ),
+        (
+            Box::new(|p| p["Partitions"] = json!({})),
+            "Partitions: must be an array, got an object",
+        ),
+        (
+            Box::new(|p| p["Partitions"][0]["PartitionName"] = json!("aws_1")),
+            "Partitions[0].PartitionName: must match ^[a-zA-Z0-9]+$ (letters and digits only), got \"aws_1\"",
+        ),
+        (
+            Box::new(|p| p["Partitions"][0]["PartitionOptions"] = json!("Default=yes")),
+            "Partitions[0].PartitionOptions: must be an object, got the string \"Default=yes\"",
+        ),
+        (
+            Box::new(|p| p["Partitions"][0]["NodeGroups"] = json!([])),
+            "Partitions[0].NodeGroups: must hold at least one node group",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 1).insert("NodeGroupName".into(), json!("ondemand"));
+            }),
+            "Partitions[0].NodeGroups[1].NodeGroupName: \"ondemand\" is already used in this partition",
+        ),
+        (
+            Box::new(|p| {
+                let copy = p["Partitions"][0].clone();
+                p["Partitions"].as_array_mut().unwrap().push(copy);
+            }),
+            "Partitions[1].PartitionName: \"aws\" is already used by another partition",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert("MaxNodes".into(), json!(true));
+            }),
+            "Partitions[0].NodeGroups[0].MaxNodes: must be a whole number from 1 to 10000, got the boolean true",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert("MaxNodes".into(), json!(0));
+            }),
+            "Partitions[0].NodeGroups[0].MaxNodes: must be a whole number from 1 to 10000, got the number 0",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert("MaxNodes".into(), json!(2.5));
+            }),
+            "Partitions[0].NodeGroups[0].MaxNodes: must be a whole number from 1 to 10000, got the number 2.5",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert("MaxNodes".into(), json!(10001));
+            }),
+            "Partitions[0].NodeGroups[0].MaxNodes: must be a whole number from 1 to 10000, got the number 10001",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert("PurchasingOption".into(), json!("reserved"));
+            }),
+            "Partitions[0].NodeGroups[0].PurchasingOption: must be \"spot\" or \"on-demand\", got \"reserved\"",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert("SubnetIds".into(), json!([]));
+            }),
+            "Partitions[0].NodeGroups[0].SubnetIds: must hold at least one subnet id",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert("SubnetIds".into(), json!("subnet-1"));
+            }),
+            "Partitions[0].NodeGroups[0].SubnetIds: must be an array, got the string \"subnet-1\"",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert("SubnetIds".into(), json!(["subnet-1", "subnet-1"]));
+            }),
+            "Partitions[0].NodeGroups[0].SubnetIds[1]: \"subnet-1\" is listed twice",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert("LaunchTemplateOverrides".into(), json!([]));
+            }),
+            "Partitions[0].NodeGroups[0].LaunchTemplateOverrides: must hold at least one override (for example {\"InstanceType\": \"c5.xlarge\"})",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert("LaunchTemplateOverrides".into(), json!({}));
+            }),
+            "Partitions[0].NodeGroups[0].LaunchTemplateOverrides: must be an array, got an object",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert(
+                    "LaunchTemplateOverrides".into(),
+                    json!([{"InstanceType": "c5.large", "SubnetId": "subnet-1"}]),
+                );
+            }),
+            "Partitions[0].NodeGroups[0].LaunchTemplateOverrides[0].SubnetId: must not be set here: list subnets in the node group's SubnetIds",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert(
+                    "LaunchTemplateSpecification".into(),
+                    json!({"Version": "1"}),
+                );
+            }),
+            "Partitions[0].NodeGroups[0].LaunchTemplateSpecification: must give exactly one of LaunchTemplateId and LaunchTemplateName",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert("Tags".into(), json!([{"Key": "Name", "Value": "x"}]));
+            }),
+            "Partitions[0].NodeGroups[0].Tags[0].Key: \"Name\" is set by slurm-ec2 to the node name and cannot be overridden",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert("Tags".into(), json!([{"Key": "Cost", "Value": 12}]));
+            }),
+            "Partitions[0].NodeGroups[0].Tags[0].Value: must be a string, got the number 12",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert("Tags".into(), json!([{"Key": "aws:x", "Value": "y"}]));
+            }),
+            "Partitions[0].NodeGroups[0].Tags[0].Key: \"aws:x\" uses a reserved prefix (aws: or slurm-ec2:)",
+        ),
+        (
+            Box::new(|p| {
+                let many: Vec<Value> = (0..47)
+                    .map(|i| json!({"Key": format!("k{i}"), "Value": "v"}))
+                    .collect();
+                group_mut(p, 0, 0).insert("Tags".into(), Value::Array(many));
+            }),
+            "Partitions[0].NodeGroups[0].Tags: at most 46 tags (EC2 allows 50 per instance and slurm-ec2 adds 4), got 47",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert("Region".into(), json!("US East"));
+            }),
+            "Partitions[0].NodeGroups[0].Region: \"US East\" is not a region name such as us-east-1",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert("SlurmSpecifications".into(), json!({"Gres": "gpu:two"}));
+            }),
+            "Partitions[0].NodeGroups[0].SlurmSpecifications.Gres: \"gpu:two\": the count \"two\" is not a positive whole number",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).remove("SlurmSpecifications");
+            }),
+            "Partitions[0].NodeGroups[0].SlurmSpecifications: required key is missing",
+        ),
     ];
     for (change, expected) in cases {
         let mut partitions = example_partitions();
@@ -165,16 +358,27 @@ fn unknown_keys_are_warnings_that_suggest_the_nearest_key() {
     group_mut(&mut partitions, 0, 0).insert("MaxNode".into(), max);
     // A misspelt required key is both missing and suggested.
     let found = problems(&example_config(), &partitions);
-    assert_eq!(found, vec!["Partitions[0].NodeGroups[0].MaxNodes: required key is missing"]);
+    assert_eq!(
+        found,
+        vec!["Partitions[0].NodeGroups[0].MaxNodes: required key is missing"]
+    );
 
     let mut partitions = example_partitions();
     group_mut(&mut partitions, 0, 0).insert("ProfilName".into(), json!("x"));
     let mut config = example_config();
     config["Loglevel"] = json!("INFO");
     let loaded = fixtures::load(&config.to_string(), &partitions.to_string()).unwrap();
-    let warnings: Vec<String> = loaded.warnings.iter().map(|w| format!("{}: {}", w.path, w.message)).collect();
+    let warnings: Vec<String> = loaded
+        .warnings
+        .iter()
+        .map(|w| format!("{}: {}", w.path, w.message))
+        .collect();
     assert!(warnings.contains(&"Partitions[0].NodeGroups[0].ProfilName: unknown key, ignored; did you mean \"ProfileName\"?".to_string()), "{warnings:#?}");
-    assert!(warnings.contains(&"Loglevel: unknown key, ignored; did you mean \"LogLevel\"?".to_string()), "{warnings:#?}");
+    assert!(
+        warnings
+            .contains(&"Loglevel: unknown key, ignored; did you mean \"LogLevel\"?".to_string()),
+        "{warnings:#?}"
+    );
 }
 
 #[test]
@@ -184,5 +388,8 @@ fn unreadable_or_malformed_files_name_the_file() {
     assert!(text.contains("config.json: not valid JSON"), "{text}");
     let dir = tempfile::tempdir().unwrap();
     let error = crate::config::load(dir.path()).unwrap_err();
-    assert!(error.to_string().contains("cannot read") && error.to_string().contains("config.json"), "{error}");
+    assert!(
+        error.to_string().contains("cannot read") && error.to_string().contains("config.json"),
+        "{error}"
+    );
 }

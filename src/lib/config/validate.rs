@@ -81,9 +81,6 @@ const SPOT_KEYS: &[&str] = &[
 pub const MAX_NODES_LIMIT: i64 = 10_000;
 /// EC2 allows 50 tags per instance; slurm-ec2 adds Name, cluster, partition and node group.
 pub const MAX_CUSTOM_TAGS: usize = 46;
-pub const CLUSTER_TAG: &str = "slurm-ec2:cluster";
-pub const PARTITION_TAG: &str = "slurm-ec2:partition";
-pub const NODE_GROUP_TAG: &str = "slurm-ec2:node-group";
 
 /// Collects problems and warnings for one file.
 struct Walker<'a> {
@@ -137,7 +134,12 @@ impl Walker<'_> {
         for key in map.keys().filter(|k| !known.contains(&k.as_str())) {
             let nearest = known
                 .iter()
-                .map(|k| (strsim::levenshtein(&key.to_lowercase(), &k.to_lowercase()), *k))
+                .map(|k| {
+                    (
+                        strsim::levenshtein(&key.to_lowercase(), &k.to_lowercase()),
+                        *k,
+                    )
+                })
                 .min()
                 .filter(|(distance, k)| *distance <= 2.max(k.len() / 3));
             let hint = match nearest {
@@ -168,7 +170,12 @@ impl Walker<'_> {
         }
     }
 
-    fn required<'v>(&mut self, map: &'v Map<String, Value>, path: &str, key: &str) -> Option<&'v Value> {
+    fn required<'v>(
+        &mut self,
+        map: &'v Map<String, Value>,
+        path: &str,
+        key: &str,
+    ) -> Option<&'v Value> {
         let value = map.get(key);
         if value.is_none() {
             self.problem(&join(path, key), "required key is missing");
@@ -190,12 +197,22 @@ impl Walker<'_> {
         }
     }
 
-    fn required_string(&mut self, map: &Map<String, Value>, path: &str, key: &str) -> Option<String> {
+    fn required_string(
+        &mut self,
+        map: &Map<String, Value>,
+        path: &str,
+        key: &str,
+    ) -> Option<String> {
         let value = self.required(map, path, key)?;
         self.string(value, &join(path, key))
     }
 
-    fn optional_string(&mut self, map: &Map<String, Value>, path: &str, key: &str) -> Option<String> {
+    fn optional_string(
+        &mut self,
+        map: &Map<String, Value>,
+        path: &str,
+        key: &str,
+    ) -> Option<String> {
         map.get(key).and_then(|v| self.string(v, &join(path, key)))
     }
 
@@ -218,13 +235,22 @@ impl Walker<'_> {
             Some(n) if value.is_number() && (low..=high).contains(&n) => Some(n),
             _ => {
                 let got = describe(value);
-                self.problem(path, format!("must be a whole number from {low} to {high}, got {got}"));
+                self.problem(
+                    path,
+                    format!("must be a whole number from {low} to {high}, got {got}"),
+                );
                 None
             }
         }
     }
 
-    fn optional_integer(&mut self, map: &Map<String, Value>, key: &str, low: i64, high: i64) -> Option<i64> {
+    fn optional_integer(
+        &mut self,
+        map: &Map<String, Value>,
+        key: &str,
+        low: i64,
+        high: i64,
+    ) -> Option<i64> {
         map.get(key).and_then(|v| self.integer(v, key, low, high))
     }
 
@@ -233,7 +259,10 @@ impl Walker<'_> {
         match value {
             Value::Bool(b) => Some(*b),
             other => {
-                self.problem(&join(path, key), format!("must be true or false, got {}", describe(other)));
+                self.problem(
+                    &join(path, key),
+                    format!("must be true or false, got {}", describe(other)),
+                );
                 None
             }
         }
@@ -253,13 +282,19 @@ impl Walker<'_> {
                 Value::Bool(false) => Some("NO".to_string()),
                 other => {
                     let got = describe(other);
-                    self.problem(&join(path, key), format!("must be a string, number or boolean, got {got}"));
+                    self.problem(
+                        &join(path, key),
+                        format!("must be a string, number or boolean, got {got}"),
+                    );
                     None
                 }
             };
             if let Some(rendered) = rendered {
                 if rendered.contains(char::is_whitespace) && !rendered.starts_with('"') {
-                    self.warning(&join(path, key), "holds whitespace; slurm.conf needs it quoted");
+                    self.warning(
+                        &join(path, key),
+                        "holds whitespace; slurm.conf needs it quoted",
+                    );
                 }
                 pairs.push((key.clone(), rendered));
             }
@@ -317,11 +352,16 @@ fn config_file(w: &mut Walker, dir: &Path, json: &Value) -> Option<Config> {
         None => Some(dir.join("aws_plugin.log")),
         Some(value) => w.string(value, "LogFileName").map(PathBuf::from),
     };
-    let slurm_bin = w.required_string(root, "", "SlurmBinPath").map(PathBuf::from);
+    let slurm_bin = w
+        .required_string(root, "", "SlurmBinPath")
+        .map(PathBuf::from);
     let slurm_conf = match w.required(root, "", "SlurmConf") {
         Some(value) => {
             if let Some(map) = value.as_object() {
-                for key in REQUIRED_SLURM_CONF.iter().filter(|k| !map.contains_key(**k)) {
+                for key in REQUIRED_SLURM_CONF
+                    .iter()
+                    .filter(|k| !map.contains_key(**k))
+                {
                     w.problem(&join("SlurmConf", key), "required key is missing");
                 }
             }
@@ -333,7 +373,10 @@ fn config_file(w: &mut Walker, dir: &Path, json: &Value) -> Option<Config> {
     if let Some(name) = &cluster_name
         && (name.len() > 255 || name.contains(char::is_whitespace))
     {
-        w.problem("ClusterName", "must be at most 255 characters without whitespace");
+        w.problem(
+            "ClusterName",
+            "must be at most 255 characters without whitespace",
+        );
     }
     let environment = root
         .get("Environment")
@@ -357,15 +400,26 @@ fn config_file(w: &mut Walker, dir: &Path, json: &Value) -> Option<Config> {
         .map_or(resume_timeout / 2, |n| n as u64);
     let settings = Settings {
         resume_budget: Duration::from_secs(resume_budget.max(1)),
-        fleet_batch_size: w.optional_integer(root, "FleetBatchSize", 1, 1000).unwrap_or(500) as usize,
-        tag_concurrency: w.optional_integer(root, "TagConcurrency", 1, 256).unwrap_or(16) as usize,
-        ec2_max_attempts: w.optional_integer(root, "Ec2MaxAttempts", 1, 10).unwrap_or(3) as u32,
-        ec2_timeout: Duration::from_secs(w.optional_integer(root, "Ec2TimeoutSeconds", 1, 600).unwrap_or(60) as u64),
+        fleet_batch_size: w
+            .optional_integer(root, "FleetBatchSize", 1, 1000)
+            .unwrap_or(500) as usize,
+        tag_concurrency: w
+            .optional_integer(root, "TagConcurrency", 1, 256)
+            .unwrap_or(16) as usize,
+        ec2_max_attempts: w
+            .optional_integer(root, "Ec2MaxAttempts", 1, 10)
+            .unwrap_or(3) as u32,
+        ec2_timeout: Duration::from_secs(
+            w.optional_integer(root, "Ec2TimeoutSeconds", 1, 600)
+                .unwrap_or(60) as u64,
+        ),
         scontrol_timeout: Duration::from_secs(
-            w.optional_integer(root, "ScontrolTimeoutSeconds", 1, 600).unwrap_or(30) as u64,
+            w.optional_integer(root, "ScontrolTimeoutSeconds", 1, 600)
+                .unwrap_or(30) as u64,
         ),
         capacity_hold: Duration::from_secs(
-            w.optional_integer(root, "InsufficientCapacityHoldSeconds", 0, day).unwrap_or(600) as u64,
+            w.optional_integer(root, "InsufficientCapacityHoldSeconds", 0, day)
+                .unwrap_or(600) as u64,
         ),
         launch_grace: Duration::from_secs(
             w.optional_integer(root, "LaunchGraceSeconds", 0, day)
@@ -408,7 +462,10 @@ fn partitions_file(w: &mut Walker, json: &Value) -> Vec<Partition> {
         return Vec::new();
     };
     w.unknown_keys(root, "", &["Partitions"], "ignored");
-    let Some(list) = w.required(root, "", "Partitions").and_then(|v| w.array(v, "Partitions")) else {
+    let Some(list) = w
+        .required(root, "", "Partitions")
+        .and_then(|v| w.array(v, "Partitions"))
+    else {
         return Vec::new();
     };
     if list.is_empty() {
@@ -423,7 +480,10 @@ fn partitions_file(w: &mut Walker, json: &Value) -> Vec<Partition> {
                 partitions.push(partition);
             } else {
                 let name = &partition.name;
-                w.problem(&join(&path, "PartitionName"), format!("{name:?} is already used by another partition"));
+                w.problem(
+                    &join(&path, "PartitionName"),
+                    format!("{name:?} is already used by another partition"),
+                );
             }
         }
     }
@@ -435,7 +495,9 @@ fn partition(w: &mut Walker, value: &Value, path: &str) -> Option<Partition> {
     w.unknown_keys(map, path, PARTITION_KEYS, "ignored");
     let name = w.name(map, path, "PartitionName");
     let groups_path = join(path, "NodeGroups");
-    let list = w.required(map, path, "NodeGroups").and_then(|v| w.array(v, &groups_path));
+    let list = w
+        .required(map, path, "NodeGroups")
+        .and_then(|v| w.array(v, &groups_path));
     let mut groups: Vec<NodeGroup> = Vec::new();
     if let Some(list) = list {
         if list.is_empty() {
@@ -473,28 +535,41 @@ fn node_group(w: &mut Walker, value: &Value, path: &str, partition: &str) -> Opt
         .and_then(|v| w.integer(v, &join(path, "MaxNodes"), 1, MAX_NODES_LIMIT));
     let region = w.required_string(map, path, "Region");
     if let Some(region) = &region
-        && !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     {
-        w.problem(&join(path, "Region"), format!("{region:?} is not a region name such as us-east-1"));
+        w.problem(
+            &join(path, "Region"),
+            format!("{region:?} is not a region name such as us-east-1"),
+        );
     }
     let profile = w.optional_string(map, path, "ProfileName");
     let slurm_specifications = w
         .required(map, path, "SlurmSpecifications")
         .map(|v| w.slurm_pairs(v, &join(path, "SlurmSpecifications")))
         .unwrap_or_default();
-    for (key, value) in slurm_specifications.iter().filter(|(k, _)| k.eq_ignore_ascii_case("gres")) {
+    for (key, value) in slurm_specifications
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("gres"))
+    {
         if let Err(reason) = crate::gres::parse(value) {
             w.problem(&join(&join(path, "SlurmSpecifications"), key), reason);
         }
     }
-    let purchasing = w.required_string(map, path, "PurchasingOption").and_then(|p| match p.as_str() {
-        "spot" => Some(Purchasing::Spot),
-        "on-demand" => Some(Purchasing::OnDemand),
-        other => {
-            w.problem(&join(path, "PurchasingOption"), format!("must be \"spot\" or \"on-demand\", got {other:?}"));
-            None
-        }
-    });
+    let purchasing = w
+        .required_string(map, path, "PurchasingOption")
+        .and_then(|p| match p.as_str() {
+            "spot" => Some(Purchasing::Spot),
+            "on-demand" => Some(Purchasing::OnDemand),
+            other => {
+                w.problem(
+                    &join(path, "PurchasingOption"),
+                    format!("must be \"spot\" or \"on-demand\", got {other:?}"),
+                );
+                None
+            }
+        });
     let on_demand_options = map
         .get("OnDemandOptions")
         .and_then(|v| fleet_options(w, v, &join(path, "OnDemandOptions"), ON_DEMAND_KEYS));
@@ -502,12 +577,14 @@ fn node_group(w: &mut Walker, value: &Value, path: &str, partition: &str) -> Opt
         .get("SpotOptions")
         .and_then(|v| fleet_options(w, v, &join(path, "SpotOptions"), SPOT_KEYS));
     match purchasing {
-        Some(Purchasing::OnDemand) if spot_options.is_some() => {
-            w.warning(&join(path, "SpotOptions"), "ignored: PurchasingOption is on-demand")
-        }
-        Some(Purchasing::Spot) if on_demand_options.is_some() => {
-            w.warning(&join(path, "OnDemandOptions"), "ignored: PurchasingOption is spot")
-        }
+        Some(Purchasing::OnDemand) if spot_options.is_some() => w.warning(
+            &join(path, "SpotOptions"),
+            "ignored: PurchasingOption is on-demand",
+        ),
+        Some(Purchasing::Spot) if on_demand_options.is_some() => w.warning(
+            &join(path, "OnDemandOptions"),
+            "ignored: PurchasingOption is spot",
+        ),
         _ => {}
     }
     let launch_template = w
@@ -540,7 +617,12 @@ fn node_group(w: &mut Walker, value: &Value, path: &str, partition: &str) -> Opt
     })
 }
 
-fn fleet_options(w: &mut Walker, value: &Value, path: &str, known: &[&str]) -> Option<FleetOptions> {
+fn fleet_options(
+    w: &mut Walker,
+    value: &Value,
+    path: &str,
+    known: &[&str],
+) -> Option<FleetOptions> {
     let map = w.object(value, path)?;
     w.unknown_keys(map, path, known, "not supported by slurm-ec2 and ignored");
     let count = |w: &mut Walker, key: &str| {
@@ -560,7 +642,12 @@ fn fleet_options(w: &mut Walker, value: &Value, path: &str, known: &[&str]) -> O
         Some(v) => {
             let sub = join(path, "CapacityReservationOptions");
             let inner = w.object(v, &sub)?;
-            w.unknown_keys(inner, &sub, &["UsageStrategy"], "not supported by slurm-ec2 and ignored");
+            w.unknown_keys(
+                inner,
+                &sub,
+                &["UsageStrategy"],
+                "not supported by slurm-ec2 and ignored",
+            );
             w.optional_string(inner, &sub, "UsageStrategy")
         }
         None => None,
@@ -578,11 +665,19 @@ fn fleet_options(w: &mut Walker, value: &Value, path: &str, known: &[&str]) -> O
 
 fn launch_template(w: &mut Walker, value: &Value, path: &str) -> Option<LaunchTemplate> {
     let map = w.object(value, path)?;
-    w.unknown_keys(map, path, LAUNCH_TEMPLATE_KEYS, "not supported by slurm-ec2 and ignored");
+    w.unknown_keys(
+        map,
+        path,
+        LAUNCH_TEMPLATE_KEYS,
+        "not supported by slurm-ec2 and ignored",
+    );
     let id = w.optional_string(map, path, "LaunchTemplateId");
     let name = w.optional_string(map, path, "LaunchTemplateName");
     if id.is_some() == name.is_some() {
-        w.problem(path, "must give exactly one of LaunchTemplateId and LaunchTemplateName");
+        w.problem(
+            path,
+            "must give exactly one of LaunchTemplateId and LaunchTemplateName",
+        );
         return None;
     }
     let version = match map.get("Version") {
@@ -596,7 +691,10 @@ fn launch_template(w: &mut Walker, value: &Value, path: &str) -> Option<LaunchTe
 fn overrides(w: &mut Walker, value: &Value, path: &str) -> Option<Vec<Override>> {
     let list = w.array(value, path)?;
     if list.is_empty() {
-        w.problem(path, "must hold at least one override (for example {\"InstanceType\": \"c5.xlarge\"})");
+        w.problem(
+            path,
+            "must hold at least one override (for example {\"InstanceType\": \"c5.xlarge\"})",
+        );
         return None;
     }
     let mut result = Vec::new();
@@ -605,17 +703,31 @@ fn overrides(w: &mut Walker, value: &Value, path: &str) -> Option<Vec<Override>>
         let Some(map) = w.object(value, &item_path) else {
             continue;
         };
-        w.unknown_keys(map, &item_path, OVERRIDE_KEYS, "not supported by slurm-ec2 and ignored");
+        w.unknown_keys(
+            map,
+            &item_path,
+            OVERRIDE_KEYS,
+            "not supported by slurm-ec2 and ignored",
+        );
         if map.contains_key("SubnetId") {
-            w.problem(&join(&item_path, "SubnetId"), "must not be set here: list subnets in the node group's SubnetIds");
+            w.problem(
+                &join(&item_path, "SubnetId"),
+                "must not be set here: list subnets in the node group's SubnetIds",
+            );
         }
         if map.contains_key("WeightedCapacity") {
-            w.warning(&join(&item_path, "WeightedCapacity"), "ignored: every instance is one node (weight 1)");
+            w.warning(
+                &join(&item_path, "WeightedCapacity"),
+                "ignored: every instance is one node (weight 1)",
+            );
         }
         let priority = map.get("Priority").and_then(|v| match v.as_f64() {
             Some(p) if v.is_number() => Some(p),
             _ => {
-                w.problem(&join(&item_path, "Priority"), format!("must be a number, got {}", describe(v)));
+                w.problem(
+                    &join(&item_path, "Priority"),
+                    format!("must be a number, got {}", describe(v)),
+                );
                 None
             }
         });
@@ -678,7 +790,10 @@ fn tags(w: &mut Walker, value: &Value, path: &str) -> Option<Vec<Tag>> {
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => {
                 let got = describe(other);
-                w.problem(&join(&item_path, "Value"), format!("must be a string, got {got}"));
+                w.problem(
+                    &join(&item_path, "Value"),
+                    format!("must be a string, got {got}"),
+                );
                 None
             }
             None => None,
@@ -686,9 +801,15 @@ fn tags(w: &mut Walker, value: &Value, path: &str) -> Option<Vec<Tag>> {
         if let Some(key) = &key {
             let key_path = join(&item_path, "Key");
             if key == "Name" {
-                w.problem(&key_path, "\"Name\" is set by slurm-ec2 to the node name and cannot be overridden");
+                w.problem(
+                    &key_path,
+                    "\"Name\" is set by slurm-ec2 to the node name and cannot be overridden",
+                );
             } else if key.starts_with("aws:") || key.starts_with("slurm-ec2:") {
-                w.problem(&key_path, format!("{key:?} uses a reserved prefix (aws: or slurm-ec2:)"));
+                w.problem(
+                    &key_path,
+                    format!("{key:?} uses a reserved prefix (aws: or slurm-ec2:)"),
+                );
             } else if key.len() > 128 {
                 w.problem(&key_path, "must be at most 128 characters");
             }

@@ -1,0 +1,23 @@
+//! Which cluster this is: every EC2 search is scoped to it.
+
+use crate::config::Config;
+use crate::slurm::{Scontrol, SlurmError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("no ClusterName in config.json and cannot ask Slurm for it: {0}")]
+    Slurm(#[from] SlurmError),
+    #[error("no ClusterName in config.json, and `scontrol show config` names none")]
+    Unnamed,
+}
+
+/// `ClusterName` of config.json, else Slurm's own `ClusterName`.
+pub fn cluster_name(config: &Config, scontrol: &Scontrol) -> Result<String, ClusterError> {
+    if let Some(name) = &config.cluster_name {
+        return Ok(name.clone());
+    }
+    scontrol
+        .cluster_name()?
+        .filter(|n| !n.is_empty() && n != "(null)")
+        .ok_or(ClusterError::Unnamed)
+}

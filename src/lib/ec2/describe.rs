@@ -1,0 +1,216 @@
+use std::net::Ipv4Addr;
+
+use aws_sdk_ec2::types::{Filter, InstanceStateName};
+
+use super::{CallCounter, Ec2Error, MAX_FILTER_VALUES, MAX_IDS_PER_CALL};
+
+/// What slurm-ec2 needs to know of one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub id: String,
+    /// `pending`, `running`, `shutting-down`, `terminated`, `stopping`, `stopped`.
+    pub state: String,
+    /// The private address of the primary network interface: IPv4, else IPv6.
+    pub address: Option<String>,
+    pub private_dns_name: Option<String>,
+    pub tags: Vec<(String, String)>,
+    /// Seconds since the epoch.
+    pub launch_time: Option<i64>,
+}
+
+impl Instance {
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn is_live(&self) -> bool {
+        matches!(
+            self.state.as_str(),
+            "pending" | "running" | "stopping" | "stopped"
+        )
+    }
+
+    /// The first label of `PrivateDnsName`, else `ip-a-b-c-d` from the address.
+    pub fn hostname(&self) -> Option<String> {
+        if let Some(label) = self
+            .private_dns_name
+            .as_deref()
+            .and_then(|dns| dns.split('.').next())
+            .filter(|label| !label.is_empty())
+        {
+            return Some(label.to_string());
+        }
+        let address = self.address.as_deref()?;
+        match address.parse::<Ipv4Addr>() {
+            Ok(ip) => Some(format!("ip-{}", ip.to_string().replace('.', "-"))),
+            Err(_) => Some(format!("i-{}", self.id.trim_start_matches("i-"))),
+        }
+    }
+
+    fn from_sdk(instance: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
+        let id = instance.instance_id()?.to_string();
+        let primary = instance.network_interfaces().iter().find(|nic| {
+            nic.attachment().and_then(|a| a.device_index()).unwrap_or(0) == 0
+                && nic
+                    .attachment()
+                    .and_then(|a| a.network_card_index())
+                    .unwrap_or(0)
+                    == 0
+        });
+        let ipv4 = primary
+            .and_then(|nic| nic.private_ip_address())
+            .or(instance.private_ip_address())
+            .filter(|a| !a.is_empty());
+        let ipv6 = primary
+            .and_then(|nic| nic.ipv6_addresses().first())
+            .and_then(|a| a.ipv6_address())
+            .or(instance.ipv6_address());
+        Some(Instance {
+            id,
+            state: instance
+                .state()
+                .and_then(|s| s.name())
+                .map_or("unknown".to_string(), |n| n.as_str().to_string()),
+            address: ipv4.or(ipv6).map(str::to_string),
+            private_dns_name: instance
+                .private_dns_name()
+                .filter(|d| !d.is_empty())
+                .map(str::to_string),
+            tags: instance
+                .tags()
+                .iter()
+                .filter_map(|t| {
+                    Some((
+                        t.key()?.to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    ))
+                })
+                .collect(),
+            launch_time: instance.launch_time().map(|t| t.secs()),
+        })
+    }
+}
+
+/// Looks up instances by id, at most 1000 ids per call. Ids EC2 does not
+/// (yet) know are simply absent from the result.
+pub async fn describe_ids(
+    client: &aws_sdk_ec2::Client,
+    ids: &[String],
+    calls: &CallCounter,
+) -> Result<Vec<Instance>, Ec2Error> {
+    let mut found = Vec::new();
+    for batch in ids.chunks(MAX_IDS_PER_CALL) {
+        calls.count("DescribeInstances");
+        let result = client
+            .describe_instances()
+            .set_instance_ids(Some(batch.to_vec()))
+            .send()
+            .await;
+        let output = match result {
+            Ok(output) => output,
+            // Right after launch EC2 may not know an id yet: ask for them one by one later.
+            Err(error)
+                if error
+                    .as_service_error()
+                    .and_then(|e| aws_sdk_ec2::error::ProvideErrorMetadata::code(e))
+                    == Some("InvalidInstanceID.NotFound") =>
+            {
+                continue;
+            }
+            Err(error) => {
+                let context = format!("of {} instance(s)", batch.len());
+                return Err(Ec2Error::from_sdk("DescribeInstances", context, error));
+            }
+        };
+        for reservation in output.reservations() {
+            found.extend(
+                reservation
+                    .instances()
+                    .iter()
+                    .filter_map(Instance::from_sdk),
+            );
+        }
+    }
+    Ok(found)
+}
+
+/// A DescribeInstances filter: `(name, values)`.
+pub type InstanceFilter = (String, Vec<String>);
+
+/// Looks up instances by filters, paginated. `fixed` filters go into every
+/// call; the values of `chunked` are split so that no call has more than 200
+/// filter values in all, as EC2 demands.
+pub async fn describe_by_filters(
+    client: &aws_sdk_ec2::Client,
+    fixed: &[InstanceFilter],
+    chunked: Option<&InstanceFilter>,
+    calls: &CallCounter,
+) -> Result<Vec<Instance>, Ec2Error> {
+    let fixed_values: usize = fixed.iter().map(|(_, v)| v.len()).sum();
+    let room = MAX_FILTER_VALUES.saturating_sub(fixed_values).max(1);
+    let chunks: Vec<Option<InstanceFilter>> = match chunked {
+        Some((name, values)) if values.is_empty() => {
+            let _ = name;
+            return Ok(Vec::new());
+        }
+        Some((name, values)) => values
+            .chunks(room)
+            .map(|c| Some((name.clone(), c.to_vec())))
+            .collect(),
+        None => vec![None],
+    };
+    let to_filter = |(name, values): &InstanceFilter| {
+        Filter::builder()
+            .name(name)
+            .set_values(Some(values.clone()))
+            .build()
+    };
+    let mut found = Vec::new();
+    for chunk in chunks {
+        let filters: Vec<Filter> = fixed.iter().chain(chunk.as_ref()).map(to_filter).collect();
+        let mut next_token: Option<String> = None;
+        loop {
+            calls.count("DescribeInstances");
+            let result = client
+                .describe_instances()
+                .set_filters(Some(filters.clone()))
+                .max_results(1000)
+                .set_next_token(next_token.clone())
+                .send()
+                .await;
+            let output =
+                result.map_err(|e| Ec2Error::from_sdk("DescribeInstances", "by filters", e))?;
+            for reservation in output.reservations() {
+                found.extend(
+                    reservation
+                        .instances()
+                        .iter()
+                        .filter_map(Instance::from_sdk),
+                );
+            }
+            next_token = output
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
+            if next_token.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(found)
+}
+
+pub fn live_states() -> Vec<String> {
+    [
+        InstanceStateName::Pending,
+        InstanceStateName::Running,
+        InstanceStateName::Stopping,
+        InstanceStateName::Stopped,
+    ]
+    .iter()
+    .map(|s| s.as_str().to_string())
+    .collect()
+}

@@ -1,0 +1,24 @@
+//! Slurm through its own commands: `scontrol`, run without a shell, with a
+//! timeout, its exit status and stderr checked.
+
+mod command;
+mod nodes;
+
+pub use command::{Scontrol, SlurmError};
+pub use nodes::{Flag, NodeInfo, NodeState, parse_nodes};
+
+/// At most this many nodes per `scontrol update`.
+pub const UPDATE_BATCH: usize = 100;
+
+/// A node name with the address and host name Slurm must reach it at.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NodeAddress {
+    pub node: String,
+    pub address: String,
+    pub hostname: String,
+}
+
+/// The reason resume gives nodes it could not serve, with the EC2 error code.
+pub fn failure_reason(code: &str) -> String {
+    format!("(Code:{code})Failure when resuming nodes")
+}

@@ -1,0 +1,229 @@
+//! `scontrol show nodes -o` output, parsed tolerantly, and node states as a
+//! base state plus a set of flags, for Slurm 20.02 strings (`IDLE~`, `DOWN*`,
+//! `+POWER`) and 21.08+ ones (`POWERED_DOWN`, `NOT_RESPONDING`, …) alike.
+
+use std::collections::BTreeSet;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Flag {
+    Cloud,
+    Completing,
+    Drain,
+    Fail,
+    NotResponding,
+    PoweredDown,
+    PoweringUp,
+    PowerDown,
+    PoweringDown,
+    Maintenance,
+    Reserved,
+    RebootRequested,
+    RebootIssued,
+    Planned,
+    InvalidReg,
+    Other,
+}
+
+impl Flag {
+    fn from_token(token: &str) -> Flag {
+        match token {
+            "CLOUD" => Flag::Cloud,
+            "COMPLETING" => Flag::Completing,
+            "DRAIN" | "DRAINED" | "DRAINING" => Flag::Drain,
+            "FAIL" | "FAILING" => Flag::Fail,
+            "NOT_RESPONDING" | "NO_RESPOND" => Flag::NotResponding,
+            // 20.02 printed POWER for a powered-down node.
+            "POWERED_DOWN" | "POWER" => Flag::PoweredDown,
+            "POWERING_UP" | "POWER_UP" => Flag::PoweringUp,
+            "POWER_DOWN" => Flag::PowerDown,
+            "POWERING_DOWN" => Flag::PoweringDown,
+            "MAINTENANCE" | "MAINT" => Flag::Maintenance,
+            "RESERVED" => Flag::Reserved,
+            "REBOOT_REQUESTED" => Flag::RebootRequested,
+            "REBOOT_ISSUED" => Flag::RebootIssued,
+            "PLANNED" => Flag::Planned,
+            "INVALID_REG" => Flag::InvalidReg,
+            _ => Flag::Other,
+        }
+    }
+
+    /// The flag of one of sinfo's state suffixes, which 20.02 also put on the base state.
+    fn from_suffix(c: char) -> Option<Flag> {
+        Some(match c {
+            '*' => Flag::NotResponding,
+            '~' => Flag::PoweredDown,
+            '#' => Flag::PoweringUp,
+            '!' => Flag::PowerDown,
+            '%' => Flag::PoweringDown,
+            '$' => Flag::Maintenance,
+            '@' => Flag::RebootRequested,
+            '^' => Flag::RebootIssued,
+            '-' => Flag::Planned,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeState {
+    /// `IDLE`, `ALLOCATED`, `MIXED`, `DOWN`, `FUTURE`, `UNKNOWN`, …
+    pub base: String,
+    pub flags: BTreeSet<Flag>,
+}
+
+impl NodeState {
+    pub fn parse(text: &str) -> NodeState {
+        let mut tokens = text.trim().split('+');
+        let first = tokens.next().unwrap_or_default();
+        let base_end = first
+            .trim_end_matches(|c| Flag::from_suffix(c).is_some())
+            .len();
+        let mut flags: BTreeSet<Flag> = first[base_end..]
+            .chars()
+            .filter_map(Flag::from_suffix)
+            .collect();
+        flags.extend(tokens.map(Flag::from_token));
+        NodeState {
+            base: first[..base_end].to_ascii_uppercase(),
+            flags,
+        }
+    }
+
+    pub fn has(&self, flag: Flag) -> bool {
+        self.flags.contains(&flag)
+    }
+
+    pub fn is_down(&self) -> bool {
+        self.base == "DOWN"
+    }
+
+    pub fn powered_down(&self) -> bool {
+        self.has(Flag::PoweredDown)
+    }
+
+    pub fn powering_down(&self) -> bool {
+        self.has(Flag::PoweringDown)
+    }
+
+    pub fn powering_up(&self) -> bool {
+        self.has(Flag::PoweringUp)
+    }
+
+    /// Up and usable or in use: not powered or powering down, not powering up, not down.
+    pub fn in_service(&self) -> bool {
+        matches!(
+            self.base.as_str(),
+            "IDLE" | "ALLOCATED" | "ALLOC" | "MIXED" | "COMPLETING"
+        ) && !self.powered_down()
+            && !self.powering_down()
+            && !self.powering_up()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub name: String,
+    pub state: NodeState,
+    pub state_text: String,
+    pub address: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// Splits a `-o` line into `Key=Value` fields. A key is a word of letters,
+/// digits and `_` that starts with a capital and follows a space; a value runs
+/// to the next key, so it may hold spaces and `=`. The first of a repeated key wins.
+fn fields(line: &str) -> Vec<(&str, &str)> {
+    let bytes = line.as_bytes();
+    let mut starts = Vec::new();
+    for (i, _) in line.match_indices('=') {
+        let key_start = line[..i].rfind(' ').map_or(0, |s| s + 1);
+        let key = &line[key_start..i];
+        let is_key = !key.is_empty()
+            && key.as_bytes()[0].is_ascii_uppercase()
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && (key_start == 0 || bytes[key_start - 1] == b' ');
+        if is_key && starts.last().is_none_or(|&(_, end)| key_start > end) {
+            starts.push((key_start, i));
+        }
+    }
+    let mut result: Vec<(&str, &str)> = Vec::new();
+    for (n, &(key_start, eq)) in starts.iter().enumerate() {
+        let value_end = starts.get(n + 1).map_or(line.len(), |&(next, _)| next);
+        let key = &line[key_start..eq];
+        if !result.iter().any(|(k, _)| *k == key) {
+            result.push((key, line[eq + 1..value_end].trim_end()));
+        }
+    }
+    result
+}
+
+/// Parses `scontrol show nodes -o`: one node a line; blank lines and lines
+/// without `NodeName=` are skipped.
+pub fn parse_nodes(text: &str) -> Vec<NodeInfo> {
+    text.lines()
+        .filter_map(|line| {
+            let fields = fields(line);
+            let get = |key: &str| fields.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+            let name = get("NodeName")?;
+            let state_text = get("State").unwrap_or("UNKNOWN");
+            Some(NodeInfo {
+                name: name.to_string(),
+                state: NodeState::parse(state_text),
+                state_text: state_text.to_string(),
+                address: get("NodeAddr").map(str::to_string),
+                reason: get("Reason")
+                    .filter(|r| !r.is_empty() && *r != "(null)")
+                    .map(str::to_string),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_of_both_versions() {
+        let old = NodeState::parse("IDLE~+CLOUD+POWER");
+        assert_eq!(old.base, "IDLE");
+        assert!(old.powered_down() && old.has(Flag::Cloud));
+        let old_down = NodeState::parse("DOWN*+CLOUD");
+        assert!(old_down.is_down() && old_down.has(Flag::NotResponding));
+        let new = NodeState::parse("DOWN+CLOUD+POWERED_DOWN+NOT_RESPONDING");
+        assert!(new.is_down() && new.powered_down() && new.has(Flag::NotResponding));
+        let up = NodeState::parse("ALLOCATED+CLOUD+NOT_RESPONDING+POWERING_UP");
+        assert!(up.powering_up() && !up.in_service());
+        assert!(NodeState::parse("IDLE+CLOUD").in_service());
+        assert!(NodeState::parse("MIXED+CLOUD").in_service());
+        assert!(!NodeState::parse("IDLE+CLOUD+POWERING_DOWN").in_service());
+        assert!(NodeState::parse("IDLE#+CLOUD").powering_up());
+    }
+
+    #[test]
+    fn lines_with_spaces_and_equals_in_reasons() {
+        let text = "\
+NodeName=aws-node-0 Arch=x86_64 CoresPerSocket=1 CPUAlloc=0 CPUTot=2 AvailableFeatures=(null) NodeAddr=127.1.0.4 NodeHostName=ip-127-1-0-4 Version=22.05.8 State=DOWN+CLOUD+POWERED_DOWN+NOT_RESPONDING ThreadsPerCore=1 Partitions=aws BootTime=None LastBusyTime=2026-11-21T12:00:00 Reason=ResumeTimeout reached State=IDLE x=y [slurm@2026-11-21T12:01:00]
+
+garbage line without the key
+NodeName=aws-node-1 State=IDLE+CLOUD+POWERED_DOWN Reason=(null) SomeFutureField=1
+";
+        let nodes = parse_nodes(text);
+        assert_eq!(nodes.len(), 2);
+        assert_eq!(nodes[0].name, "aws-node-0");
+        assert_eq!(
+            nodes[0].state_text,
+            "DOWN+CLOUD+POWERED_DOWN+NOT_RESPONDING"
+        );
+        assert_eq!(nodes[0].address.as_deref(), Some("127.1.0.4"));
+        assert!(
+            nodes[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .starts_with("ResumeTimeout reached")
+        );
+        assert_eq!(nodes[1].reason, None);
+        assert!(nodes[1].state.powered_down());
+    }
+}
