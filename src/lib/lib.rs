@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod ec2;
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod get_nodename;
 pub mod resume;
 pub mod slurm;
 pub mod suspend;

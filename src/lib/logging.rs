@@ -11,11 +11,12 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::{Layer, filter::LevelFilter};
 
 use crate::config::LogLevel;
 
@@ -84,6 +85,24 @@ where
     }
 }
 
+/// Our own lines at the configured level; the SDK's and other libraries' lines
+/// only from WARNING up, whatever the level, so that DEBUG stays readable.
+pub fn targets(level: LogLevel) -> Targets {
+    Targets::new()
+        .with_default(level_filter(level).min(LevelFilter::WARN))
+        .with_targets(OUR_TARGETS.iter().map(|t| (*t, level_filter(level))))
+}
+
+/// The crate and the binaries (whose targets are their crate names).
+const OUR_TARGETS: [&str; 6] = [
+    "slurm_ec2",
+    "resume",
+    "suspend",
+    "change_state",
+    "generate_conf",
+    "get_nodename",
+];
+
 pub fn level_filter(level: LogLevel) -> LevelFilter {
     match level {
         LogLevel::Critical | LogLevel::Error => LevelFilter::ERROR,
@@ -131,7 +150,6 @@ pub fn init(
     level: LogLevel,
     verbose: bool,
 ) -> Result<LogGuard, LogError> {
-    let filter = level_filter(level);
     let (file_layer, guard) = match file {
         Some(file) => {
             let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
@@ -140,7 +158,7 @@ pub fn init(
             let layer = tracing_subscriber::fmt::layer()
                 .event_format(LineFormat::new(program))
                 .with_writer(writer)
-                .with_filter(filter);
+                .with_filter(targets(level));
             (Some(layer), Some(guard))
         }
         None => (None, None),
@@ -149,7 +167,7 @@ pub fn init(
         tracing_subscriber::fmt::layer()
             .event_format(LineFormat::new(program))
             .with_writer(io::stderr)
-            .with_filter(filter)
+            .with_filter(targets(level))
     });
     let subscriber = tracing_subscriber::registry()
         .with(file_layer)

@@ -1,2 +1,10 @@
-#[test]
-fn t() {}
+//! Integration tests: the real binaries, run as Slurm runs them, against a
+//! recording `scontrol` and a faked EC2 (wire format), and the end-to-end
+//! scenarios against a real slurmctld and moto when `scripts/test` set them up.
+
+mod cli;
+mod generate_conf;
+mod get_nodename;
+pub mod resume_wire;
+mod support;
+mod suspend_wire;

@@ -1,0 +1,163 @@
+//! get-nodename: on a compute node, the Slurm node name resume gave this
+//! instance, read from its `Name` tag over IMDSv2 (or, where the launch
+//! template does not expose tags in metadata, from DescribeInstances).
+
+use std::time::Duration;
+
+use aws_config::imds::client::error::ImdsError;
+use aws_config::provider_config::ProviderConfig;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+
+use crate::config::{Config, Settings};
+use crate::ec2::{self, Backoff, CallCounter, Deadline};
+use crate::names;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameSource {
+    MetadataTags,
+    DescribeInstances,
+}
+
+impl std::fmt::Display for NameSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NameSource::MetadataTags => "instance metadata tags",
+            NameSource::DescribeInstances => {
+                "DescribeInstances (tags are not exposed in instance metadata)"
+            }
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GetNameError {
+    #[error("cannot read {path} from instance metadata (IMDSv2): {message}")]
+    Metadata { path: &'static str, message: String },
+    #[error("instance {instance_id} has no Name tag after {} s", waited.as_secs())]
+    NoName {
+        instance_id: String,
+        waited: Duration,
+    },
+    #[error(
+        "the Name tag {name:?} of instance {instance_id} is not a node of this cluster: {reason}"
+    )]
+    NotOurs {
+        instance_id: String,
+        name: String,
+        reason: names::NameError,
+    },
+}
+
+fn describe_imds_error(error: &ImdsError) -> String {
+    match error {
+        ImdsError::ErrorResponse(response) => {
+            format!("HTTP {}", response.response().status().as_u16())
+        }
+        other => aws_sdk_ec2::error::DisplayErrorContext(other).to_string(),
+    }
+}
+
+fn is_not_found(error: &ImdsError) -> bool {
+    matches!(error, ImdsError::ErrorResponse(r) if r.response().status().as_u16() == 404)
+}
+
+/// An IMDSv2-only client: the endpoint override `AWS_EC2_METADATA_SERVICE_ENDPOINT` applies.
+pub fn imds_client() -> aws_config::imds::Client {
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::imds::Client::builder()
+        .configure(&ProviderConfig::default().with_http_client(http_client))
+        .connect_timeout(Duration::from_secs(1))
+        .read_timeout(Duration::from_secs(2))
+        .max_attempts(3)
+        .build()
+}
+
+async fn get(imds: &aws_config::imds::Client, path: &'static str) -> Result<String, GetNameError> {
+    imds.get(path)
+        .await
+        .map(|value| value.as_ref().trim().to_string())
+        .map_err(|e| GetNameError::Metadata {
+            path,
+            message: describe_imds_error(&e),
+        })
+}
+
+/// Waits, with back-off, until this instance has a `Name` tag or `timeout` runs out.
+pub async fn lookup(
+    imds: &aws_config::imds::Client,
+    settings: &Settings,
+    timeout: Duration,
+) -> Result<(String, NameSource), GetNameError> {
+    let deadline = Deadline::after(timeout);
+    let instance_id = get(imds, "/latest/meta-data/instance-id").await?;
+    let tags_exposed = match imds.get("/latest/meta-data/tags/instance").await {
+        Ok(_) => true,
+        Err(error) if is_not_found(&error) => false,
+        Err(error) => {
+            return Err(GetNameError::Metadata {
+                path: "/latest/meta-data/tags/instance",
+                message: describe_imds_error(&error),
+            });
+        }
+    };
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
+    if tags_exposed {
+        loop {
+            match imds.get("/latest/meta-data/tags/instance/Name").await {
+                Ok(name) if !name.as_ref().trim().is_empty() => {
+                    return Ok((name.as_ref().trim().to_string(), NameSource::MetadataTags));
+                }
+                Ok(_) => {}
+                Err(error) if is_not_found(&error) => {}
+                Err(error) => {
+                    tracing::warn!("Reading the Name tag: {}", describe_imds_error(&error))
+                }
+            }
+            if !backoff.wait(&deadline).await {
+                return Err(GetNameError::NoName {
+                    instance_id,
+                    waited: timeout,
+                });
+            }
+            tracing::info!("Instance {instance_id} has no Name tag yet; waiting");
+        }
+    }
+    tracing::info!("Tags are not exposed in instance metadata; asking EC2 with DescribeInstances");
+    let region = get(imds, "/latest/meta-data/placement/region").await?;
+    let client = ec2::connect(&region, None, settings).await;
+    let calls = CallCounter::default();
+    loop {
+        match ec2::describe_ids(&client, std::slice::from_ref(&instance_id), &calls).await {
+            Ok(instances) => {
+                if let Some(name) = instances
+                    .iter()
+                    .find_map(|i| i.tag("Name"))
+                    .filter(|n| !n.is_empty())
+                {
+                    return Ok((name.to_string(), NameSource::DescribeInstances));
+                }
+            }
+            Err(error) => tracing::warn!("{error}"),
+        }
+        if !backoff.wait(&deadline).await {
+            return Err(GetNameError::NoName {
+                instance_id,
+                waited: timeout,
+            });
+        }
+        tracing::info!("Instance {instance_id} has no Name tag yet; waiting");
+    }
+}
+
+/// Refuses a name that is not one of the configured nodes.
+pub fn check_name(config: &Config, instance_id: &str, name: &str) -> Result<(), GetNameError> {
+    names::parse(config, name)
+        .map(|_| ())
+        .map_err(|reason| GetNameError::NotOurs {
+            instance_id: instance_id.to_string(),
+            name: name.to_string(),
+            reason,
+        })
+}

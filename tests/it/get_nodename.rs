@@ -1,0 +1,214 @@
+//! get-nodename against an instance-metadata stand-in (IMDSv2) and a faked EC2.
+
+use std::process::Output;
+
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::resume_wire::fake_ec2;
+use crate::support::{Workspace, run_binary_with_env, test_config, test_partitions};
+
+const TOKEN: &str = "test-token";
+
+/// An IMDSv2 stand-in for instance `instance_id`; `tags` None means tags are
+/// not exposed in metadata; `name_after` 404s before the Name tag shows.
+async fn metadata(instance_id: &str, tags: Option<&str>, name_after: u64) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path("/latest/api/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(TOKEN)
+                .insert_header("x-aws-ec2-metadata-token-ttl-seconds", "21600"),
+        )
+        .mount(&server)
+        .await;
+    let get = |p: &str| {
+        Mock::given(method("GET"))
+            .and(path(p.to_string()))
+            .and(header("x-aws-ec2-metadata-token", TOKEN))
+    };
+    get("/latest/meta-data/instance-id")
+        .respond_with(ResponseTemplate::new(200).set_body_string(instance_id))
+        .mount(&server)
+        .await;
+    get("/latest/meta-data/placement/region")
+        .respond_with(ResponseTemplate::new(200).set_body_string("us-east-1"))
+        .mount(&server)
+        .await;
+    match tags {
+        Some(name) => {
+            get("/latest/meta-data/tags/instance")
+                .respond_with(ResponseTemplate::new(200).set_body_string("Name\nslurm-ec2:cluster"))
+                .mount(&server)
+                .await;
+            if name_after > 0 {
+                get("/latest/meta-data/tags/instance/Name")
+                    .respond_with(ResponseTemplate::new(404))
+                    .up_to_n_times(name_after)
+                    .with_priority(1)
+                    .mount(&server)
+                    .await;
+            }
+            get("/latest/meta-data/tags/instance/Name")
+                .respond_with(ResponseTemplate::new(200).set_body_string(name))
+                .with_priority(2)
+                .mount(&server)
+                .await;
+        }
+        None => {
+            get("/latest/meta-data/tags/instance")
+                .respond_with(ResponseTemplate::new(404))
+                .mount(&server)
+                .await;
+        }
+    }
+    server
+}
+
+async fn get_nodename(workspace: &Workspace, imds: &str, ec2: &str, args: &[&str]) -> Output {
+    let env = vec![
+        (
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT".to_string(),
+            imds.to_string(),
+        ),
+        ("AWS_ENDPOINT_URL_EC2".to_string(), ec2.to_string()),
+        ("AWS_ACCESS_KEY_ID".to_string(), "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), "testing".to_string()),
+    ];
+    let dir = workspace.path().to_path_buf();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_binary_with_env(&dir, "get-nodename", &refs, &env)
+    })
+    .await
+    .unwrap()
+}
+
+fn workspace() -> Workspace {
+    Workspace::new(&test_config("http://127.0.0.1:1"), &test_partitions(10))
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_the_name_tag_over_imdsv2() {
+    let imds = metadata("i-0123", Some("aws-od-3"), 0).await;
+    let workspace = workspace();
+    let output = get_nodename(&workspace, &imds.uri(), "http://127.0.0.1:1", &[]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout(&output), "aws-od-3\n");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("instance metadata tags"));
+    let output = get_nodename(&workspace, &imds.uri(), "http://127.0.0.1:1", &["--env"]).await;
+    assert_eq!(stdout(&output), "SLURM_NODENAME=aws-od-3\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waits_for_a_name_tag_that_appears_later() {
+    let imds = metadata("i-0123", Some("aws-od-4"), 2).await;
+    let output = get_nodename(
+        &workspace(),
+        &imds.uri(),
+        "http://127.0.0.1:1",
+        &["--timeout", "30"],
+    )
+    .await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout(&output), "aws-od-4\n");
+    let name_requests = imds
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/latest/meta-data/tags/instance/Name")
+        .count();
+    assert_eq!(name_requests, 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_name_that_never_appears_fails_within_the_timeout() {
+    let imds = metadata("i-0123", Some("aws-od-4"), 1000).await;
+    let started = std::time::Instant::now();
+    let output = get_nodename(
+        &workspace(),
+        &imds.uri(),
+        "http://127.0.0.1:1",
+        &["--timeout", "2"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(started.elapsed().as_secs() < 10);
+    assert_eq!(stdout(&output), "");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("has no Name tag after 2 s"),
+        "{output:?}"
+    );
+
+    let output = get_nodename(
+        &workspace(),
+        &imds.uri(),
+        "http://127.0.0.1:1",
+        &["--timeout", "1", "--fallback-hostname"],
+    )
+    .await;
+    assert!(output.status.success());
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(stdout(&output).trim(), hostname.trim());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_name_that_is_not_one_of_our_nodes_is_refused() {
+    let imds = metadata("i-0123", Some("aws-od-99"), 0).await;
+    let output = get_nodename(&workspace(), &imds.uri(), "http://127.0.0.1:1", &[]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stdout(&output), "");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("is not a node of this cluster"),
+        "{output:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_imdsv1_only_endpoint_is_refused() {
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(403))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("aws-od-1"))
+        .mount(&server)
+        .await;
+    let output = get_nodename(
+        &workspace(),
+        &server.uri(),
+        "http://127.0.0.1:1",
+        &["--timeout", "2"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert_eq!(stdout(&output), "");
+    let gets = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method.as_str() == "GET")
+        .count();
+    assert_eq!(gets, 0, "no tokenless IMDSv1 read");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_tags_in_metadata_it_asks_describe_instances() {
+    let (ec2, fake) = fake_ec2().await;
+    let id = fake.add_instance(&[("Name", "aws-sp-2"), ("slurm-ec2:cluster", "testcluster")]);
+    let imds = metadata(&id, None, 0).await;
+    let output = get_nodename(&workspace(), &imds.uri(), &ec2.uri(), &[]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout(&output), "aws-sp-2\n");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("DescribeInstances"));
+    assert_eq!(fake.calls("DescribeInstances").len(), 1);
+}

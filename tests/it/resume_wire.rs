@@ -1,0 +1,421 @@
+//! resume against a faked EC2: the requests on the wire, and the decisions
+//! under partial capacity, throttling, lag and failures.
+
+use std::collections::BTreeSet;
+
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer};
+
+use crate::support::fake_ec2::{Params, filters, list};
+use crate::support::{FakeEc2, Workspace, test_config, test_partitions};
+
+pub async fn fake_ec2() -> (MockServer, FakeEc2) {
+    let server = MockServer::start().await;
+    let fake = FakeEc2::default();
+    Mock::given(method("POST"))
+        .respond_with(fake.clone())
+        .mount(&server)
+        .await;
+    (server, fake)
+}
+
+pub async fn setup(max_nodes: u32) -> (MockServer, FakeEc2, Workspace) {
+    let (server, fake) = fake_ec2().await;
+    let workspace = Workspace::new(&test_config(&server.uri()), &test_partitions(max_nodes));
+    (server, fake, workspace)
+}
+
+fn get<'a>(params: &'a Params, key: &str) -> &'a str {
+    params
+        .get(key)
+        .map(String::as_str)
+        .unwrap_or_else(|| panic!("no {key} in {params:#?}"))
+}
+
+fn launch_tags(params: &Params) -> Vec<(String, String)> {
+    (1..)
+        .map_while(|i| {
+            let key = params.get(&format!("TagSpecification.1.Tag.{i}.Key"))?;
+            Some((
+                key.clone(),
+                params[&format!("TagSpecification.1.Tag.{i}.Value")].clone(),
+            ))
+        })
+        .collect()
+}
+
+fn down_updates(workspace: &Workspace) -> Vec<Vec<String>> {
+    workspace
+        .scontrol_updates()
+        .into_iter()
+        .filter(|c| c.iter().any(|a| a == "state=DOWN"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn launches_tags_at_launch_and_per_instance_then_updates_slurm_once() {
+    let (_server, fake, workspace) = setup(10).await;
+    let output = workspace.run_async("resume", &["aws-od-[0-1]"]).await;
+    assert!(output.status.success(), "{output:?}\n{}", workspace.log());
+
+    let fleets = fake.calls("CreateFleet");
+    assert_eq!(fleets.len(), 1);
+    let fleet = &fleets[0];
+    assert_eq!(get(fleet, "Type"), "instant");
+    assert_eq!(
+        get(fleet, "TargetCapacitySpecification.TotalTargetCapacity"),
+        "2"
+    );
+    assert_eq!(
+        get(
+            fleet,
+            "TargetCapacitySpecification.DefaultTargetCapacityType"
+        ),
+        "on-demand"
+    );
+    assert_eq!(
+        get(
+            fleet,
+            "LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateName"
+        ),
+        "compute"
+    );
+    assert_eq!(
+        get(
+            fleet,
+            "LaunchTemplateConfigs.1.LaunchTemplateSpecification.Version"
+        ),
+        "$Latest"
+    );
+    let overrides: Vec<(String, String, String)> = (1..=4)
+        .map(|i| {
+            let prefix = format!("LaunchTemplateConfigs.1.Overrides.{i}");
+            assert_eq!(
+                get(fleet, &format!("{prefix}.WeightedCapacity"))
+                    .parse::<f64>()
+                    .unwrap(),
+                1.0
+            );
+            (
+                i.to_string(),
+                get(fleet, &format!("{prefix}.InstanceType")).to_string(),
+                get(fleet, &format!("{prefix}.SubnetId")).to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(overrides[0].1, "c5.xlarge");
+    assert_eq!(overrides[0].2, "subnet-11111111");
+    assert_eq!(overrides[1].2, "subnet-22222222");
+    assert_eq!(overrides[3].1, "c4.xlarge");
+    assert!(!fleet.contains_key("LaunchTemplateConfigs.1.Overrides.5.InstanceType"));
+    assert_eq!(
+        get(fleet, "OnDemandOptions.AllocationStrategy"),
+        "lowest-price"
+    );
+    assert!(!fleet.keys().any(|k| k.starts_with("SpotOptions")));
+    assert_eq!(get(fleet, "TagSpecification.1.ResourceType"), "instance");
+    let tags = launch_tags(fleet);
+    for expected in [
+        ("slurm-ec2:cluster", "testcluster"),
+        ("slurm-ec2:partition", "aws"),
+        ("slurm-ec2:node-group", "od"),
+        ("Team", "hpc"),
+    ] {
+        assert!(
+            tags.contains(&(expected.0.to_string(), expected.1.to_string())),
+            "{tags:?}"
+        );
+    }
+    assert!(
+        !tags.iter().any(|(k, _)| k == "Address" || k == "Name"),
+        "placeholders wait for the instance: {tags:?}"
+    );
+
+    // Per-instance tags, each with its own values.
+    let live = fake.live();
+    assert_eq!(live.len(), 2);
+    let mut names = BTreeSet::new();
+    for instance in &live {
+        let name = instance.tag("Name").expect("named").to_string();
+        let hostname = format!("ip-{}", instance.ip.replace('.', "-"));
+        assert_eq!(
+            instance.tag("Address"),
+            Some(format!("{}/{hostname}/{name}", instance.ip).as_str())
+        );
+        assert_eq!(instance.tag("slurm-ec2:cluster"), Some("testcluster"));
+        names.insert(name);
+    }
+    assert_eq!(
+        names,
+        BTreeSet::from(["aws-od-0".to_string(), "aws-od-1".to_string()])
+    );
+    assert_eq!(fake.calls("CreateTags").len(), 2);
+
+    let updates = workspace.scontrol_updates();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    let by_name = |n: &str| {
+        live.iter()
+            .find(|i| i.tag("Name") == Some(n))
+            .unwrap()
+            .ip
+            .clone()
+    };
+    assert_eq!(updates[0][1], "nodename=aws-od-0,aws-od-1");
+    assert_eq!(
+        updates[0][2],
+        format!("nodeaddr={},{}", by_name("aws-od-0"), by_name("aws-od-1"))
+    );
+    assert!(
+        updates[0][3].starts_with("nodehostname=ip-10-0-"),
+        "{:?}",
+        updates[0]
+    );
+    assert!(
+        workspace
+            .log()
+            .contains("Resume summary: asked 2, launched 2, reused 0, failed 0"),
+        "{}",
+        workspace.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spot_groups_ask_for_spot_that_terminates_on_interruption() {
+    let (_server, fake, workspace) = setup(10).await;
+    let output = workspace
+        .run_async("resume", &["aws-sp-3", "feature-string-ignored"])
+        .await;
+    assert!(output.status.success(), "{output:?}\n{}", workspace.log());
+    let fleet = &fake.calls("CreateFleet")[0];
+    assert_eq!(
+        get(
+            fleet,
+            "TargetCapacitySpecification.DefaultTargetCapacityType"
+        ),
+        "spot"
+    );
+    assert_eq!(
+        get(fleet, "SpotOptions.InstanceInterruptionBehavior"),
+        "terminate"
+    );
+    assert_eq!(get(fleet, "SpotOptions.AllocationStrategy"), "lowest-price");
+    assert!(!fleet.keys().any(|k| k.starts_with("OnDemandOptions")));
+    assert_eq!(fake.live()[0].tag("Name"), Some("aws-sp-3"));
+}
+
+async fn resume_many(count: u32) -> (FakeEc2, Workspace) {
+    let (_server, fake, workspace) = setup(1000).await;
+    let expression = format!("aws-od-[0-{}]", count - 1);
+    let output = workspace.run_async("resume", &[&expression]).await;
+    assert!(output.status.success(), "{output:?}\n{}", workspace.log());
+    (fake, workspace)
+}
+
+fn fleet_sizes(fake: &FakeEc2) -> Vec<String> {
+    fake.calls("CreateFleet")
+        .iter()
+        .map(|p| p["TargetCapacitySpecification.TotalTargetCapacity"].clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batches_of_at_most_500_and_100() {
+    let (fake, workspace) = resume_many(501).await;
+    assert_eq!(fleet_sizes(&fake), vec!["500", "1"]);
+    assert_eq!(fake.calls("CreateTags").len(), 501);
+    let updates = workspace.scontrol_updates();
+    assert_eq!(updates.len(), 6);
+    assert!(updates.iter().all(|u| u[1].split(',').count() <= 100));
+    assert_eq!(fake.live().len(), 501);
+
+    let (fake, workspace) = resume_many(1000).await;
+    assert_eq!(fleet_sizes(&fake), vec!["500", "500"]);
+    assert_eq!(workspace.scontrol_updates().len(), 10);
+    let describes_by_id = fake
+        .calls("DescribeInstances")
+        .iter()
+        .filter(|p| p.contains_key("InstanceId.1"))
+        .count();
+    assert_eq!(describes_by_id, 1, "one DescribeInstances for 1000 ids");
+    let names: BTreeSet<String> = fake
+        .live()
+        .iter()
+        .filter_map(|i| i.tag("Name").map(str::to_string))
+        .collect();
+    assert_eq!(names.len(), 1000);
+
+    let (fake, _workspace) = resume_many(1).await;
+    assert_eq!(fleet_sizes(&fake), vec!["1"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_resume_launches_nothing_and_duplicates_are_terminated() {
+    let (_server, fake, workspace) = setup(10).await;
+    assert!(
+        workspace
+            .run_async("resume", &["aws-od-[0-1]"])
+            .await
+            .status
+            .success()
+    );
+    let output = workspace.run_async("resume", &["aws-od-[0-1]"]).await;
+    assert!(output.status.success(), "{}", workspace.log());
+    assert_eq!(fake.calls("CreateFleet").len(), 1, "no second CreateFleet");
+    assert_eq!(fake.live().len(), 2);
+    assert_eq!(
+        workspace.scontrol_updates().len(),
+        2,
+        "Slurm gets the addresses again"
+    );
+    // The look-up is by cluster and group tags, not by 200 names at a time.
+    let lookup = &fake.calls("DescribeInstances")[0];
+    let lookup_filters = filters(lookup);
+    assert!(lookup_filters.contains(&(
+        "tag:slurm-ec2:cluster".to_string(),
+        vec!["testcluster".to_string()]
+    )));
+    assert!(lookup_filters.contains(&(
+        "tag:slurm-ec2:node-group".to_string(),
+        vec!["od".to_string()]
+    )));
+
+    let tags = [
+        ("Name", "aws-od-5"),
+        ("slurm-ec2:cluster", "testcluster"),
+        ("slurm-ec2:partition", "aws"),
+        ("slurm-ec2:node-group", "od"),
+    ];
+    let first = fake.add_instance(&tags);
+    let second = fake.add_instance(&tags);
+    let output = workspace.run_async("resume", &["aws-od-5"]).await;
+    assert!(output.status.success(), "{}", workspace.log());
+    assert_eq!(fake.calls("CreateFleet").len(), 1);
+    let terminated = fake.calls("TerminateInstances");
+    assert_eq!(terminated.len(), 1);
+    assert_eq!(list(&terminated[0], "InstanceId").len(), 1);
+    assert!([first, second].contains(&list(&terminated[0], "InstanceId")[0]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn partial_capacity_fails_the_rest_at_once_with_the_code() {
+    let (_server, fake, workspace) = setup(10).await;
+    fake.state().faults.capacity_left = Some(1);
+    let output = workspace.run_async("resume", &["aws-od-[0-2]"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", workspace.log());
+    assert_eq!(fake.live().len(), 1);
+    assert_eq!(fake.live()[0].tag("Name"), Some("aws-od-0"));
+    let downs = down_updates(&workspace);
+    assert_eq!(downs.len(), 1, "{downs:?}");
+    assert_eq!(downs[0][1], "nodename=aws-od-[1-2]");
+    assert_eq!(
+        downs[0][3],
+        "reason=(Code:InsufficientInstanceCapacity)Failure when resuming nodes"
+    );
+    assert_eq!(
+        fake.calls("CreateFleet").len(),
+        1,
+        "capacity errors are not retried"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_in_errors_and_as_http_503_is_retried() {
+    let (_server, fake, workspace) = setup(10).await;
+    fake.state().faults.fleet_error_throttles = 1;
+    fake.state().faults.fleet_http_throttles = 2;
+    let output = workspace.run_async("resume", &["aws-od-[0-1]"]).await;
+    assert!(output.status.success(), "{}", workspace.log());
+    assert_eq!(fake.calls("CreateFleet").len(), 4);
+    assert_eq!(fake.live().len(), 2);
+    assert!(down_updates(&workspace).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_fleet_fails_the_nodes_at_once() {
+    let (_server, fake, workspace) = setup(10).await;
+    fake.state().faults.fleet_failure = Some("InvalidLaunchTemplateName.NotFoundException".into());
+    let output = workspace
+        .run_async("resume", &["aws-od-[0-1],aws-sp-0"])
+        .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(fake.live().is_empty());
+    let downs = down_updates(&workspace);
+    assert_eq!(downs.len(), 1);
+    assert_eq!(downs[0][1], "nodename=aws-od-[0-1],aws-sp-0");
+    assert_eq!(
+        downs[0][3],
+        "reason=(Code:InvalidLaunchTemplateName.NotFoundException)Failure when resuming nodes"
+    );
+    assert_eq!(
+        fake.calls("CreateFleet").len(),
+        2,
+        "one per node group, not retried"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn describe_lag_is_waited_out() {
+    let (_server, fake, workspace) = setup(10).await;
+    fake.state().faults.describe_lag = 2;
+    let output = workspace.run_async("resume", &["aws-od-[0-1]"]).await;
+    assert!(output.status.success(), "{}", workspace.log());
+    let by_id = fake
+        .calls("DescribeInstances")
+        .iter()
+        .filter(|p| p.contains_key("InstanceId.1"))
+        .count();
+    assert_eq!(by_id, 3);
+    assert_eq!(workspace.scontrol_updates().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_that_cannot_be_tagged_is_terminated_and_its_node_failed() {
+    let (_server, fake, workspace) = setup(10).await;
+    fake.state()
+        .faults
+        .untaggable_nodes
+        .insert("aws-od-1".into());
+    let output = workspace.run_async("resume", &["aws-od-[0-1]"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    let live = fake.live();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].tag("Name"), Some("aws-od-0"));
+    assert_eq!(fake.calls("TerminateInstances").len(), 1);
+    let updates = workspace.scontrol_updates();
+    assert_eq!(updates[0][1], "nodename=aws-od-0");
+    let downs = down_updates(&workspace);
+    assert_eq!(downs[0][1], "nodename=aws-od-1");
+    assert_eq!(
+        downs[0][3],
+        "reason=(Code:UnauthorizedOperation)Failure when resuming nodes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_slurm_refuses_the_addresses_the_instances_are_terminated() {
+    let (_server, fake, workspace) = setup(10).await;
+    workspace.fail_scontrol_updates();
+    let output = workspace.run_async("resume", &["aws-od-[0-1]"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(fake.live().is_empty(), "nothing left running");
+    assert!(
+        workspace
+            .log()
+            .contains("Failed to update node information in Slurm"),
+        "{}",
+        workspace.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn names_that_are_not_ours_make_no_ec2_call() {
+    let (_server, fake, workspace) = setup(10).await;
+    let output = workspace
+        .run_async("resume", &["linux-[1-2],aws-od-10,aws-zz-1"])
+        .await;
+    assert!(output.status.success(), "{}", workspace.log());
+    assert!(fake.state().requests.is_empty());
+    let log = workspace.log();
+    assert!(log.contains("id 10 is outside 0..10"), "{log}");
+    assert!(log.contains("has no node group \"zz\""), "{log}");
+}

@@ -1,0 +1,94 @@
+//! suspend against a faked EC2.
+
+use crate::resume_wire::setup;
+use crate::support::fake_ec2::{filters, list};
+use crate::support::{Workspace, test_config, test_partitions};
+
+fn ours(name: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("Name", name),
+        ("slurm-ec2:cluster", "testcluster"),
+        ("slurm-ec2:partition", "aws"),
+        ("slurm-ec2:node-group", "od"),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn suspending_250_nodes_takes_two_lookups_of_at_most_200_values_and_one_termination() {
+    let (_server, fake, workspace) = setup(1000).await;
+    let names: Vec<String> = (0..250).map(|i| format!("aws-od-{i}")).collect();
+    for name in &names {
+        fake.add_instance(&ours(name));
+    }
+    let output = workspace.run_async("suspend", &["aws-od-[0-249]"]).await;
+    assert!(output.status.success(), "{}", workspace.log());
+    let lookups = fake.calls("DescribeInstances");
+    assert_eq!(lookups.len(), 2);
+    for lookup in &lookups {
+        let values: usize = filters(lookup).iter().map(|(_, v)| v.len()).sum();
+        assert!(values <= 200, "{values} filter values");
+    }
+    let terminations = fake.calls("TerminateInstances");
+    assert_eq!(terminations.len(), 1);
+    assert_eq!(list(&terminations[0], "InstanceId").len(), 250);
+    assert!(fake.live().is_empty());
+    assert!(
+        workspace
+            .log()
+            .contains("Suspend summary: asked 250, terminated 250"),
+        "{}",
+        workspace.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_clusters_instance_with_the_same_name_is_never_touched() {
+    let (_server, fake, workspace) = setup(10).await;
+    let mine = fake.add_instance(&ours("aws-od-1"));
+    let theirs = fake.add_instance(&[("Name", "aws-od-1"), ("slurm-ec2:cluster", "othercluster")]);
+    let untagged = fake.add_instance(&[("Name", "aws-od-1")]);
+    let output = workspace.run_async("suspend", &["aws-od-1"]).await;
+    assert!(output.status.success(), "{}", workspace.log());
+    let live: Vec<String> = fake.live().iter().map(|i| i.id.clone()).collect();
+    assert_eq!(live, vec![theirs, untagged]);
+    assert!(!live.contains(&mine));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nodes_without_instances_and_foreign_names_succeed_quietly() {
+    let (_server, fake, workspace) = setup(10).await;
+    let output = workspace.run_async("suspend", &["aws-od-[2-3]"]).await;
+    assert!(output.status.success(), "{}", workspace.log());
+    assert!(fake.calls("TerminateInstances").is_empty());
+    assert!(
+        workspace
+            .log()
+            .contains("Node aws-od-2 has no instance to terminate")
+    );
+
+    let before = fake.state().requests.len();
+    let output = workspace
+        .run_async("suspend", &["compute-[1-4],aws-xx-1"])
+        .await;
+    assert!(output.status.success());
+    assert_eq!(
+        fake.state().requests.len(),
+        before,
+        "no EC2 call for names that are not ours"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_ec2_makes_suspend_fail() {
+    // Nothing listens on port 1 of loopback.
+    let workspace = Workspace::new(&test_config("http://127.0.0.1:1"), &test_partitions(10));
+    let output = workspace.run_async("suspend", &["aws-od-1"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", workspace.log());
+    assert!(
+        workspace
+            .log()
+            .contains("Failed to describe instances to terminate"),
+        "{}",
+        workspace.log()
+    );
+}
