@@ -11,6 +11,7 @@ pub mod logging;
 pub mod names;
 pub mod startup;
 
+pub mod change_state;
 pub mod cluster;
 pub mod ec2;
 #[cfg(test)]

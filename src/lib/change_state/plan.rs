@@ -1,0 +1,564 @@
+//! The action table: from a node's Slurm state and its instances' EC2 state to
+//! what change-state does. Plain data in, plain data out.
+//!
+//! | Slurm state                                   | EC2                         | action                                   |
+//! |-----------------------------------------------|-----------------------------|------------------------------------------|
+//! | powered down or powering down, not DOWN       | a live instance             | terminate it (a leak)                    |
+//! | DOWN + powered down, failed for capacity      | —                           | terminate any instance; keep DOWN while the hold lasts, and hold the group's idle~ nodes DOWN too |
+//! | DOWN + powered down (ResumeTimeout, resume failure, held nodes after the hold) | — | terminate any instance; `state=RESUME` (back to idle~) |
+//! | in service (idle, alloc, mixed, completing)   | no live instance            | `state=DOWN` naming the instance, then `state=POWER_DOWN_FORCE` |
+//! | DOWN + not responding, not powering up/down   | —                           | `state=POWER_DOWN_FORCE`                 |
+//! | DRAIN + powered down                          | —                           | `state=UNDRAIN`                          |
+//! | COMPLETING + DRAIN, reason older than grace   | —                           | `state=DOWN`                             |
+//! | —                                             | ours but not a node of ours, or no Name after the grace | terminate (an orphan) |
+//!
+//! Instances younger than the launch grace are never touched, nor instances
+//! without this cluster's tag (they are never read).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::config::{Config, NodeGroup};
+use crate::ec2::{self, Instance};
+use crate::names;
+use crate::slurm::{Flag, NodeInfo};
+
+pub const STATE_RESUME: &str = "RESUME";
+pub const STATE_DOWN: &str = "DOWN";
+pub const STATE_POWER_DOWN_FORCE: &str = "POWER_DOWN_FORCE";
+pub const STATE_UNDRAIN: &str = "UNDRAIN";
+pub const HOLD_REASON_PREFIX: &str = "Temporarily disabled after insufficient capacity";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Terminate,
+    SetState {
+        state: &'static str,
+        reason: Option<String>,
+    },
+    /// `state=DOWN reason=…` (requeues the jobs), then `state=POWER_DOWN_FORCE`.
+    DownThenPowerDown {
+        reason: String,
+    },
+}
+
+/// One row of the plan (and of `--dry-run`'s table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub node: Option<String>,
+    pub slurm_state: String,
+    pub instance: Option<String>,
+    pub ec2_state: String,
+    /// Index into the accounts of the run, for terminations.
+    pub account: Option<(String, Option<String>)>,
+    pub action: Action,
+    pub why: String,
+}
+
+/// An instance with the account it was found in.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub account: (String, Option<String>),
+    pub instance: Instance,
+}
+
+pub struct Inputs<'a> {
+    pub config: &'a Config,
+    pub nodes: &'a [NodeInfo],
+    pub instances: &'a [Found],
+    /// Seconds since the epoch.
+    pub now: i64,
+}
+
+/// When Slurm set the reason: the `[user@YYYY-MM-DDTHH:MM:SS]` that ends it (local time).
+pub fn reason_time(reason: &str) -> Option<i64> {
+    let stamp = reason.trim_end().strip_suffix(']')?.rsplit_once('@')?.1;
+    let naive = chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%dT%H:%M:%S").ok()?;
+    naive
+        .and_local_timezone(chrono::Local)
+        .earliest()
+        .map(|t| t.timestamp())
+}
+
+/// The EC2 code in a reason of resume's: `(Code:InsufficientInstanceCapacity)Failure when resuming nodes`.
+pub fn reason_code(reason: &str) -> Option<&str> {
+    reason
+        .strip_prefix("(Code:")?
+        .split_once(')')
+        .map(|(code, _)| code)
+}
+
+fn young(instance: &Instance, now: i64, grace: i64) -> bool {
+    instance.launch_time.is_some_and(|t| now - t < grace)
+}
+
+pub fn plan(inputs: &Inputs) -> Vec<Step> {
+    let config = inputs.config;
+    let settings = &config.settings;
+    let grace = settings.launch_grace.as_secs() as i64;
+    let hold = settings.capacity_hold.as_secs() as i64;
+    let now = inputs.now;
+
+    let mut by_name: BTreeMap<&str, Vec<&Found>> = BTreeMap::new();
+    let mut steps = Vec::new();
+    for found in inputs.instances {
+        let instance = &found.instance;
+        match instance.tag("Name") {
+            Some(name) if names::parse(config, name).is_ok() => {
+                by_name.entry(name).or_default().push(found)
+            }
+            _ if !instance.is_live() && instance.state != "shutting-down" => {}
+            _ if young(instance, now, grace) || instance.state == "shutting-down" => {}
+            name => steps.push(Step {
+                node: None,
+                slurm_state: "-".into(),
+                instance: Some(instance.id.clone()),
+                ec2_state: instance.state.clone(),
+                account: Some(found.account.clone()),
+                action: Action::Terminate,
+                why: match name {
+                    Some(name) => format!("orphan: Name {name:?} is not a node of this cluster"),
+                    None => "orphan: no Name tag after the launch grace".into(),
+                },
+            }),
+        }
+    }
+
+    let ours: Vec<(&NodeInfo, &NodeGroup)> = inputs
+        .nodes
+        .iter()
+        .filter_map(|node| {
+            names::parse(config, &node.name)
+                .ok()
+                .map(|(_, group)| (node, group))
+        })
+        .collect();
+    // Node groups under an insufficient-capacity hold: a node failed by resume
+    // with a capacity code less than `hold` seconds ago.
+    let held_groups: BTreeSet<String> = ours
+        .iter()
+        .filter(|(node, _)| node.state.is_down() && hold > 0)
+        .filter_map(|(node, group)| {
+            let reason = node.reason.as_deref()?;
+            let code = reason_code(reason)?;
+            let recent = reason_time(reason).is_none_or(|t| now - t < hold);
+            (ec2::is_capacity(code) && reason.contains("Failure when resuming") && recent)
+                .then(|| group.node_prefix())
+        })
+        .collect();
+
+    for (node, group) in ours {
+        let state = &node.state;
+        let instances = by_name.get(node.name.as_str()).cloned().unwrap_or_default();
+        let live: Vec<&Found> = instances
+            .iter()
+            .copied()
+            .filter(|f| f.instance.is_live())
+            .collect();
+        let old_live: Vec<&Found> = live
+            .iter()
+            .copied()
+            .filter(|f| !young(&f.instance, now, grace))
+            .collect();
+        let step = |action: Action, why: String, found: Option<&Found>| Step {
+            node: Some(node.name.clone()),
+            slurm_state: node.state_text.clone(),
+            instance: found.map(|f| f.instance.id.clone()),
+            ec2_state: found.map_or("none".to_string(), |f| f.instance.state.clone()),
+            account: found.map(|f| f.account.clone()),
+            action,
+            why,
+        };
+        let held = held_groups.contains(&group.node_prefix());
+
+        if state.powered_down() && state.is_down() {
+            for found in &old_live {
+                steps.push(step(
+                    Action::Terminate,
+                    "node is down and powered down".into(),
+                    Some(found),
+                ));
+            }
+            let reason = node.reason.as_deref().unwrap_or_default();
+            if held
+                && (reason.starts_with(HOLD_REASON_PREFIX)
+                    || reason_code(reason).is_some_and(ec2::is_capacity))
+            {
+                continue;
+            }
+            steps.push(step(
+                Action::SetState {
+                    state: STATE_RESUME,
+                    reason: None,
+                },
+                format!(
+                    "back to power saving after: {}",
+                    if reason.is_empty() { "DOWN" } else { reason }
+                ),
+                None,
+            ));
+            continue;
+        }
+        if state.powered_down() || state.powering_down() {
+            for found in &old_live {
+                steps.push(step(
+                    Action::Terminate,
+                    "powered down but its instance still runs (a leak)".into(),
+                    Some(found),
+                ));
+            }
+            if held && state.powered_down() && !state.has(Flag::Drain) {
+                let reason = format!("{HOLD_REASON_PREFIX} in {}", group.node_prefix());
+                steps.push(step(
+                    Action::SetState {
+                        state: STATE_DOWN,
+                        reason: Some(reason.clone()),
+                    },
+                    reason,
+                    None,
+                ));
+                continue;
+            }
+            if state.powered_down() && state.has(Flag::Drain) {
+                steps.push(step(
+                    Action::SetState {
+                        state: STATE_UNDRAIN,
+                        reason: None,
+                    },
+                    "drained while powered down".into(),
+                    None,
+                ));
+            }
+            continue;
+        }
+        if state.in_service() && live.is_empty() && !state.has(Flag::Drain) {
+            let last = instances
+                .iter()
+                .max_by_key(|f| f.instance.launch_time.unwrap_or(0))
+                .copied();
+            let reason = match last {
+                Some(found) => format!(
+                    "(Code:InstanceGone)Instance {} is {}",
+                    found.instance.id, found.instance.state
+                ),
+                None => "(Code:InstanceGone)No instance backs this node".to_string(),
+            };
+            steps.push(step(
+                Action::DownThenPowerDown {
+                    reason: reason.clone(),
+                },
+                reason,
+                last,
+            ));
+            continue;
+        }
+        if state.is_down() && state.has(Flag::NotResponding) && !state.powering_up() {
+            steps.push(step(
+                Action::SetState {
+                    state: STATE_POWER_DOWN_FORCE,
+                    reason: None,
+                },
+                "down and not responding".into(),
+                live.first().copied(),
+            ));
+            continue;
+        }
+        if state.has(Flag::Completing) && state.has(Flag::Drain) {
+            let since = node.reason.as_deref().and_then(reason_time);
+            if since.is_none_or(|t| now - t > grace) {
+                let reason = "completing and drained for too long".to_string();
+                steps.push(step(
+                    Action::SetState {
+                        state: STATE_DOWN,
+                        reason: Some(reason.clone()),
+                    },
+                    reason,
+                    None,
+                ));
+            }
+        }
+    }
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+    use crate::slurm::{NodeState, parse_nodes};
+
+    const NOW: i64 = 1_800_000_000;
+    const OLD: i64 = NOW - 3600;
+
+    fn node(name: &str, state: &str, reason: Option<&str>) -> NodeInfo {
+        NodeInfo {
+            name: name.into(),
+            state: NodeState::parse(state),
+            state_text: state.into(),
+            address: None,
+            reason: reason.map(str::to_string),
+        }
+    }
+
+    fn found(id: &str, name: Option<&str>, state: &str, launched: i64) -> Found {
+        let mut tags = vec![("slurm-ec2:cluster".to_string(), "c".to_string())];
+        if let Some(name) = name {
+            tags.push(("Name".into(), name.into()));
+        }
+        Found {
+            account: ("us-east-1".into(), None),
+            instance: Instance {
+                id: id.into(),
+                state: state.into(),
+                address: Some("10.0.0.1".into()),
+                private_dns_name: None,
+                tags,
+                launch_time: Some(launched),
+            },
+        }
+    }
+
+    fn run(
+        nodes: &[NodeInfo],
+        instances: &[Found],
+    ) -> Vec<(Option<String>, Option<String>, Action)> {
+        let config = fixtures::example();
+        plan(&Inputs {
+            config: &config,
+            nodes,
+            instances,
+            now: NOW,
+        })
+        .into_iter()
+        .map(|s| (s.node, s.instance, s.action))
+        .collect()
+    }
+
+    fn stamp(seconds_ago: i64) -> String {
+        let t = chrono::DateTime::from_timestamp(NOW - seconds_ago, 0)
+            .unwrap()
+            .with_timezone(&chrono::Local);
+        t.format("[slurm@%Y-%m-%dT%H:%M:%S]").to_string()
+    }
+
+    fn set(state: &'static str) -> Action {
+        Action::SetState {
+            state,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn powered_down_node_with_a_live_instance_is_a_leak() {
+        let steps = run(
+            &[node("aws-spot-1", "IDLE+CLOUD+POWERED_DOWN", None)],
+            &[found("i-1", Some("aws-spot-1"), "running", OLD)],
+        );
+        assert_eq!(
+            steps,
+            vec![(
+                Some("aws-spot-1".into()),
+                Some("i-1".into()),
+                Action::Terminate
+            )]
+        );
+        let steps = run(
+            &[node("aws-spot-1", "IDLE+CLOUD+POWERING_DOWN", None)],
+            &[found("i-1", Some("aws-spot-1"), "running", OLD)],
+        );
+        assert_eq!(steps[0].2, Action::Terminate);
+        // 20.02 strings too.
+        let steps = run(
+            &[node("aws-spot-1", "IDLE~+CLOUD+POWER", None)],
+            &[found("i-1", Some("aws-spot-1"), "running", OLD)],
+        );
+        assert_eq!(steps[0].2, Action::Terminate);
+        // A young instance is resume's business.
+        assert!(
+            run(
+                &[node("aws-spot-1", "IDLE+CLOUD+POWERED_DOWN", None)],
+                &[found("i-1", Some("aws-spot-1"), "running", NOW - 10)]
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn resume_timeout_victims_lose_their_instance_and_return_to_power_saving() {
+        let reason = format!("ResumeTimeout reached {}", stamp(100));
+        let nodes = [node(
+            "aws-spot-2",
+            "DOWN+CLOUD+POWERED_DOWN+NOT_RESPONDING",
+            Some(&reason),
+        )];
+        let steps = run(&nodes, &[found("i-2", Some("aws-spot-2"), "running", OLD)]);
+        assert_eq!(
+            steps,
+            vec![
+                (
+                    Some("aws-spot-2".into()),
+                    Some("i-2".into()),
+                    Action::Terminate
+                ),
+                (Some("aws-spot-2".into()), None, set(STATE_RESUME)),
+            ]
+        );
+    }
+
+    #[test]
+    fn insufficient_capacity_holds_the_group_down_until_the_hold_ends() {
+        let failed = format!(
+            "(Code:InsufficientInstanceCapacity)Failure when resuming nodes {}",
+            stamp(60)
+        );
+        let nodes = [
+            node("aws-spot-1", "DOWN+CLOUD+POWERED_DOWN", Some(&failed)),
+            node("aws-spot-5", "IDLE+CLOUD+POWERED_DOWN", None),
+            node("aws-ondemand-5", "IDLE+CLOUD+POWERED_DOWN", None),
+        ];
+        let steps = run(&nodes, &[]);
+        assert_eq!(steps.len(), 1, "{steps:?}");
+        assert_eq!(steps[0].0.as_deref(), Some("aws-spot-5"));
+        assert!(
+            matches!(&steps[0].2, Action::SetState { state: STATE_DOWN, reason: Some(r) } if r.starts_with(HOLD_REASON_PREFIX))
+        );
+
+        let expired = format!(
+            "(Code:InsufficientInstanceCapacity)Failure when resuming nodes {}",
+            stamp(700)
+        );
+        let held = format!("{HOLD_REASON_PREFIX} in aws-spot- {}", stamp(650));
+        let nodes = [
+            node("aws-spot-1", "DOWN+CLOUD+POWERED_DOWN", Some(&expired)),
+            node("aws-spot-5", "DOWN+CLOUD+POWERED_DOWN", Some(&held)),
+        ];
+        let steps = run(&nodes, &[]);
+        assert_eq!(
+            steps.iter().filter(|s| s.2 == set(STATE_RESUME)).count(),
+            2,
+            "{steps:?}"
+        );
+    }
+
+    #[test]
+    fn an_in_service_node_whose_instance_is_gone_goes_down_then_powers_down() {
+        let steps = run(
+            &[node("aws-spot-3", "ALLOCATED+CLOUD", None)],
+            &[found("i-3", Some("aws-spot-3"), "terminated", OLD)],
+        );
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].1.as_deref(), Some("i-3"));
+        assert!(
+            matches!(&steps[0].2, Action::DownThenPowerDown { reason } if reason.contains("i-3") && reason.contains("terminated"))
+        );
+        // Still there: nothing to do.
+        assert!(
+            run(
+                &[node("aws-spot-3", "ALLOCATED+CLOUD", None)],
+                &[found("i-3", Some("aws-spot-3"), "running", OLD)]
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn down_and_not_responding_is_powered_down_undrain_and_stuck_completing() {
+        let steps = run(
+            &[node("aws-spot-4", "DOWN+CLOUD+NOT_RESPONDING", None)],
+            &[],
+        );
+        assert_eq!(steps[0].2, set(STATE_POWER_DOWN_FORCE));
+        let steps = run(&[node("aws-spot-4", "DOWN*+CLOUD", None)], &[]);
+        assert_eq!(steps[0].2, set(STATE_POWER_DOWN_FORCE));
+        // Not while it is powering up.
+        assert!(
+            run(
+                &[node(
+                    "aws-spot-4",
+                    "DOWN+CLOUD+NOT_RESPONDING+POWERING_UP",
+                    None
+                )],
+                &[]
+            )
+            .is_empty()
+        );
+        let steps = run(
+            &[node("aws-spot-6", "IDLE+CLOUD+DRAIN+POWERED_DOWN", None)],
+            &[],
+        );
+        assert_eq!(steps[0].2, set(STATE_UNDRAIN));
+        let old = format!("Kill task failed {}", stamp(1000));
+        let steps = run(
+            &[node(
+                "aws-spot-7",
+                "IDLE+CLOUD+COMPLETING+DRAIN",
+                Some(&old),
+            )],
+            &[found("i-7", Some("aws-spot-7"), "running", OLD)],
+        );
+        assert!(matches!(
+            &steps[0].2,
+            Action::SetState {
+                state: STATE_DOWN,
+                ..
+            }
+        ));
+        let recent = format!("Kill task failed {}", stamp(10));
+        assert!(
+            run(
+                &[node(
+                    "aws-spot-7",
+                    "IDLE+CLOUD+COMPLETING+DRAIN",
+                    Some(&recent)
+                )],
+                &[found("i-7", Some("aws-spot-7"), "running", OLD)]
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn orphans_are_terminated_after_the_grace() {
+        let instances = [
+            found("i-a", Some("aws-spot-999"), "running", OLD),
+            found("i-b", None, "running", OLD),
+            found("i-c", None, "running", NOW - 5),
+            found("i-d", Some("linux-1"), "terminated", OLD),
+        ];
+        let steps = run(&[], &instances);
+        let ids: Vec<_> = steps.iter().map(|s| s.1.clone().unwrap()).collect();
+        assert_eq!(ids, vec!["i-a", "i-b"]);
+        assert!(
+            steps
+                .iter()
+                .all(|s| s.0.is_none() && s.2 == Action::Terminate)
+        );
+    }
+
+    #[test]
+    fn healthy_nodes_need_nothing() {
+        let text = "NodeName=aws-spot-8 State=IDLE+CLOUD+POWERED_DOWN\nNodeName=aws-spot-9 State=MIXED+CLOUD Reason=(null)\nNodeName=aws-spot-10 State=ALLOCATED+CLOUD+POWERING_UP\nNodeName=compute-1 State=DOWN";
+        let nodes = parse_nodes(text);
+        assert!(
+            run(
+                &nodes,
+                &[
+                    found("i-9", Some("aws-spot-9"), "running", OLD),
+                    found("i-10", Some("aws-spot-10"), "pending", NOW - 5)
+                ]
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn reasons_give_their_code_and_time() {
+        assert_eq!(
+            reason_code("(Code:InsufficientInstanceCapacity)Failure when resuming nodes"),
+            Some("InsufficientInstanceCapacity")
+        );
+        assert_eq!(reason_code("ResumeTimeout reached"), None);
+        let reason = format!("x {}", stamp(42));
+        assert_eq!(reason_time(&reason), Some(NOW - 42));
+        assert_eq!(reason_time("no stamp"), None);
+    }
+}
