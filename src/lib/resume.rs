@@ -146,21 +146,28 @@ pub async fn resume(
     report
 }
 
-/// `scontrol update nodename=<list> state=DOWN reason="(Code:…)…"`, one call per code.
+/// `scontrol update nodename=<list> state=DOWN reason="(Code:…)…"`, one call
+/// per code, so that their jobs are requeued now; then `state=POWER_DOWN_FORCE`,
+/// so that they do not sit powering up with no address until ResumeTimeout
+/// (the reason stays, and change-state reads the code from it).
 fn report_failures_to_slurm(scontrol: &Scontrol, report: &ResumeReport) {
     for (code, nodes) in &report.failed {
         let reason = slurm::failure_reason(code);
-        tracing::error!(
-            "Failed to resume {} node(s) ({code}): {}",
-            nodes.len(),
-            crate::hostlist::compress(nodes)
-        );
+        let names = crate::hostlist::compress(nodes);
+        tracing::error!("Failed to resume {} node(s) ({code}): {names}", nodes.len());
         for (batch, error) in scontrol.set_state(nodes, "DOWN", Some(&reason)) {
             tracing::error!(
                 "Failed to set {} DOWN: {error}",
                 crate::hostlist::compress(&batch)
             );
         }
+    }
+    let all: Vec<String> = report.failed.values().flatten().cloned().collect();
+    for (batch, error) in scontrol.set_state(&all, "POWER_DOWN_FORCE", None) {
+        tracing::error!(
+            "Failed to power down {}: {error}",
+            crate::hostlist::compress(&batch)
+        );
     }
 }
 

@@ -3,6 +3,7 @@
 //! scenarios against a real slurmctld and moto when `scripts/test` set them up.
 
 mod cli;
+mod e2e;
 mod generate_conf;
 mod get_nodename;
 pub mod resume_wire;

@@ -4,8 +4,8 @@
 //! | Slurm state                                   | EC2                         | action                                   |
 //! |-----------------------------------------------|-----------------------------|------------------------------------------|
 //! | powered down or powering down, not DOWN       | a live instance             | terminate it (a leak)                    |
-//! | DOWN + powered down, failed for capacity      | —                           | terminate any instance; keep DOWN while the hold lasts, and hold the group's idle~ nodes DOWN too |
-//! | DOWN + powered down (ResumeTimeout, resume failure, held nodes after the hold) | — | terminate any instance; `state=RESUME` (back to idle~) |
+//! | powered down, its group under a capacity hold | —                           | `state=DOWN reason="(Code:…)Held until <time> …"`, kept while the hold lasts |
+//! | DOWN + powered down (ResumeTimeout, resume failure, a hold that ended) | — | terminate any instance; `state=RESUME` (back to idle~) |
 //! | in service (idle, alloc, mixed, completing)   | no live instance            | `state=DOWN` naming the instance, then `state=POWER_DOWN_FORCE` |
 //! | DOWN + not responding, not powering up/down   | —                           | `state=POWER_DOWN_FORCE`                 |
 //! | DRAIN + powered down                          | —                           | `state=UNDRAIN`                          |
@@ -15,7 +15,7 @@
 //! Instances younger than the launch grace are never touched, nor instances
 //! without this cluster's tag (they are never read).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::config::{Config, NodeGroup};
 use crate::ec2::{self, Instance};
@@ -26,7 +26,10 @@ pub const STATE_RESUME: &str = "RESUME";
 pub const STATE_DOWN: &str = "DOWN";
 pub const STATE_POWER_DOWN_FORCE: &str = "POWER_DOWN_FORCE";
 pub const STATE_UNDRAIN: &str = "UNDRAIN";
-pub const HOLD_REASON_PREFIX: &str = "Temporarily disabled after insufficient capacity";
+/// The reason of nodes held DOWN after insufficient capacity:
+/// `(Code:<code>)Held until <YYYY-MM-DDTHH:MM:SS> after insufficient capacity in <group>`.
+pub const HOLD_MARK: &str = "Held until ";
+const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -69,14 +72,44 @@ pub struct Inputs<'a> {
     pub now: i64,
 }
 
-/// When Slurm set the reason: the `[user@YYYY-MM-DDTHH:MM:SS]` that ends it (local time).
-pub fn reason_time(reason: &str) -> Option<i64> {
-    let stamp = reason.trim_end().strip_suffix(']')?.rsplit_once('@')?.1;
-    let naive = chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%dT%H:%M:%S").ok()?;
+fn local_time(stamp: &str) -> Option<i64> {
+    let naive = chrono::NaiveDateTime::parse_from_str(stamp, TIME_FORMAT).ok()?;
     naive
         .and_local_timezone(chrono::Local)
         .earliest()
         .map(|t| t.timestamp())
+}
+
+/// When Slurm set the reason: the `[user@YYYY-MM-DDTHH:MM:SS]` that ends it (local time).
+pub fn reason_time(reason: &str) -> Option<i64> {
+    local_time(reason.trim_end().strip_suffix(']')?.rsplit_once('@')?.1)
+}
+
+/// The end of the hold a reason announces.
+pub fn hold_end(reason: &str) -> Option<i64> {
+    let rest = &reason[reason.find(HOLD_MARK)? + HOLD_MARK.len()..];
+    local_time(rest.split_whitespace().next()?)
+}
+
+pub fn hold_reason(code: &str, until: i64, group: &str) -> String {
+    let until = chrono::DateTime::from_timestamp(until, 0)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format(TIME_FORMAT)
+                .to_string()
+        })
+        .unwrap_or_default();
+    format!("(Code:{code}){HOLD_MARK}{until} after insufficient capacity in {group}")
+}
+
+/// The capacity code and the end of the hold that this node's reason starts or carries.
+fn hold_from(reason: &str, hold: i64) -> Option<(String, i64)> {
+    let code = reason_code(reason).filter(|c| ec2::is_capacity(c))?;
+    if reason.contains(HOLD_MARK) {
+        return Some((code.to_string(), hold_end(reason)?));
+    }
+    let failed_at = reason_time(reason).filter(|_| reason.contains("Failure when resuming"))?;
+    Some((code.to_string(), failed_at + hold))
 }
 
 /// The EC2 code in a reason of resume's: `(Code:InsufficientInstanceCapacity)Failure when resuming nodes`.
@@ -132,19 +165,24 @@ pub fn plan(inputs: &Inputs) -> Vec<Step> {
                 .map(|(_, group)| (node, group))
         })
         .collect();
-    // Node groups under an insufficient-capacity hold: a node failed by resume
-    // with a capacity code less than `hold` seconds ago.
-    let held_groups: BTreeSet<String> = ours
-        .iter()
-        .filter(|(node, _)| node.state.is_down() && hold > 0)
-        .filter_map(|(node, group)| {
-            let reason = node.reason.as_deref()?;
-            let code = reason_code(reason)?;
-            let recent = reason_time(reason).is_none_or(|t| now - t < hold);
-            (ec2::is_capacity(code) && reason.contains("Failure when resuming") && recent)
-                .then(|| group.node_prefix())
-        })
-        .collect();
+    // Node groups under an insufficient-capacity hold: a node that resume
+    // failed with a capacity code less than `hold` seconds ago, or a node
+    // already held, until the end its reason announces.
+    let mut holds: BTreeMap<String, (String, i64)> = BTreeMap::new();
+    if hold > 0 {
+        for (node, group) in &ours {
+            if let Some((code, until)) = node.reason.as_deref().and_then(|r| hold_from(r, hold))
+                && until > now
+            {
+                let entry = holds
+                    .entry(group.node_prefix())
+                    .or_insert((code.clone(), until));
+                if until > entry.1 {
+                    *entry = (code, until);
+                }
+            }
+        }
+    }
 
     for (node, group) in ours {
         let state = &node.state;
@@ -168,36 +206,9 @@ pub fn plan(inputs: &Inputs) -> Vec<Step> {
             action,
             why,
         };
-        let held = held_groups.contains(&group.node_prefix());
+        let hold = holds.get(&group.node_prefix());
+        let reason = node.reason.as_deref().unwrap_or_default();
 
-        if state.powered_down() && state.is_down() {
-            for found in &old_live {
-                steps.push(step(
-                    Action::Terminate,
-                    "node is down and powered down".into(),
-                    Some(found),
-                ));
-            }
-            let reason = node.reason.as_deref().unwrap_or_default();
-            if held
-                && (reason.starts_with(HOLD_REASON_PREFIX)
-                    || reason_code(reason).is_some_and(ec2::is_capacity))
-            {
-                continue;
-            }
-            steps.push(step(
-                Action::SetState {
-                    state: STATE_RESUME,
-                    reason: None,
-                },
-                format!(
-                    "back to power saving after: {}",
-                    if reason.is_empty() { "DOWN" } else { reason }
-                ),
-                None,
-            ));
-            continue;
-        }
         if state.powered_down() || state.powering_down() {
             for found in &old_live {
                 steps.push(step(
@@ -206,28 +217,51 @@ pub fn plan(inputs: &Inputs) -> Vec<Step> {
                     Some(found),
                 ));
             }
-            if held && state.powered_down() && !state.has(Flag::Drain) {
-                let reason = format!("{HOLD_REASON_PREFIX} in {}", group.node_prefix());
-                steps.push(step(
-                    Action::SetState {
-                        state: STATE_DOWN,
-                        reason: Some(reason.clone()),
-                    },
-                    reason,
-                    None,
-                ));
+        }
+        if state.powered_down() && !state.has(Flag::Drain) {
+            if let Some((code, until)) = hold {
+                if !(state.is_down() && hold_end(reason) == Some(*until)) {
+                    let held = hold_reason(code, *until, &group.node_prefix());
+                    steps.push(step(
+                        Action::SetState {
+                            state: STATE_DOWN,
+                            reason: Some(held.clone()),
+                        },
+                        held,
+                        None,
+                    ));
+                }
                 continue;
             }
-            if state.powered_down() && state.has(Flag::Drain) {
+            if state.is_down() {
+                let why = if reason.is_empty() {
+                    "DOWN".to_string()
+                } else {
+                    reason.to_string()
+                };
                 steps.push(step(
                     Action::SetState {
-                        state: STATE_UNDRAIN,
+                        state: STATE_RESUME,
                         reason: None,
                     },
-                    "drained while powered down".into(),
+                    format!("back to power saving after: {why}"),
                     None,
                 ));
             }
+            continue;
+        }
+        if state.powered_down() && state.has(Flag::Drain) {
+            steps.push(step(
+                Action::SetState {
+                    state: STATE_UNDRAIN,
+                    reason: None,
+                },
+                "drained while powered down".into(),
+                None,
+            ));
+            continue;
+        }
+        if state.powering_down() {
             continue;
         }
         if state.in_service() && live.is_empty() && !state.has(Flag::Drain) {
@@ -406,36 +440,81 @@ mod tests {
 
     #[test]
     fn insufficient_capacity_holds_the_group_down_until_the_hold_ends() {
+        // resume failed aws-spot-1 a minute ago, and powered it down.
         let failed = format!(
             "(Code:InsufficientInstanceCapacity)Failure when resuming nodes {}",
             stamp(60)
         );
         let nodes = [
-            node("aws-spot-1", "DOWN+CLOUD+POWERED_DOWN", Some(&failed)),
+            node("aws-spot-1", "IDLE+CLOUD+POWERED_DOWN", Some(&failed)),
             node("aws-spot-5", "IDLE+CLOUD+POWERED_DOWN", None),
             node("aws-ondemand-5", "IDLE+CLOUD+POWERED_DOWN", None),
         ];
+        let until = NOW - 60 + 600;
+        let held = hold_reason("InsufficientInstanceCapacity", until, "aws-spot-");
+        assert_eq!(hold_end(&held), Some(until));
+        let expected = Action::SetState {
+            state: STATE_DOWN,
+            reason: Some(held.clone()),
+        };
         let steps = run(&nodes, &[]);
-        assert_eq!(steps.len(), 1, "{steps:?}");
-        assert_eq!(steps[0].0.as_deref(), Some("aws-spot-5"));
-        assert!(
-            matches!(&steps[0].2, Action::SetState { state: STATE_DOWN, reason: Some(r) } if r.starts_with(HOLD_REASON_PREFIX))
+        assert_eq!(
+            steps,
+            vec![
+                (Some("aws-spot-1".into()), None, expected.clone()),
+                (Some("aws-spot-5".into()), None, expected.clone())
+            ]
         );
 
-        let expired = format!(
-            "(Code:InsufficientInstanceCapacity)Failure when resuming nodes {}",
-            stamp(700)
-        );
-        let held = format!("{HOLD_REASON_PREFIX} in aws-spot- {}", stamp(650));
+        // Held already: nothing more, and a node that comes back to idle~ is held too.
+        let stamped = format!("{held} {}", stamp(30));
         let nodes = [
-            node("aws-spot-1", "DOWN+CLOUD+POWERED_DOWN", Some(&expired)),
-            node("aws-spot-5", "DOWN+CLOUD+POWERED_DOWN", Some(&held)),
+            node("aws-spot-1", "DOWN+CLOUD+POWERED_DOWN", Some(&stamped)),
+            node("aws-spot-6", "IDLE+CLOUD+POWERED_DOWN", None),
+        ];
+        assert_eq!(
+            run(&nodes, &[]),
+            vec![(Some("aws-spot-6".into()), None, expected)]
+        );
+
+        // The hold is over: back to power saving.
+        let ended = format!(
+            "{} {}",
+            hold_reason("InsufficientInstanceCapacity", NOW - 5, "aws-spot-"),
+            stamp(600)
+        );
+        let nodes = [
+            node("aws-spot-1", "DOWN+CLOUD+POWERED_DOWN", Some(&ended)),
+            node("aws-spot-5", "DOWN+CLOUD+POWERED_DOWN", Some(&ended)),
         ];
         let steps = run(&nodes, &[]);
         assert_eq!(
             steps.iter().filter(|s| s.2 == set(STATE_RESUME)).count(),
             2,
             "{steps:?}"
+        );
+    }
+
+    #[test]
+    fn a_zero_hold_disables_the_hold() {
+        let mut config = fixtures::example();
+        config.settings.capacity_hold = std::time::Duration::ZERO;
+        let failed = format!(
+            "(Code:InsufficientInstanceCapacity)Failure when resuming nodes {}",
+            stamp(60)
+        );
+        let nodes = [
+            node("aws-spot-1", "IDLE+CLOUD+POWERED_DOWN", Some(&failed)),
+            node("aws-spot-5", "IDLE+CLOUD+POWERED_DOWN", None),
+        ];
+        assert!(
+            plan(&Inputs {
+                config: &config,
+                nodes: &nodes,
+                instances: &[],
+                now: NOW
+            })
+            .is_empty()
         );
     }
 

@@ -1,0 +1,582 @@
+#!/usr/bin/env python3
+"""The end-to-end world of slurm-ec2 on loopback, from real parts.
+
+  up      --dir D --bin B   start munged, moto (EC2), the fault proxy, the
+                            instance player and slurmctld; write D/world.json
+  down    --dir D           stop what `up` started, by PID
+  instances --dir D         print this world's EC2 instances as JSON
+  proxy   --dir D           (internal) the fault-injecting, counting proxy
+  player  --dir D           (internal) plays EC2's instances: boots slurmd
+
+Faults are read from D/faults.json on every request (see Proxy), requests
+are appended to D/requests.jsonl, and the player reads D/player.json
+({"skip": [names], "delay": {name: seconds}}).
+"""
+
+import argparse
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+REGION = "us-east-1"
+CLUSTER = "e2e"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def load(path, default):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+def ec2_client(endpoint):
+    import boto3  # only where EC2 is used, so that `down` runs with any Python
+
+    return boto3.client(
+        "ec2",
+        region_name=REGION,
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def wait_port(port, seconds=30):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"nothing listens on port {port} after {seconds} s")
+
+
+# ---------------------------------------------------------------- proxy
+
+
+def ec2_error(code, message, status):
+    body = (
+        f'<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>{code}</Code>'
+        f"<Message>{message}</Message></Error></Errors><RequestID>e2e</RequestID></Response>"
+    ).encode()
+    return status, body
+
+
+class Proxy(http.server.BaseHTTPRequestHandler):
+    """Forwards EC2 requests to moto. faults.json holds, per node group
+    (`<partition>-<group>`, from the CreateFleet's tags), a list of faults
+    consumed in order:
+      {"capacity": N}          launch at most N, list InsufficientInstanceCapacity for the rest
+      {"fail": "Code"}         fail the whole CreateFleet (HTTP 400)
+      {"throttle_http": true}  HTTP 503 RequestLimitExceeded
+      {"throttle_errors": true} launch nothing, RequestLimitExceeded in Errors
+      {"delay": seconds}       answer late
+    and refuses DescribeInstances with more than 200 filter values, as EC2 does."""
+
+    protocol_version = "HTTP/1.1"
+    lock = threading.Lock()
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", 0))
+        body = self.rfile.read(length)
+        params = urllib.parse.parse_qs(body.decode(), keep_blank_values=True)
+        action = params.get("Action", ["?"])[0]
+        values = sum(len(v) for k, v in params.items() if k.startswith("Filter.") and ".Value." in k)
+        started = time.time()
+        status, answer = self.fault(action, params, values) or self.forward(body)
+        record = {"action": action, "filter_values": values, "status": status,
+                  "seconds": round(time.time() - started, 4)}
+        if action == "CreateFleet":
+            record["capacity"] = int(params.get("TargetCapacitySpecification.TotalTargetCapacity", ["0"])[0])
+            record["group"] = node_group(params)
+        with self.lock, open(os.path.join(self.server.dir, "requests.jsonl"), "a") as f:
+            f.write(json.dumps(record) + "\n")
+        self.send_response(status)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def fault(self, action, params, values):
+        if action == "DescribeInstances" and values > 200:
+            return ec2_error("FilterLimitExceeded",
+                             "The maximum number of filter values specified on a single call is 200", 400)
+        if action != "CreateFleet":
+            return None
+        group = node_group(params)
+        with self.lock:
+            path = os.path.join(self.server.dir, "faults.json")
+            faults = load(path, {})
+            queue = faults.get(group, [])
+            if not queue:
+                return None
+            fault = queue.pop(0)
+            faults[group] = queue
+            with open(path + ".tmp", "w") as f:
+                json.dump(faults, f)
+            os.replace(path + ".tmp", path)
+        if "delay" in fault:
+            time.sleep(fault["delay"])
+            return None
+        if "fail" in fault:
+            return ec2_error(fault["fail"], "injected failure of the whole fleet", 400)
+        if fault.get("throttle_http"):
+            return ec2_error("RequestLimitExceeded", "Request limit exceeded.", 503)
+        if fault.get("throttle_errors"):
+            return 200, fleet_answer([], [("RequestLimitExceeded", "Request limit exceeded.")])
+        if "capacity" in fault:
+            wanted = int(params["TargetCapacitySpecification.TotalTargetCapacity"][0])
+            launch = min(wanted, fault["capacity"])
+            ids = []
+            if launch:
+                forwarded = dict(params)
+                forwarded["TargetCapacitySpecification.TotalTargetCapacity"] = [str(launch)]
+                _, answer = self.forward(urllib.parse.urlencode(forwarded, doseq=True).encode())
+                ids = [part.split("</item>")[0] for part in answer.decode().split("<item>")[1:]
+                       if part.startswith("i-")]
+            errors = [("InsufficientInstanceCapacity", "We currently do not have sufficient capacity.")] \
+                if launch < wanted else []
+            return 200, fleet_answer(ids, errors)
+        return None
+
+    def forward(self, body):
+        request = urllib.request.Request(self.server.upstream, data=body, method="POST")
+        for key in ("Content-Type", "Authorization", "X-Amz-Date", "X-Amz-Security-Token", "User-Agent"):
+            if self.headers.get(key):
+                request.add_header(key, self.headers[key])
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+
+def node_group(params):
+    """`<partition>-<group>` from the tags of a CreateFleet request."""
+    tags, i = {}, 1
+    while f"TagSpecification.1.Tag.{i}.Key" in params:
+        tags[params[f"TagSpecification.1.Tag.{i}.Key"][0]] = params[f"TagSpecification.1.Tag.{i}.Value"][0]
+        i += 1
+    return f"{tags.get('slurm-ec2:partition', '')}-{tags.get('slurm-ec2:node-group', '')}"
+
+
+def fleet_answer(ids, errors):
+    items = "".join(f"<item>{i}</item>" for i in ids)
+    instances = f"<item><instanceIds>{items}</instanceIds><lifecycle>on-demand</lifecycle></item>" if ids else ""
+    errs = "".join(f"<item><errorCode>{c}</errorCode><errorMessage>{m}</errorMessage><lifecycle>on-demand</lifecycle></item>"
+                   for c, m in errors)
+    return (f'<CreateFleetResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>e2e</requestId>'
+            f"<fleetId>fleet-e2e</fleetId><errorSet>{errs}</errorSet><fleetInstanceSet>{instances}"
+            f"</fleetInstanceSet></CreateFleetResponse>").encode()
+
+
+def run_proxy(args):
+    world = load(os.path.join(args.dir, "world.json"), {})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", world["proxy_port"]), Proxy)
+    server.dir = args.dir
+    server.upstream = f"http://127.0.0.1:{world['moto_port']}/"
+    server.serve_forever()
+
+
+# ---------------------------------------------------------------- player
+
+
+class Metadata(http.server.BaseHTTPRequestHandler):
+    """IMDSv2 for one instance: a token, then its id, address, region and tags."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, text):
+        data = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-aws-ec2-metadata-token-ttl-seconds", "21600")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_PUT(self):
+        if self.path == "/latest/api/token":
+            return self.reply(200, "e2e-token")
+        self.reply(404, "")
+
+    def do_GET(self):
+        if self.headers.get("x-aws-ec2-metadata-token") != "e2e-token":
+            return self.reply(401, "")
+        instance = self.server.describe()
+        if instance is None:
+            return self.reply(404, "")
+        tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+        base = "/latest/meta-data/"
+        fixed = {
+            "instance-id": instance["InstanceId"],
+            "local-ipv4": instance.get("PrivateIpAddress", ""),
+            "hostname": instance.get("PrivateDnsName", ""),
+            "placement/region": REGION,
+            "placement/availability-zone": instance.get("Placement", {}).get("AvailabilityZone", ""),
+        }
+        key = self.path[len(base):] if self.path.startswith(base) else None
+        if key in fixed:
+            return self.reply(200, fixed[key])
+        if not self.server.tags_exposed:
+            return self.reply(404, "")
+        if key == "tags/instance":
+            return self.reply(200, "\n".join(k for k in tags if "/" not in k))
+        if key and key.startswith("tags/instance/") and key[len("tags/instance/"):] in tags:
+            return self.reply(200, tags[key[len("tags/instance/"):]])
+        self.reply(404, "")
+
+
+def start_metadata(ec2, instance_id, tags_exposed):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Metadata)
+    server.tags_exposed = tags_exposed
+
+    def describe():
+        found = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        return found[0]["Instances"][0] if found else None
+
+    server.describe = describe
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def run_player(args):
+    """Boots each running instance of the cluster: get-nodename against its
+    metadata stand-in, then `slurmd -D -b -N <name>`; stops it at termination."""
+    world = load(os.path.join(args.dir, "world.json"), {})
+    ec2 = ec2_client(f"http://127.0.0.1:{world['moto_port']}")
+    booting = {}  # instance id -> {"thread", "slurmd", "metadata"}
+    log = open(os.path.join(args.dir, "log", "player.log"), "a", buffering=1)
+
+    def boot(instance_id, tags):
+        control = load(os.path.join(args.dir, "player.json"), {})
+        partition = tags.get("slurm-ec2:partition")
+        metadata = start_metadata(ec2, instance_id, partition not in control.get("hide_tags_partitions", []))
+        booting[instance_id]["metadata"] = metadata
+        env = {"PATH": "/usr/bin:/bin", "AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://127.0.0.1:{metadata.server_port}/",
+               "AWS_ENDPOINT_URL_EC2": f"http://127.0.0.1:{world['moto_port']}", "AWS_ACCESS_KEY_ID": "testing",
+               "AWS_SECRET_ACCESS_KEY": "testing"}
+        result = subprocess.run([os.path.join(world["bin"], "get-nodename"), "--config-dir", args.dir, "--timeout", "60"],
+                                capture_output=True, text=True, env=env)
+        name = result.stdout.strip()
+        log.write(f"{instance_id}: get-nodename exit {result.returncode} name {name!r} {result.stderr.strip()!r}\n")
+        if result.returncode != 0 or not name:
+            return
+        control = load(os.path.join(args.dir, "player.json"), {})
+        if name in control.get("skip", []):
+            log.write(f"{instance_id}: told not to boot {name}\n")
+            return
+        time.sleep(control.get("delay", {}).get(name, 0))
+        if booting.get(instance_id, {}).get("gone"):
+            return
+        slurmd = subprocess.Popen(["slurmd", "-D", "-b", "-N", name, "-f", world["slurm_conf"]],
+                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(args.dir, "log", f"slurmd-{name}.err"), "a"))
+        booting[instance_id]["slurmd"] = slurmd
+        log.write(f"{instance_id}: slurmd for {name} pid {slurmd.pid}\n")
+
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    while not stop:
+        try:
+            pages = ec2.get_paginator("describe_instances").paginate(
+                Filters=[{"Name": "tag:slurm-ec2:cluster", "Values": [CLUSTER]}])
+            live = {}
+            for page in pages:
+                for reservation in page["Reservations"]:
+                    for instance in reservation["Instances"]:
+                        if instance["State"]["Name"] in ("pending", "running"):
+                            live[instance["InstanceId"]] = instance
+        except Exception as error:  # moto restarting, or not yet up
+            log.write(f"describe failed: {error}\n")
+            time.sleep(1)
+            continue
+        control = load(os.path.join(args.dir, "player.json"), {})
+        for instance_id, instance in live.items():
+            tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+            if tags.get("slurm-ec2:partition") in control.get("ignore_partitions", []):
+                continue
+            if instance_id not in booting:
+                booting[instance_id] = {}
+                thread = threading.Thread(target=boot, args=(instance_id, tags), daemon=True)
+                booting[instance_id]["thread"] = thread
+                thread.start()
+        for instance_id, state in list(booting.items()):
+            if instance_id not in live and not state.get("gone"):
+                state["gone"] = True
+                if state.get("slurmd"):
+                    state["slurmd"].terminate()
+                    log.write(f"{instance_id}: terminated, slurmd stopped\n")
+                if state.get("metadata"):
+                    state["metadata"].shutdown()
+        time.sleep(0.5)
+    for state in booting.values():
+        if state.get("slurmd"):
+            state["slurmd"].terminate()
+
+
+# ---------------------------------------------------------------- world
+
+
+SLURM_CONF = """\
+ClusterName={cluster}
+SlurmctldHost={host}(127.0.0.1)
+SlurmctldPort={ctld_port}
+SlurmdPort={slurmd_port}
+AuthType=auth/munge
+AuthInfo=socket={dir}/munge/munge.socket
+CredType=cred/munge
+SlurmUser=root
+SlurmdUser=root
+StateSaveLocation={dir}/state
+SlurmdSpoolDir={dir}/spool/%n
+SlurmctldPidFile={dir}/slurmctld.pid
+SlurmdPidFile={dir}/spool/slurmd-%n.pid
+SlurmctldLogFile={dir}/log/slurmctld.log
+SlurmdLogFile={dir}/log/slurmd-%n.log
+SlurmctldDebug=info
+SlurmdDebug=info
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+SlurmdParameters=config_overrides
+SchedulerType=sched/backfill
+MpiDefault=none
+ReturnToService=2
+SlurmctldTimeout=30
+SlurmdTimeout=30
+MessageTimeout=10
+SuspendTimeout=10
+SlurmctldParameters=idle_on_node_suspend
+"""
+
+
+def spawn(argv, log_path, env=None):
+    out = open(log_path, "a")
+    return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True).pid
+
+
+def up(args):
+    d = os.path.abspath(args.dir)
+    for sub in ("munge", "state", "spool", "log"):
+        os.makedirs(os.path.join(d, sub), exist_ok=True)
+    os.chmod(os.path.join(d, "munge"), 0o755)
+    # The programs and their configuration in one folder, the original plugin's
+    # layout: slurmctld runs them with no arguments but the hostlist.
+    bindir = os.path.join(d, "bin")
+    os.makedirs(bindir, exist_ok=True)
+    for program in ("resume", "suspend", "change-state", "generate-conf", "get-nodename"):
+        target = os.path.join(bindir, program)
+        if os.path.exists(target):
+            os.remove(target)
+        try:
+            os.link(os.path.join(args.bin, program), target)
+        except OSError:
+            shutil.copy2(os.path.join(args.bin, program), target)
+    world = {"dir": d, "bin": bindir, "moto_port": free_port(), "proxy_port": free_port(),
+             "ctld_port": free_port(), "slurmd_port": free_port(), "pids": {}}
+    world["slurm_conf"] = os.path.join(d, "slurm.conf")
+    with open(os.path.join(d, "world.json"), "w") as f:
+        json.dump(world, f)
+
+    key_dir = os.path.join(d, "munge", "key")
+    os.makedirs(key_dir, mode=0o700, exist_ok=True)
+    key = os.path.join(key_dir, "munge.key")
+    if not os.path.exists(key):
+        with open(key, "wb") as f:
+            f.write(os.urandom(1024))
+    os.chmod(key, 0o400)
+    world["pids"]["munged"] = spawn(
+        ["munged", "-F", "-S", f"{d}/munge/munge.socket", f"--key-file={key}", f"--pid-file={d}/munge/munged.pid",
+         f"--log-file={d}/log/munged.log", f"--seed-file={d}/munge/munge.seed", "--force"], f"{d}/log/munged.out")
+    world["pids"]["moto"] = spawn([os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H", "127.0.0.1",
+                                   "-p", str(world["moto_port"])], f"{d}/log/moto.log")
+    wait_port(world["moto_port"])
+    with open(os.path.join(d, "world.json"), "w") as f:
+        json.dump(world, f)
+    seed(world)
+    world["pids"]["proxy"] = spawn([sys.executable, __file__, "proxy", "--dir", d], f"{d}/log/proxy.log")
+    wait_port(world["proxy_port"])
+    write_plugin_config(world, args.partitions)
+    host = socket.gethostname().split(".")[0]
+    base = SLURM_CONF.format(cluster=CLUSTER, host=host, dir=d, **{k: world[k] for k in ("ctld_port", "slurmd_port")})
+    generated = subprocess.run([os.path.join(world["bin"], "generate-conf")],
+                               capture_output=True, text=True, check=True).stdout
+    with open(world["slurm_conf"], "w") as f:
+        f.write(base + "\n" + generated)
+    # Partitions whose instances never boot (their tests call the programs
+    # directly), and one whose instances hide their tags from metadata.
+    with open(os.path.join(d, "player.json"), "w") as f:
+        json.dump({"ignore_partitions": ["twice", "big", "fail", "ice"], "hide_tags_partitions": ["notag"]}, f)
+    world["pids"]["player"] = spawn([sys.executable, __file__, "player", "--dir", d], f"{d}/log/player.out")
+    for _ in range(50):
+        if os.path.exists(f"{d}/munge/munge.socket"):
+            break
+        time.sleep(0.1)
+    world["pids"]["slurmctld"] = spawn(["slurmctld", "-D", "-i", "-f", world["slurm_conf"]], f"{d}/log/slurmctld.out",
+                                       env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
+    with open(os.path.join(d, "world.json"), "w") as f:
+        json.dump(world, f, indent=2)
+    env = dict(os.environ, SLURM_CONF=world["slurm_conf"])
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if subprocess.run(["scontrol", "ping"], env=env, capture_output=True, text=True).stdout.count("UP"):
+            print(json.dumps(world, indent=2))
+            return
+        time.sleep(0.5)
+    raise SystemExit("slurmctld did not come up; see " + f"{d}/log/slurmctld.log")
+
+
+def seed(world):
+    ec2 = ec2_client(f"http://127.0.0.1:{world['moto_port']}")
+    vpc = ec2.create_vpc(CidrBlock="127.1.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=zone)["Subnet"]["SubnetId"]
+               for cidr, zone in (("127.1.0.0/20", "us-east-1a"), ("127.1.16.0/20", "us-east-1b"))]
+    template = ec2.create_launch_template(LaunchTemplateName="compute", LaunchTemplateData={
+        "ImageId": "ami-12c6146b", "InstanceType": "t3.micro",
+        "MetadataOptions": {"HttpTokens": "required", "InstanceMetadataTags": "enabled"}})
+    world["subnets"] = subnets
+    world["launch_template"] = template["LaunchTemplate"]["LaunchTemplateId"]
+
+
+def write_plugin_config(world, partitions_path):
+    d = world["dir"]
+    config = {
+        "LogLevel": "DEBUG",
+        "LogFileName": f"{d}/log/slurm-ec2.log",
+        "SlurmBinPath": "/usr/bin",
+        "ClusterName": CLUSTER,
+        "ResumeBudgetSeconds": 20,
+        "LaunchGraceSeconds": 5,
+        "InsufficientCapacityHoldSeconds": 30,
+        "Environment": {
+            "AWS_ENDPOINT_URL_EC2": f"http://127.0.0.1:{world['proxy_port']}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        },
+        "SlurmConf": {
+            "PrivateData": "CLOUD",
+            "ResumeProgram": os.path.join(world["bin"], "resume"),
+            "SuspendProgram": os.path.join(world["bin"], "suspend"),
+            "ResumeRate": 0,
+            "SuspendRate": 0,
+            "ResumeTimeout": 40,
+            "SuspendTime": 15,
+            "TreeWidth": 65533,
+        },
+    }
+    with open(partitions_path) as f:
+        partitions = json.load(f)
+    for partition in partitions["Partitions"]:
+        for group in partition["NodeGroups"]:
+            group["SubnetIds"] = world["subnets"]
+            group["LaunchTemplateSpecification"] = {"LaunchTemplateId": world["launch_template"], "Version": "$Latest"}
+    with open(os.path.join(world["bin"], "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    with open(os.path.join(world["bin"], "partitions.json"), "w") as f:
+        json.dump(partitions, f, indent=2)
+
+
+def down(args):
+    world = load(os.path.join(args.dir, "world.json"), {})
+    pids = world.get("pids", {})
+    for name in ("slurmctld", "player", "proxy", "moto", "munged"):
+        pid = pids.get(name)
+        if not pid:
+            continue
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        for _ in range(50):
+            try:
+                os.kill(pid, 0)
+                time.sleep(0.1)
+            except ProcessLookupError:
+                break
+        else:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    # The player's slurmd processes are in its process group, stopped with it.
+
+
+def instances(args):
+    world = load(os.path.join(args.dir, "world.json"), {})
+    ec2 = ec2_client(f"http://127.0.0.1:{world['moto_port']}")
+    result = []
+    for page in ec2.get_paginator("describe_instances").paginate():
+        for reservation in page["Reservations"]:
+            for i in reservation["Instances"]:
+                result.append({"id": i["InstanceId"], "state": i["State"]["Name"],
+                               "ip": i.get("PrivateIpAddress"), "launch": i["LaunchTime"].timestamp(),
+                               "tags": {t["Key"]: t["Value"] for t in i.get("Tags", [])}})
+    print(json.dumps(result))
+
+
+def add_instance(args):
+    """Launches an instance outside slurm-ec2 (another cluster's, say)."""
+    world = load(os.path.join(args.dir, "world.json"), {})
+    ec2 = ec2_client(f"http://127.0.0.1:{world['moto_port']}")
+    tags = [{"Key": "Name", "Value": args.name}]
+    if args.cluster:
+        tags.append({"Key": "slurm-ec2:cluster", "Value": args.cluster})
+    answer = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, SubnetId=world["subnets"][0],
+                               TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
+    print(answer["Instances"][0]["InstanceId"])
+
+
+def terminate(args):
+    """Terminates the live instances named `--name`, as a Spot interruption would."""
+    world = load(os.path.join(args.dir, "world.json"), {})
+    ec2 = ec2_client(f"http://127.0.0.1:{world['moto_port']}")
+    found = ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": [args.name]},
+                                            {"Name": "instance-state-name", "Values": ["pending", "running"]}])
+    ids = [i["InstanceId"] for r in found["Reservations"] for i in r["Instances"]]
+    if ids:
+        ec2.terminate_instances(InstanceIds=ids)
+    print(json.dumps(ids))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up", "down", "instances", "proxy", "player", "add-instance", "terminate"])
+    parser.add_argument("--dir", required=True)
+    parser.add_argument("--bin", default="")
+    parser.add_argument("--name", default="")
+    parser.add_argument("--cluster", default="")
+    parser.add_argument("--partitions", default=os.path.join(os.path.dirname(__file__), "partitions.json"))
+    args = parser.parse_args()
+    commands = {"up": up, "down": down, "instances": instances, "proxy": run_proxy, "player": run_player,
+                "add-instance": add_instance, "terminate": terminate}
+    commands[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,395 @@
+//! End-to-end scenarios against a real slurmctld (Debian's Slurm 22.05),
+//! moto as EC2 behind a fault proxy, and instances that boot slurmd through
+//! get-nodename. Each asserts on Slurm's and the emulator's state.
+
+mod world;
+
+use std::time::Duration;
+
+use serde_json::json;
+use slurm_ec2::hostlist;
+use slurm_ec2::slurm::NodeInfo;
+use world::{wait_for, world};
+
+fn idle_powered_down(node: &NodeInfo) -> bool {
+    node.state.base == "IDLE" && node.state.powered_down()
+}
+
+fn job_done(state: &str) -> bool {
+    matches!(
+        state,
+        "COMPLETED" | "FAILED" | "CANCELLED" | "TIMEOUT" | "NODE_FAIL"
+    )
+}
+
+/// Scenario 1 (and 9): a burst cycle, and another cluster's instance with the
+/// same Name is never touched.
+#[test]
+fn burst_cycle_from_idle_to_idle() {
+    let Some(w) = world() else { return };
+    let foreign = w.add_foreign_instance("burst-a-0", "othercluster");
+    let job = w.sbatch(&["-p", "burst", "-N", "2", "--wrap", "hostname; sleep 1"]);
+    let nodes = ["burst-a-0", "burst-a-1"];
+
+    // The instances, tagged from launch, with their addresses given to Slurm.
+    let instances = wait_for("two instances", Duration::from_secs(30), || {
+        let found: Vec<_> = nodes
+            .iter()
+            .flat_map(|n| w.live_named(n))
+            .filter(|i| i["id"] != foreign.as_str())
+            .collect();
+        (found.len() == 2).then_some(found)
+    });
+    for instance in &instances {
+        assert_eq!(instance["tags"]["slurm-ec2:cluster"], "e2e");
+        assert_eq!(instance["tags"]["Owner"], "e2e");
+        assert_eq!(instance["tags"]["Address"], instance["ip"]);
+        let node = w.node(instance["tags"]["Name"].as_str().unwrap());
+        assert_eq!(node.address.as_deref(), instance["ip"].as_str());
+    }
+    let state = wait_for("the job to end", Duration::from_secs(120), || {
+        let state = w.job_field(&job, "JobState");
+        job_done(&state).then_some(state)
+    });
+    assert_eq!(state, "COMPLETED", "{}", w.plugin_log());
+
+    // After SuspendTime, suspend terminates both and the nodes power down.
+    wait_for("both nodes back to idle~", Duration::from_secs(90), || {
+        nodes
+            .iter()
+            .all(|n| idle_powered_down(&w.node(n)))
+            .then_some(())
+    });
+    wait_for("no instance of ours left", Duration::from_secs(30), || {
+        nodes
+            .iter()
+            .all(|n| w.live_named(n).iter().all(|i| i["id"] == foreign.as_str()))
+            .then_some(())
+    });
+    let theirs = w
+        .instances()
+        .into_iter()
+        .find(|i| i["id"] == foreign.as_str())
+        .expect("the foreign instance");
+    assert_eq!(
+        theirs["state"], "running",
+        "another cluster's instance is untouched"
+    );
+}
+
+/// Scenario 2: a request for 3 nodes gets 1; the other 2 fail at once with
+/// the code, the job is requeued and runs when capacity returns.
+#[test]
+fn partial_capacity_fails_fast_and_the_job_runs_later() {
+    let Some(w) = world() else { return };
+    w.faults("part-a", json!([{"capacity": 1}]));
+    let job = w.sbatch(&["-p", "part", "-N", "3", "--wrap", "hostname"]);
+    wait_for(
+        "two nodes failed with the capacity code",
+        Duration::from_secs(15),
+        || {
+            let failed = ["part-a-1", "part-a-2"].iter().filter(|n| {
+                w.node(n)
+                    .reason
+                    .unwrap_or_default()
+                    .starts_with("(Code:InsufficientInstanceCapacity)Failure when resuming nodes")
+            });
+            (failed.count() == 2).then_some(())
+        },
+    );
+    wait_for("the job to be requeued", Duration::from_secs(15), || {
+        (w.job_field(&job, "Restarts") != "0").then_some(())
+    });
+    // Slurm holds a requeued job back for the credential lifetime (120 s) first.
+    let state = wait_for("the job to end", Duration::from_secs(300), || {
+        let state = w.job_field(&job, "JobState");
+        job_done(&state).then_some(state)
+    });
+    assert_eq!(state, "COMPLETED", "{}", w.plugin_log());
+    wait_for("no instance left", Duration::from_secs(90), || {
+        ["part-a-0", "part-a-1", "part-a-2"]
+            .iter()
+            .all(|n| w.live_named(n).is_empty())
+            .then_some(())
+    });
+}
+
+/// Scenario 3: a fleet that fails fails its nodes at once; throttling that
+/// clears after a retry still launches.
+#[test]
+fn a_failing_fleet_fails_at_once_and_throttling_is_retried() {
+    let Some(w) = world() else { return };
+    w.faults(
+        "fail-a",
+        json!([{"fail": "InvalidLaunchTemplateId.NotFound"}]),
+    );
+    w.faults(
+        "fail-b",
+        json!([{"throttle_http": true}, {"throttle_errors": true}]),
+    );
+    let output = w.run("resume", &["fail-a-[0-1]"]);
+    assert_eq!(output.status.code(), Some(1));
+    for node in ["fail-a-0", "fail-a-1"] {
+        let reason = w.node(node).reason.unwrap_or_default();
+        assert!(
+            reason.starts_with("(Code:InvalidLaunchTemplateId.NotFound)"),
+            "{node}: {reason}"
+        );
+        assert!(w.live_named(node).is_empty());
+    }
+    let output = w.run("resume", &["fail-b-[0-1]"]);
+    assert!(output.status.success(), "{}", w.plugin_log());
+    let fleets = w
+        .requests()
+        .iter()
+        .filter(|r| r["action"] == "CreateFleet" && r["group"] == "fail-b")
+        .count();
+    assert_eq!(fleets, 3, "two throttled attempts, then the launch");
+    for node in ["fail-b-0", "fail-b-1"] {
+        assert_eq!(w.live_named(node).len(), 1, "{node}");
+    }
+    assert!(w.run("suspend", &["fail-b-[0-1]"]).status.success());
+    assert!(w.live_named("fail-b-0").is_empty() && w.live_named("fail-b-1").is_empty());
+}
+
+/// Scenario 4: a node that never registers loses its instance after
+/// ResumeTimeout (ResumeFailProgram), and change-state returns it to idle~.
+#[test]
+fn a_node_that_never_registers_is_cleaned_up() {
+    let Some(w) = world() else { return };
+    let player = w.dir.join("player.json");
+    let mut control: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&player).unwrap()).unwrap();
+    control["skip"] = json!(["stuck-a-0"]);
+    std::fs::write(&player, control.to_string()).unwrap();
+    let job = w.sbatch(&["-p", "stuck", "-N", "1", "--wrap", "hostname"]);
+    wait_for("an instance for stuck-a-0", Duration::from_secs(30), || {
+        (!w.live_named("stuck-a-0").is_empty()).then_some(())
+    });
+    wait_for("ResumeTimeout", Duration::from_secs(90), || {
+        let node = w.node("stuck-a-0");
+        (node.state.is_down() && node.state.powered_down()).then_some(())
+    });
+    wait_for(
+        "the instance terminated by ResumeFailProgram",
+        Duration::from_secs(30),
+        || w.live_named("stuck-a-0").is_empty().then_some(()),
+    );
+    w.cancel(&job);
+    let output = w.run("change-state", &[]);
+    assert!(output.status.success(), "{}", w.plugin_log());
+    wait_for("stuck-a-0 back to idle~", Duration::from_secs(20), || {
+        idle_powered_down(&w.node("stuck-a-0")).then_some(())
+    });
+}
+
+/// Scenario 5: resume twice for the same nodes: one instance per node.
+#[test]
+fn resume_twice_launches_once() {
+    let Some(w) = world() else { return };
+    assert!(
+        w.run("resume", &["twice-a-[0-1]"]).status.success(),
+        "{}",
+        w.plugin_log()
+    );
+    assert!(
+        w.run("resume", &["twice-a-[0-1]"]).status.success(),
+        "{}",
+        w.plugin_log()
+    );
+    let fleets = w
+        .requests()
+        .iter()
+        .filter(|r| r["action"] == "CreateFleet" && r["group"] == "twice-a")
+        .count();
+    assert_eq!(fleets, 1);
+    assert_eq!(w.live_named("twice-a-0").len(), 1);
+    assert_eq!(w.live_named("twice-a-1").len(), 1);
+    assert!(w.run("suspend", &["twice-a-[0-1]"]).status.success());
+    assert!(w.live_named("twice-a-0").is_empty());
+}
+
+/// Scenario 6 (and 7): suspend of 500 nodes in one call, within EC2's filter
+/// limit; then names with no instance and names that are not ours.
+#[test]
+fn suspend_of_500_nodes_and_of_names_that_are_not_ours() {
+    let Some(w) = world() else { return };
+    assert!(
+        w.run("resume", &["big-a-[0-499]"]).status.success(),
+        "{}",
+        w.plugin_log()
+    );
+    let live = |w: &world::World| {
+        w.instances()
+            .iter()
+            .filter(|i| i["tags"]["slurm-ec2:partition"] == "big" && i["state"] == "running")
+            .count()
+    };
+    assert_eq!(live(&w), 500);
+    let before = w.requests().len();
+    assert!(
+        w.run("suspend", &["big-a-[0-499]"]).status.success(),
+        "{}",
+        w.plugin_log()
+    );
+    assert_eq!(live(&w), 0, "every instance terminated");
+    let requests = w.requests();
+    let describes: Vec<_> = requests[before..]
+        .iter()
+        .filter(|r| r["action"] == "DescribeInstances")
+        .collect();
+    assert!(!describes.is_empty());
+    assert!(
+        describes
+            .iter()
+            .all(|r| r["filter_values"].as_u64().unwrap() <= 200 && r["status"] == 200)
+    );
+    assert_eq!(
+        requests[before..]
+            .iter()
+            .filter(|r| r["action"] == "TerminateInstances")
+            .count(),
+        1
+    );
+
+    let before = w.requests().len();
+    let output = w.run("suspend", &["compute-[1-3],zz-a-1,twice-a-5"]);
+    assert!(output.status.success());
+    assert_eq!(
+        w.requests().len(),
+        before,
+        "no EC2 call for names that are not ours"
+    );
+    assert!(
+        w.run("suspend", &["twice-a-1"]).status.success(),
+        "a node without an instance is not a failure"
+    );
+}
+
+/// Scenario 8: an instance dies under a running job: the node goes DOWN, the
+/// job is requeued, and change-state brings the node back to idle~.
+#[test]
+fn an_instance_that_dies_under_a_job() {
+    let Some(w) = world() else { return };
+    let job = w.sbatch(&["-p", "die", "-N", "1", "--wrap", "sleep 300"]);
+    wait_for("the job to run", Duration::from_secs(90), || {
+        (w.job_field(&job, "JobState") == "RUNNING").then_some(())
+    });
+    w.terminate_named("die-a-0");
+    let output = w.run("change-state", &[]);
+    assert!(output.status.success(), "{}", w.plugin_log());
+    let reason = w.node("die-a-0").reason.unwrap_or_default();
+    assert!(
+        reason.starts_with("(Code:InstanceGone)Instance i-"),
+        "{reason}"
+    );
+    wait_for("the job requeued", Duration::from_secs(20), || {
+        (w.job_field(&job, "Restarts") != "0").then_some(())
+    });
+    w.cancel(&job);
+    wait_for("die-a-0 back to idle~", Duration::from_secs(60), || {
+        if idle_powered_down(&w.node("die-a-0")) {
+            return Some(());
+        }
+        w.run("change-state", &[]);
+        None
+    });
+    assert!(w.live_named("die-a-0").is_empty());
+}
+
+/// Scenario 10: a compute node whose tags are not in metadata finds its
+/// name through DescribeInstances and registers.
+#[test]
+fn get_nodename_without_tags_in_metadata() {
+    let Some(w) = world() else { return };
+    let job = w.sbatch(&["-p", "notag", "-N", "1", "--wrap", "hostname"]);
+    let state = wait_for("the job to end", Duration::from_secs(120), || {
+        let state = w.job_field(&job, "JobState");
+        job_done(&state).then_some(state)
+    });
+    assert_eq!(state, "COMPLETED");
+    assert!(
+        w.player_log().contains("name 'notag-a-0'"),
+        "{}",
+        w.player_log()
+    );
+}
+
+/// After insufficient capacity, change-state holds the node group's
+/// powered-down nodes DOWN for the hold (30 s here), then returns them.
+#[test]
+fn change_state_holds_a_group_after_insufficient_capacity() {
+    let Some(w) = world() else { return };
+    w.faults("ice-a", json!([{"capacity": 0}]));
+    assert_eq!(w.run("resume", &["ice-a-0"]).status.code(), Some(1));
+    wait_for("ice-a-0 powered down", Duration::from_secs(30), || {
+        w.node("ice-a-0").state.powered_down().then_some(())
+    });
+    assert!(
+        w.run("change-state", &[]).status.success(),
+        "{}",
+        w.plugin_log()
+    );
+    for node in ["ice-a-0", "ice-a-1"] {
+        let info = w.node(node);
+        assert!(info.state.is_down(), "{node} held: {info:?}");
+        assert!(
+            info.reason.unwrap_or_default().contains("Held until"),
+            "{node}"
+        );
+    }
+    wait_for("the hold to end", Duration::from_secs(60), || {
+        w.run("change-state", &[]);
+        ["ice-a-0", "ice-a-1"]
+            .iter()
+            .all(|n| idle_powered_down(&w.node(n)))
+            .then_some(())
+    });
+}
+
+/// Scenario 11: slurmctld accepted generate-conf's output, and the native
+/// hostlist expansion equals `scontrol show hostnames`.
+#[test]
+fn generated_configuration_and_hostlists_agree_with_slurm() {
+    let Some(w) = world() else { return };
+    let partitions = w.scontrol(&["show", "partitions", "-o"]);
+    for name in [
+        "burst", "part", "fail", "stuck", "twice", "big", "die", "notag", "ice",
+    ] {
+        assert!(
+            partitions.contains(&format!("PartitionName={name} ")),
+            "{name}"
+        );
+    }
+    assert!(idle_powered_down(&w.node("big-a-499")) || w.node("big-a-499").state.powered_down());
+    for expression in [
+        "aws-node-[0-3]",
+        "node[099-101]",
+        "n[08-11],x",
+        "r[1-2]n[1-3]",
+        "a-[1-3,7],b-9",
+        "aws-node-[0-99]",
+    ] {
+        let ours = hostlist::expand(expression).unwrap();
+        let theirs: Vec<String> = w
+            .scontrol(&["show", "hostnames", expression])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(ours, theirs, "{expression}");
+        let compressed = hostlist::compress(&ours);
+        let again: Vec<String> = w
+            .scontrol(&["show", "hostnames", &compressed])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let mut sorted = ours.clone();
+        sorted.sort();
+        let mut again_sorted = again.clone();
+        again_sorted.sort();
+        assert_eq!(
+            again_sorted, sorted,
+            "compress({expression}) = {compressed}"
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! Access to the world `tests/e2e/harness.py up` started: a real slurmctld,
+//! moto behind the fault proxy, and the instance player.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use slurm_ec2::slurm::{NodeInfo, parse_nodes};
+
+/// Scenarios share one slurmctld and run one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub struct World {
+    pub dir: PathBuf,
+    pub bin: PathBuf,
+    slurm_conf: PathBuf,
+    python: PathBuf,
+    harness: PathBuf,
+    _serial: MutexGuard<'static, ()>,
+}
+
+/// The world, or None (with a note on stderr) when `scripts/test` did not start one.
+pub fn world() -> Option<World> {
+    let Some(dir) = std::env::var_os("SLURM_EC2_E2E_DIR").map(PathBuf::from) else {
+        eprintln!(
+            "SLURM_EC2_E2E_DIR is unset: the end-to-end scenario is skipped (scripts/test runs it)"
+        );
+        return None;
+    };
+    let serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let world: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("world.json")).expect("world.json"))
+            .expect("world.json is JSON");
+    let python = std::env::var_os("SLURM_EC2_PYTHON")
+        .map_or_else(|| PathBuf::from("python3"), PathBuf::from);
+    Some(World {
+        bin: PathBuf::from(world["bin"].as_str().expect("bin")),
+        slurm_conf: PathBuf::from(world["slurm_conf"].as_str().expect("slurm_conf")),
+        harness: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/harness.py"),
+        dir,
+        python,
+        _serial: serial,
+    })
+}
+
+pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {} s waiting for {what}",
+            timeout.as_secs()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn text(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+impl World {
+    /// A Slurm client command (`scontrol`, `sbatch`, …) against this world's slurmctld.
+    pub fn slurm(&self, program: &str, args: &[&str]) -> Output {
+        Command::new(program)
+            .args(args)
+            .env("SLURM_CONF", &self.slurm_conf)
+            .output()
+            .unwrap_or_else(|e| panic!("{program} runs: {e}"))
+    }
+
+    pub fn scontrol(&self, args: &[&str]) -> String {
+        let output = self.slurm("scontrol", args);
+        assert!(output.status.success(), "scontrol {args:?}: {output:?}");
+        text(&output)
+    }
+
+    pub fn node(&self, name: &str) -> NodeInfo {
+        let nodes = parse_nodes(&self.scontrol(&["show", "node", name, "-o"]));
+        nodes
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("node {name} exists"))
+    }
+
+    pub fn sbatch(&self, args: &[&str]) -> String {
+        let mut all = vec!["--parsable"];
+        all.extend_from_slice(args);
+        let output = self.slurm("sbatch", &all);
+        assert!(output.status.success(), "sbatch {args:?}: {output:?}");
+        text(&output)
+            .trim()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// A field of `scontrol show job -o`, such as JobState or Restarts.
+    pub fn job_field(&self, job: &str, field: &str) -> String {
+        let line = self.scontrol(&["show", "job", job, "-o"]);
+        let prefix = format!("{field}=");
+        line.split_whitespace()
+            .find_map(|word| word.strip_prefix(&prefix))
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn cancel(&self, job: &str) {
+        self.slurm("scancel", &[job]);
+    }
+
+    /// Runs one of our programs as slurmctld does: bare environment, no flags.
+    pub fn run(&self, program: &str, args: &[&str]) -> Output {
+        Command::new(self.bin.join(program))
+            .args(args)
+            .env_clear()
+            .env("SLURM_CONF", &self.slurm_conf)
+            .output()
+            .unwrap_or_else(|e| panic!("{program} runs: {e}"))
+    }
+
+    fn harness(&self, args: &[&str]) -> String {
+        let output = Command::new(&self.python)
+            .arg(&self.harness)
+            .args(args)
+            .arg("--dir")
+            .arg(&self.dir)
+            .output()
+            .expect("the harness runs");
+        assert!(output.status.success(), "harness {args:?}: {output:?}");
+        text(&output)
+    }
+
+    /// Every instance in the emulator: `{id, state, ip, launch, tags}`.
+    pub fn instances(&self) -> Vec<Value> {
+        serde_json::from_str(&self.harness(&["instances"])).expect("instances as JSON")
+    }
+
+    /// The live (pending or running) instances named `name`.
+    pub fn live_named(&self, name: &str) -> Vec<Value> {
+        self.instances()
+            .into_iter()
+            .filter(|i| {
+                i["tags"]["Name"] == name && (i["state"] == "running" || i["state"] == "pending")
+            })
+            .collect()
+    }
+
+    pub fn add_foreign_instance(&self, name: &str, cluster: &str) -> String {
+        self.harness(&["add-instance", "--name", name, "--cluster", cluster])
+            .trim()
+            .to_string()
+    }
+
+    pub fn terminate_named(&self, name: &str) {
+        self.harness(&["terminate", "--name", name]);
+    }
+
+    /// Queues faults for a node group (`<partition>-<group>`) at the proxy.
+    pub fn faults(&self, group: &str, faults: Value) {
+        let path = self.dir.join("faults.json");
+        let mut all: Value = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_else(|| serde_json::json!({}));
+        all[group] = faults;
+        std::fs::write(&path, all.to_string()).expect("faults.json");
+    }
+
+    /// Every EC2 request the proxy saw: `{action, filter_values, status, group?}`.
+    pub fn requests(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.join("requests.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    pub fn player_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log/player.log")).unwrap_or_default()
+    }
+
+    pub fn plugin_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log/slurm-ec2.log")).unwrap_or_default()
+    }
+}
