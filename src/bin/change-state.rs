@@ -8,10 +8,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use slurm_ec2::change_state;
-use slurm_ec2::cluster;
 use slurm_ec2::ec2::{CallCounter, Clients};
-use slurm_ec2::slurm::Scontrol;
-use slurm_ec2::startup::{self, CommonArgs, EXIT_FAILED};
+use slurm_ec2::startup::{self, CommonArgs, EXIT_FAILED, Session};
 
 #[derive(Parser)]
 #[command(
@@ -41,7 +39,14 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_FAILED);
             }
         };
-        let scontrol = Scontrol::new(&config.scontrol(), config.settings.scontrol_timeout);
+        let Session {
+            scontrol,
+            cluster,
+            runtime,
+        } = match startup::session(config) {
+            Ok(session) => session,
+            Err(code) => return code,
+        };
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         match scontrol.run(&["ping".into()]) {
             Ok(ping) if !change_state::should_run(&ping, hostname.trim()) => {
@@ -56,20 +61,6 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_FAILED);
             }
         }
-        let cluster = match cluster::cluster_name(config, &scontrol) {
-            Ok(name) => name,
-            Err(error) => {
-                tracing::error!("{error}");
-                return ExitCode::from(EXIT_FAILED);
-            }
-        };
-        let runtime = match startup::runtime() {
-            Ok(runtime) => runtime,
-            Err(error) => {
-                tracing::error!("Cannot start the async runtime: {error}");
-                return ExitCode::from(EXIT_FAILED);
-            }
-        };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);

@@ -68,7 +68,7 @@ fn main() -> ExitCode {
     let settings = config
         .as_ref()
         .map(|c| c.settings.clone())
-        .unwrap_or_else(default_settings);
+        .unwrap_or_default();
     let runtime = match startup::runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -118,18 +118,4 @@ fn hostname() -> Option<String> {
         .ok()
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
-}
-
-fn default_settings() -> config::Settings {
-    config::Settings {
-        resume_budget: Duration::from_secs(150),
-        fleet_batch_size: 500,
-        tag_concurrency: 16,
-        ec2_max_attempts: 3,
-        ec2_timeout: Duration::from_secs(30),
-        scontrol_timeout: Duration::from_secs(30),
-        capacity_hold: Duration::from_secs(600),
-        launch_grace: Duration::from_secs(300),
-        suspend_timeout: Duration::from_secs(30),
-    }
 }

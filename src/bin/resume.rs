@@ -9,9 +9,8 @@ use std::time::Instant;
 
 use clap::Parser;
 use slurm_ec2::ec2::{CallCounter, Clients};
-use slurm_ec2::slurm::Scontrol;
-use slurm_ec2::startup::{self, CommonArgs, EXIT_CONFIG, EXIT_FAILED};
-use slurm_ec2::{cluster, hostlist, resume};
+use slurm_ec2::resume;
+use slurm_ec2::startup::{self, CommonArgs, EXIT_FAILED, Session};
 
 #[derive(Parser)]
 #[command(
@@ -36,8 +35,6 @@ fn main() -> ExitCode {
     let resume_file = std::env::var_os("SLURM_RESUME_FILE")
         .map(|p| (p.clone(), resume::read_resume_file(p.as_ref())));
     startup::run("resume", &args.common, |config| {
-        let expression = args.hostlist.clone().unwrap_or_default();
-        tracing::info!("Hostlist: {expression}");
         match &resume_file {
             Some((_, Ok(jobs))) => tracing::info!("Resume file names job(s): {jobs:?}"),
             Some((path, Err(error))) => {
@@ -45,27 +42,17 @@ fn main() -> ExitCode {
             }
             None => {}
         }
-        let names = match hostlist::expand(&expression) {
+        let names = match startup::expand_hostlist(args.hostlist.as_deref().unwrap_or_default()) {
             Ok(names) => names,
-            Err(error) => {
-                tracing::error!("{error}");
-                return ExitCode::from(EXIT_CONFIG);
-            }
+            Err(code) => return code,
         };
-        let scontrol = Scontrol::new(&config.scontrol(), config.settings.scontrol_timeout);
-        let cluster = match cluster::cluster_name(config, &scontrol) {
-            Ok(name) => name,
-            Err(error) => {
-                tracing::error!("{error}");
-                return ExitCode::from(EXIT_FAILED);
-            }
-        };
-        let runtime = match startup::runtime() {
-            Ok(runtime) => runtime,
-            Err(error) => {
-                tracing::error!("Cannot start the async runtime: {error}");
-                return ExitCode::from(EXIT_FAILED);
-            }
+        let Session {
+            scontrol,
+            cluster,
+            runtime,
+        } = match startup::session(config) {
+            Ok(session) => session,
+            Err(code) => return code,
         };
         let calls = Arc::new(CallCounter::default());
         let report = runtime.block_on(async {

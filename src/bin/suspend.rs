@@ -7,9 +7,8 @@ use std::time::Instant;
 
 use clap::Parser;
 use slurm_ec2::ec2::{CallCounter, Clients};
-use slurm_ec2::slurm::Scontrol;
-use slurm_ec2::startup::{self, CommonArgs, EXIT_CONFIG, EXIT_FAILED};
-use slurm_ec2::{cluster, hostlist, suspend};
+use slurm_ec2::startup::{self, CommonArgs, EXIT_FAILED, Session};
+use slurm_ec2::suspend;
 
 #[derive(Parser)]
 #[command(
@@ -31,36 +30,25 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let args = Args::parse();
     startup::run("suspend", &args.common, |config| {
-        let expression = args.hostlist.clone().unwrap_or_default();
-        tracing::info!("Hostlist: {expression}");
-        let names = match hostlist::expand(&expression) {
+        let names = match startup::expand_hostlist(args.hostlist.as_deref().unwrap_or_default()) {
             Ok(names) => names,
-            Err(error) => {
-                tracing::error!("{error}");
-                return ExitCode::from(EXIT_CONFIG);
-            }
+            Err(code) => return code,
         };
-        let scontrol = Scontrol::new(&config.scontrol(), config.settings.scontrol_timeout);
-        let names_ours = slurm_ec2::names::sort_names(config, &names);
-        if names_ours.by_group.is_empty() {
-            for foreign in &names_ours.foreign {
+        // Nothing of ours: no cluster look-up, no EC2 call.
+        let sorted = slurm_ec2::names::sort_names(config, &names);
+        if sorted.by_group.is_empty() {
+            for foreign in &sorted.foreign {
                 tracing::warn!("Skipping {foreign}");
             }
             return ExitCode::SUCCESS;
         }
-        let cluster = match cluster::cluster_name(config, &scontrol) {
-            Ok(name) => name,
-            Err(error) => {
-                tracing::error!("{error}");
-                return ExitCode::from(EXIT_FAILED);
-            }
-        };
-        let runtime = match startup::runtime() {
-            Ok(runtime) => runtime,
-            Err(error) => {
-                tracing::error!("Cannot start the async runtime: {error}");
-                return ExitCode::from(EXIT_FAILED);
-            }
+        let Session {
+            scontrol,
+            cluster,
+            runtime,
+        } = match startup::session(config) {
+            Ok(session) => session,
+            Err(code) => return code,
         };
         let calls = CallCounter::default();
         let report = runtime.block_on(async {

@@ -153,3 +153,39 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
 }
+
+/// What resume, suspend and change-state share once configured: `scontrol`,
+/// the cluster name that scopes every EC2 search, and an async runtime.
+pub struct Session {
+    pub scontrol: crate::slurm::Scontrol,
+    pub cluster: String,
+    pub runtime: tokio::runtime::Runtime,
+}
+
+/// Builds the [`Session`], or logs why it cannot and gives the exit code.
+pub fn session(config: &Config) -> Result<Session, ExitCode> {
+    let scontrol =
+        crate::slurm::Scontrol::new(&config.scontrol(), config.settings.scontrol_timeout);
+    let cluster = crate::cluster::cluster_name(config, &scontrol).map_err(|error| {
+        tracing::error!("{error}");
+        ExitCode::from(EXIT_FAILED)
+    })?;
+    let runtime = runtime().map_err(|error| {
+        tracing::error!("Cannot start the async runtime: {error}");
+        ExitCode::from(EXIT_FAILED)
+    })?;
+    Ok(Session {
+        scontrol,
+        cluster,
+        runtime,
+    })
+}
+
+/// Logs the hostlist Slurm passed and expands it, or logs why it cannot.
+pub fn expand_hostlist(expression: &str) -> Result<Vec<String>, ExitCode> {
+    tracing::info!("Hostlist: {expression}");
+    crate::hostlist::expand(expression).map_err(|error| {
+        tracing::error!("{error}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}

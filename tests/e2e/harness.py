@@ -104,8 +104,9 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         values = sum(len(v) for k, v in params.items() if k.startswith("Filter.") and ".Value." in k)
         started = time.time()
         status, answer = self.fault(action, params, values) or self.forward(body)
+        finished = time.time()
         record = {"action": action, "filter_values": values, "status": status,
-                  "seconds": round(time.time() - started, 4)}
+                  "seconds": round(finished - started, 4), "start": started, "end": finished}
         if action == "CreateFleet":
             record["capacity"] = int(params.get("TargetCapacitySpecification.TotalTargetCapacity", ["0"])[0])
             record["group"] = node_group(params)

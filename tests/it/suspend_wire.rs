@@ -92,3 +92,34 @@ async fn an_unreachable_ec2_makes_suspend_fail() {
         workspace.log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ec2_that_accepts_and_never_answers_does_not_hang_the_program() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        // Accept and hold every connection, answering nothing.
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let mut config = test_config(&endpoint);
+    config["Ec2TimeoutSeconds"] = serde_json::json!(3);
+    let workspace = Workspace::new(&config, &test_partitions(10));
+    let started = std::time::Instant::now();
+    let output = workspace.run_async("suspend", &["aws-od-1"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", workspace.log());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        workspace
+            .log()
+            .contains("Failed to describe instances to terminate"),
+        "{}",
+        workspace.log()
+    );
+}

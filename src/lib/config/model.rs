@@ -78,6 +78,23 @@ pub struct Settings {
     pub suspend_timeout: Duration,
 }
 
+impl Default for Settings {
+    /// The documented defaults, for a `ResumeTimeout` of 300 s.
+    fn default() -> Self {
+        Settings {
+            resume_budget: Duration::from_secs(150),
+            fleet_batch_size: 500,
+            tag_concurrency: 16,
+            ec2_max_attempts: 3,
+            ec2_timeout: Duration::from_secs(60),
+            scontrol_timeout: Duration::from_secs(30),
+            capacity_hold: Duration::from_secs(600),
+            launch_grace: Duration::from_secs(300),
+            suspend_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tag {
     pub key: String,

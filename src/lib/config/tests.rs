@@ -343,6 +343,119 @@ fn partitions_json_messages() {
             }),
             "Partitions[0].NodeGroups[0].SlurmSpecifications: required key is missing",
         ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert(
+                    "OnDemandOptions".into(),
+                    json!({"SingleInstanceType": "yes"}),
+                );
+            }),
+            "Partitions[0].NodeGroups[0].OnDemandOptions.SingleInstanceType: must be true or false, got the string \"yes\"",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0)
+                    .insert("OnDemandOptions".into(), json!({"MinTargetCapacity": 0}));
+            }),
+            "Partitions[0].NodeGroups[0].OnDemandOptions.MinTargetCapacity: must be a whole number from 1 to 10000, got the number 0",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert("OnDemandOptions".into(), json!([]));
+            }),
+            "Partitions[0].NodeGroups[0].OnDemandOptions: must be an object, got an array",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert(
+                    "LaunchTemplateOverrides".into(),
+                    json!([{"InstanceType": "c5.large", "Priority": "high"}]),
+                );
+            }),
+            "Partitions[0].NodeGroups[0].LaunchTemplateOverrides[0].Priority: must be a number, got the string \"high\"",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert("LaunchTemplateOverrides".into(), json!(["c5.large"]));
+            }),
+            "Partitions[0].NodeGroups[0].LaunchTemplateOverrides[0]: must be an object, got the string \"c5.large\"",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert(
+                    "LaunchTemplateSpecification".into(),
+                    json!({"LaunchTemplateName": "t", "Version": true}),
+                );
+            }),
+            "Partitions[0].NodeGroups[0].LaunchTemplateSpecification.Version: must be a string, got the boolean true",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert(
+                    "Tags".into(),
+                    json!([{"Key": "k".repeat(129), "Value": "v"}]),
+                );
+            }),
+            "Partitions[0].NodeGroups[0].Tags[0].Key: must be at most 128 characters",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert(
+                    "Tags".into(),
+                    json!([{"Key": "k", "Value": "v".repeat(257)}]),
+                );
+            }),
+            "Partitions[0].NodeGroups[0].Tags[0].Value: must be at most 256 characters",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert("Tags".into(), json!([{"Value": "v"}]));
+            }),
+            "Partitions[0].NodeGroups[0].Tags[0].Key: required key is missing",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert("ProfileName".into(), json!(7));
+            }),
+            "Partitions[0].NodeGroups[0].ProfileName: must be a string, got the number 7",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert("Region".into(), json!(""));
+            }),
+            "Partitions[0].NodeGroups[0].Region: must not be empty",
+        ),
+        (
+            Box::new(|p| {
+                group_mut(p, 0, 0).insert("SlurmSpecifications".into(), json!({"CPUs": null}));
+            }),
+            "Partitions[0].NodeGroups[0].SlurmSpecifications.CPUs: must be a string, number or boolean, got null",
+        ),
+        (
+            Box::new(|p| p["Partitions"][0]["NodeGroups"] = json!({})),
+            "Partitions[0].NodeGroups: must be an array, got an object",
+        ),
+        (
+            Box::new(|p| p["Partitions"][0] = json!("aws")),
+            "Partitions[0]: must be an object, got the string \"aws\"",
+        ),
+        (
+            Box::new(|p| {
+                p["Partitions"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("PartitionName");
+            }),
+            "Partitions[0].PartitionName: required key is missing",
+        ),
+        (
+            Box::new(|p| p["Partitions"] = json!([])),
+            "Partitions: must hold at least one partition",
+        ),
+        (
+            Box::new(|p| *p = json!([])),
+            ": must be an object, got an array",
+        ),
     ];
     for (change, expected) in cases {
         let mut partitions = example_partitions();

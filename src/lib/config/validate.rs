@@ -392,40 +392,37 @@ fn config_file(w: &mut Walker, dir: &Path, json: &Value) -> Option<Config> {
             "is not a number of seconds; resume works to a budget of 150 s",
         );
     }
-    let resume_timeout = resume_timeout.unwrap_or(300);
-    let suspend_timeout = seconds(conf_value("SuspendTimeout")).unwrap_or(30);
+    let defaults = Settings::default();
+    let resume_timeout = resume_timeout.map_or(defaults.launch_grace, Duration::from_secs);
     let day = 86_400;
-    let resume_budget = w
-        .optional_integer(root, "ResumeBudgetSeconds", 1, day)
-        .map_or(resume_timeout / 2, |n| n as u64);
+    let mut seconds_or = |key: &str, low: i64, default: Duration| {
+        w.optional_integer(root, key, low, day)
+            .map_or(default, |n| Duration::from_secs(n as u64))
+    };
+    let resume_budget = seconds_or(
+        "ResumeBudgetSeconds",
+        1,
+        (resume_timeout / 2).max(Duration::from_secs(1)),
+    );
+    let ec2_timeout = seconds_or("Ec2TimeoutSeconds", 1, defaults.ec2_timeout);
+    let scontrol_timeout = seconds_or("ScontrolTimeoutSeconds", 1, defaults.scontrol_timeout);
+    let capacity_hold = seconds_or("InsufficientCapacityHoldSeconds", 0, defaults.capacity_hold);
+    let launch_grace = seconds_or("LaunchGraceSeconds", 0, resume_timeout);
+    let mut count_or = |key: &str, high: i64, default: usize| {
+        w.optional_integer(root, key, 1, high)
+            .map_or(default, |n| n as usize)
+    };
     let settings = Settings {
-        resume_budget: Duration::from_secs(resume_budget.max(1)),
-        fleet_batch_size: w
-            .optional_integer(root, "FleetBatchSize", 1, 1000)
-            .unwrap_or(500) as usize,
-        tag_concurrency: w
-            .optional_integer(root, "TagConcurrency", 1, 256)
-            .unwrap_or(16) as usize,
-        ec2_max_attempts: w
-            .optional_integer(root, "Ec2MaxAttempts", 1, 10)
-            .unwrap_or(3) as u32,
-        ec2_timeout: Duration::from_secs(
-            w.optional_integer(root, "Ec2TimeoutSeconds", 1, 600)
-                .unwrap_or(60) as u64,
-        ),
-        scontrol_timeout: Duration::from_secs(
-            w.optional_integer(root, "ScontrolTimeoutSeconds", 1, 600)
-                .unwrap_or(30) as u64,
-        ),
-        capacity_hold: Duration::from_secs(
-            w.optional_integer(root, "InsufficientCapacityHoldSeconds", 0, day)
-                .unwrap_or(600) as u64,
-        ),
-        launch_grace: Duration::from_secs(
-            w.optional_integer(root, "LaunchGraceSeconds", 0, day)
-                .map_or(resume_timeout, |n| n as u64),
-        ),
-        suspend_timeout: Duration::from_secs(suspend_timeout),
+        resume_budget,
+        fleet_batch_size: count_or("FleetBatchSize", 1000, defaults.fleet_batch_size),
+        tag_concurrency: count_or("TagConcurrency", 256, defaults.tag_concurrency),
+        ec2_max_attempts: count_or("Ec2MaxAttempts", 10, defaults.ec2_max_attempts as usize) as u32,
+        ec2_timeout,
+        scontrol_timeout,
+        capacity_hold,
+        launch_grace,
+        suspend_timeout: seconds(conf_value("SuspendTimeout"))
+            .map_or(defaults.suspend_timeout, Duration::from_secs),
     };
     Some(Config {
         dir: dir.to_path_buf(),

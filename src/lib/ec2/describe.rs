@@ -1,5 +1,6 @@
 use std::net::Ipv4Addr;
 
+use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
 use aws_sdk_ec2::types::{Filter, InstanceStateName};
 
 use super::{CallCounter, Ec2Error, MAX_FILTER_VALUES, MAX_IDS_PER_CALL};
@@ -125,16 +126,17 @@ pub async fn describe_ids(
                 return Err(Ec2Error::from_sdk("DescribeInstances", context, error));
             }
         };
-        for reservation in output.reservations() {
-            found.extend(
-                reservation
-                    .instances()
-                    .iter()
-                    .filter_map(Instance::from_sdk),
-            );
-        }
+        found.extend(instances_of(&output));
     }
     Ok(found)
+}
+
+fn instances_of(output: &DescribeInstancesOutput) -> impl Iterator<Item = Instance> + '_ {
+    output
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(Instance::from_sdk)
 }
 
 /// A DescribeInstances filter: `(name, values)`.
@@ -183,14 +185,7 @@ pub async fn describe_by_filters(
                 .await;
             let output =
                 result.map_err(|e| Ec2Error::from_sdk("DescribeInstances", "by filters", e))?;
-            for reservation in output.reservations() {
-                found.extend(
-                    reservation
-                        .instances()
-                        .iter()
-                        .filter_map(Instance::from_sdk),
-                );
-            }
+            found.extend(instances_of(&output));
             next_token = output
                 .next_token()
                 .filter(|t| !t.is_empty())

@@ -1,0 +1,108 @@
+//! change-state against a recording scontrol and a faked EC2.
+
+use std::os::fd::AsRawFd;
+
+use crate::resume_wire::setup;
+use crate::support::fake_ec2::list;
+
+fn ours(name: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("Name", name),
+        ("slurm-ec2:cluster", "testcluster"),
+        ("slurm-ec2:partition", "aws"),
+        ("slurm-ec2:node-group", "od"),
+    ]
+}
+
+const NODES: &str = "\
+NodeName=aws-od-0 Arch=x86_64 CoresPerSocket=1 NodeAddr=10.0.0.1 State=IDLE+CLOUD+POWERED_DOWN ThreadsPerCore=1 Partitions=aws Reason=(null)
+NodeName=aws-od-1 Arch=x86_64 NodeAddr=aws-od-1 State=DOWN+CLOUD+POWERED_DOWN+NOT_RESPONDING Partitions=aws Reason=ResumeTimeout reached [slurm@2026-11-21T12:00:00]
+NodeName=aws-od-2 Arch=x86_64 NodeAddr=10.0.0.3 State=ALLOCATED+CLOUD Partitions=aws Reason=(null)
+NodeName=compute-1 State=IDLE
+";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_prints_the_plan_and_a_real_run_carries_it_out() {
+    let (_server, fake, workspace) = setup(10).await;
+    std::fs::write(workspace.path().join("bin/nodes.txt"), NODES).unwrap();
+    let leaked = fake.add_instance(&ours("aws-od-0"));
+    let orphan = fake.add_instance(&ours("aws-od-77"));
+    let stranger = fake.add_instance(&[("Name", "aws-od-2")]);
+    // aws-od-2 is allocated but has no instance of this cluster.
+
+    let output = workspace.run_async("change-state", &["--dry-run"]).await;
+    assert!(output.status.success(), "{}", workspace.log());
+    let table = String::from_utf8_lossy(&output.stdout);
+    let header = table.lines().next().unwrap();
+    for column in [
+        "NODE",
+        "SLURM STATE",
+        "INSTANCE",
+        "EC2 STATE",
+        "ACTION",
+        "REASON",
+    ] {
+        assert!(header.contains(column), "{table}");
+    }
+    let row = |needle: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} in {table}"))
+            .to_string()
+    };
+    assert!(row(&leaked).contains("terminate instance"));
+    assert!(row(&orphan).contains("orphan"));
+    assert!(row("aws-od-1").contains("state=RESUME"));
+    assert!(row("aws-od-2").contains("state=DOWN reason=(Code:InstanceGone)"));
+    assert!(
+        !table.contains(&stranger),
+        "an instance without the cluster tag is not ours"
+    );
+    assert!(
+        fake.calls("TerminateInstances").is_empty(),
+        "a dry run acts on nothing"
+    );
+    assert!(workspace.scontrol_updates().is_empty());
+
+    let output = workspace.run_async("change-state", &[]).await;
+    assert!(output.status.success(), "{}", workspace.log());
+    let terminated = list(&fake.calls("TerminateInstances")[0], "InstanceId");
+    assert_eq!(terminated.len(), 2);
+    assert!(terminated.contains(&leaked) && terminated.contains(&orphan));
+    let updates = workspace.scontrol_updates();
+    let has = |args: &[&str]| {
+        updates
+            .iter()
+            .any(|u| args.iter().all(|a| u.contains(&a.to_string())))
+    };
+    assert!(has(&["nodename=aws-od-1", "state=RESUME"]), "{updates:?}");
+    assert!(has(&["nodename=aws-od-2", "state=DOWN"]), "{updates:?}");
+    assert!(
+        has(&["nodename=aws-od-2", "state=POWER_DOWN_FORCE"]),
+        "{updates:?}"
+    );
+    assert_eq!(fake.live().len(), 1, "only the stranger is left");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_run_while_one_holds_the_lock_exits_at_once() {
+    let (_server, fake, workspace) = setup(10).await;
+    let lock = std::fs::File::create(workspace.path().join("slurm-ec2-change-state.lock")).unwrap();
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(
+        unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
+        0
+    );
+    let output = workspace.run_async("change-state", &[]).await;
+    assert!(output.status.success());
+    assert!(
+        workspace
+            .log()
+            .contains("Another change-state run holds the lock"),
+        "{}",
+        workspace.log()
+    );
+    assert!(fake.state().requests.is_empty());
+    assert!(workspace.scontrol_calls().is_empty());
+}
