@@ -215,31 +215,37 @@ async fn serve_group(
         .collect();
 
     let launch_tags = ec2::launch_tags(group, cluster);
-    let mut launched_ids = Vec::new();
-    let mut unlaunched: Vec<(String, String)> = Vec::new();
+    // Each batch's instances go to that batch's nodes: (nodes served, instance ids).
+    let mut batches: Vec<(Vec<String>, Vec<String>)> = Vec::new();
     let mut queue = to_launch.as_slice();
     for size in ec2::fleet_request_plan(to_launch.len(), settings.fleet_batch_size) {
         let (batch, rest) = queue.split_at(size);
         queue = rest;
+        let mut tags = launch_tags.clone();
+        // A one-node batch can carry its Name from launch: its node is known.
+        if let [only] = batch {
+            tags.push(("Name".to_string(), only.clone()));
+        }
         let (ids, shortfall_code) =
-            launch_batch(client, group, size, &launch_tags, deadline, &calls).await;
+            launch_batch(client, group, size, &tags, deadline, &calls).await;
         // Nodes are served in id order; the tail of the batch waits for capacity.
         let served = ids.len().min(size);
         if let Some(code) = shortfall_code {
-            unlaunched.extend(batch[served..].iter().map(|n| (n.clone(), code.clone())));
+            outcome
+                .failed
+                .extend(batch[served..].iter().map(|n| (n.clone(), code.clone())));
         }
         outcome.to_terminate.extend(ids.iter().skip(size).cloned());
-        launched_ids.extend(ids.into_iter().take(size));
+        batches.push((
+            batch[..served].to_vec(),
+            ids.into_iter().take(size).collect(),
+        ));
     }
-    let unlaunched_names: BTreeSet<&String> = unlaunched.iter().map(|(n, _)| n).collect();
-    let launched_nodes: Vec<String> = to_launch
-        .iter()
-        .filter(|n| !unlaunched_names.contains(n))
-        .cloned()
-        .collect();
-    outcome.failed.extend(unlaunched);
 
-    let mut all_ids: Vec<String> = launched_ids.clone();
+    let mut all_ids: Vec<String> = batches
+        .iter()
+        .flat_map(|(_, ids)| ids.iter().cloned())
+        .collect();
     all_ids.extend(pending_address.iter().map(|(_, id)| id.clone()));
     let described = wait_for_addresses(client, &all_ids, deadline, &calls).await;
 
@@ -251,39 +257,37 @@ async fn serve_group(
             None => outcome.failed.push((node, CODE_NO_ADDRESS.to_string())),
         }
     }
-    let mut new_instances: Vec<&Instance> = launched_ids
-        .iter()
-        .filter_map(|id| described.get(id))
-        .collect();
-    new_instances.sort_by(|a, b| a.id.cmp(&b.id));
-    let without_address: Vec<String> = launched_ids
-        .iter()
-        .filter(|id| !described.contains_key(*id))
-        .cloned()
-        .collect();
-    for id in &without_address {
-        tracing::error!("Instance {id} has no private address within the budget: terminating it");
-    }
-    outcome.to_terminate.extend(without_address);
-    let mut nodes_iter = launched_nodes.into_iter();
-    for instance in new_instances {
-        if let Some(node) = nodes_iter.next() {
-            assignments.push((node, instance.clone(), true));
+    for (nodes, ids) in batches {
+        let mut ready: Vec<&Instance> = ids.iter().filter_map(|id| described.get(id)).collect();
+        ready.sort_by(|a, b| a.id.cmp(&b.id));
+        for id in ids.iter().filter(|id| !described.contains_key(*id)) {
+            tracing::error!(
+                "Instance {id} has no private address within the budget: terminating it"
+            );
+            outcome.to_terminate.push(id.clone());
         }
+        let mut nodes = nodes.into_iter();
+        for instance in ready {
+            if let Some(node) = nodes.next() {
+                assignments.push((node, instance.clone(), true));
+            }
+        }
+        outcome
+            .failed
+            .extend(nodes.map(|n| (n, CODE_NO_ADDRESS.to_string())));
     }
-    outcome
-        .failed
-        .extend(nodes_iter.map(|n| (n, CODE_NO_ADDRESS.to_string())));
 
+    // Only instances that lack some of their tags need a CreateTags.
     let requests: Vec<(String, Vec<(String, String)>)> = assignments
         .iter()
-        .map(|(node, instance, _)| {
+        .filter_map(|(node, instance, _)| {
             let address = instance.address.clone().unwrap_or_default();
             let hostname = instance.hostname().unwrap_or_default();
-            (
-                instance.id.clone(),
-                ec2::node_tags(group, node, &address, &hostname),
-            )
+            let tags = ec2::node_tags(group, node, &address, &hostname);
+            let missing = tags
+                .iter()
+                .any(|(k, v)| instance.tag(k) != Some(v.as_str()));
+            missing.then(|| (instance.id.clone(), tags))
         })
         .collect();
     let failures = ec2::create_tags_concurrently(

@@ -261,6 +261,11 @@ async fn a_second_resume_launches_nothing_and_duplicates_are_terminated() {
     let output = workspace.run_async("resume", &["aws-od-[0-1]"]).await;
     assert!(output.status.success(), "{}", workspace.log());
     assert_eq!(fake.calls("CreateFleet").len(), 1, "no second CreateFleet");
+    assert_eq!(
+        fake.calls("CreateTags").len(),
+        2,
+        "the instances already carry their tags"
+    );
     assert_eq!(fake.live().len(), 2);
     assert_eq!(
         workspace.scontrol_updates().len(),
@@ -418,4 +423,22 @@ async fn names_that_are_not_ours_make_no_ec2_call() {
     let log = workspace.log();
     assert!(log.contains("id 10 is outside 0..10"), "{log}");
     assert!(log.contains("has no node group \"zz\""), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_single_node_carries_its_name_from_launch() {
+    let (server, fake) = fake_ec2().await;
+    let mut partitions = test_partitions(10);
+    partitions["Partitions"][0]["NodeGroups"][0]["Tags"] =
+        serde_json::json!([{"Key": "Team", "Value": "hpc"}]);
+    let workspace = Workspace::new(&test_config(&server.uri()), &partitions);
+    let output = workspace.run_async("resume", &["aws-od-4"]).await;
+    assert!(output.status.success(), "{}", workspace.log());
+    let tags = launch_tags(&fake.calls("CreateFleet")[0]);
+    assert!(
+        tags.contains(&("Name".to_string(), "aws-od-4".to_string())),
+        "{tags:?}"
+    );
+    assert!(fake.calls("CreateTags").is_empty(), "nothing left to tag");
+    assert_eq!(workspace.scontrol_updates()[0][1], "nodename=aws-od-4");
 }
