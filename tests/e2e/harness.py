@@ -370,7 +370,7 @@ MpiDefault=none
 ReturnToService=2
 SlurmctldTimeout=30
 SlurmdTimeout=30
-MessageTimeout=10
+MessageTimeout=20
 SuspendTimeout=10
 SlurmctldParameters=idle_on_node_suspend
 """

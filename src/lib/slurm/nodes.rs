@@ -226,4 +226,66 @@ NodeName=aws-node-1 State=IDLE+CLOUD+POWERED_DOWN Reason=(null) SomeFutureField=
         assert_eq!(nodes[1].reason, None);
         assert!(nodes[1].state.powered_down());
     }
+
+    #[test]
+    fn real_output_of_slurm_22_05() {
+        // Captured from Debian's slurmctld 22.05.8 in the end-to-end suite.
+        let nodes = parse_nodes(include_str!("testdata/show-nodes-22.05.txt"));
+        let summary: Vec<(&str, &str, bool)> = nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.name.as_str(),
+                    n.state.base.as_str(),
+                    n.state.powered_down(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("big-a-0", "IDLE", true),
+                ("fail-a-0", "IDLE", true),
+                ("ice-a-0", "IDLE", false),
+                ("stuck-a-0", "IDLE", true),
+                ("ice-a-0", "DOWN", true),
+                ("notag-a-0", "ALLOCATED", false),
+                ("notag-a-0", "IDLE", false),
+            ]
+        );
+        assert_eq!(
+            nodes[1].reason.as_deref(),
+            Some(
+                "(Code:InvalidLaunchTemplateId.NotFound)Failure when resuming nodes [root@2026-11-22T03:04:54]"
+            )
+        );
+        assert!(nodes[2].state.powering_down());
+        assert!(nodes[3].state.has(Flag::NotResponding));
+        assert!(
+            nodes[4]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("Held until 2026-11-22T03:07:41")
+        );
+        assert!(nodes[5].state.in_service());
+        assert_eq!(nodes[5].address.as_deref(), Some("127.1.0.11"));
+    }
+
+    #[test]
+    fn output_of_slurm_20_02() {
+        // The 20.02 strings the original plugin was written for.
+        let nodes = parse_nodes(include_str!("testdata/show-nodes-20.02.txt"));
+        assert_eq!(nodes.len(), 5);
+        assert!(nodes[0].state.powered_down() && nodes[0].state.base == "IDLE");
+        assert!(nodes[1].state.is_down() && nodes[1].state.has(Flag::NotResponding));
+        assert_eq!(
+            nodes[1].reason.as_deref(),
+            Some("Not responding [slurm@2020-09-11T10:00:00]")
+        );
+        assert!(nodes[2].state.has(Flag::NotResponding) && !nodes[2].state.is_down());
+        assert!(nodes[3].state.has(Flag::Drain) && nodes[3].state.powered_down());
+        assert!(nodes[4].state.has(Flag::Completing) && nodes[4].state.has(Flag::Drain));
+        assert_eq!(nodes[0].address.as_deref(), Some("aws-node-0"));
+    }
 }

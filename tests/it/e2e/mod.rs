@@ -275,7 +275,14 @@ fn an_instance_that_dies_under_a_job() {
     wait_for("the job to run", Duration::from_secs(90), || {
         (w.job_field(&job, "JobState") == "RUNNING").then_some(())
     });
-    w.terminate_named("die-a-0");
+    let ids = w.terminate_named("die-a-0");
+    assert_eq!(ids.len(), 1);
+    // As on EC2, the node's slurmd is gone with its instance.
+    wait_for("slurmd of die-a-0 to stop", Duration::from_secs(10), || {
+        w.player_log()
+            .contains(&format!("{}: terminated, slurmd stopped", ids[0]))
+            .then_some(())
+    });
     let output = w.run("change-state", &[]);
     assert!(output.status.success(), "{}", w.plugin_log());
     let reason = w.node("die-a-0").reason.unwrap_or_default();

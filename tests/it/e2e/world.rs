@@ -76,8 +76,18 @@ impl World {
             .unwrap_or_else(|e| panic!("{program} runs: {e}"))
     }
 
+    /// Runs scontrol, retrying while slurmctld is too busy to answer in time.
     pub fn scontrol(&self, args: &[&str]) -> String {
-        let output = self.slurm("scontrol", args);
+        let mut output = self.slurm("scontrol", args);
+        for _ in 0..5 {
+            if output.status.success()
+                || !String::from_utf8_lossy(&output.stderr).contains("timed out")
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+            output = self.slurm("scontrol", args);
+        }
         assert!(output.status.success(), "scontrol {args:?}: {output:?}");
         text(&output)
     }
@@ -160,8 +170,9 @@ impl World {
             .to_string()
     }
 
-    pub fn terminate_named(&self, name: &str) {
-        self.harness(&["terminate", "--name", name]);
+    /// Terminates the live instances named `name` and returns their ids.
+    pub fn terminate_named(&self, name: &str) -> Vec<String> {
+        serde_json::from_str(&self.harness(&["terminate", "--name", name])).expect("ids as JSON")
     }
 
     /// Queues faults for a node group (`<partition>-<group>`) at the proxy.
