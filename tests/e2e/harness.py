@@ -86,6 +86,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
       {"capacity": N}          launch at most N, list InsufficientInstanceCapacity for the rest
       {"fail": "Code"}         fail the whole CreateFleet (HTTP 400)
       {"throttle_http": true}  HTTP 503 RequestLimitExceeded
+      {"server_error": true}   HTTP 500 InternalError
       {"throttle_errors": true} launch nothing, RequestLimitExceeded in Errors
       {"delay": seconds}       answer late
     and refuses DescribeInstances with more than 200 filter values, as EC2 does."""
@@ -141,6 +142,8 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             return None
         if "fail" in fault:
             return ec2_error(fault["fail"], "injected failure of the whole fleet", 400)
+        if fault.get("server_error"):
+            return ec2_error("InternalError", "An internal error has occurred.", 500)
         if fault.get("throttle_http"):
             return ec2_error("RequestLimitExceeded", "Request limit exceeded.", 503)
         if fault.get("throttle_errors"):

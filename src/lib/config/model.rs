@@ -74,8 +74,6 @@ pub struct Settings {
     /// Instances younger than this are left alone by change-state
     /// (`LaunchGraceSeconds`; default `SlurmConf.ResumeTimeout`).
     pub launch_grace: Duration,
-    /// `SlurmConf.SuspendTimeout` when given, else Slurm's default of 30 s.
-    pub suspend_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -90,7 +88,6 @@ impl Default for Settings {
             scontrol_timeout: Duration::from_secs(30),
             capacity_hold: Duration::from_secs(600),
             launch_grace: Duration::from_secs(300),
-            suspend_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -421,8 +421,6 @@ fn config_file(w: &mut Walker, dir: &Path, json: &Value) -> Option<Config> {
         scontrol_timeout,
         capacity_hold,
         launch_grace,
-        suspend_timeout: seconds(conf_value("SuspendTimeout"))
-            .map_or(defaults.suspend_timeout, Duration::from_secs),
     };
     Some(Config {
         dir: dir.to_path_buf(),
