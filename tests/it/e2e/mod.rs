@@ -125,7 +125,7 @@ fn a_failing_fleet_fails_at_once_and_throttling_is_retried() {
     );
     w.faults(
         "fail-b",
-        json!([{"throttle_http": true}, {"throttle_errors": true}]),
+        json!([{"throttle_http": true}, {"server_error": true}, {"throttle_errors": true}]),
     );
     let output = w.run("resume", &["fail-a-[0-1]"]);
     assert_eq!(output.status.code(), Some(1));
@@ -144,7 +144,10 @@ fn a_failing_fleet_fails_at_once_and_throttling_is_retried() {
         .iter()
         .filter(|r| r["action"] == "CreateFleet" && r["group"] == "fail-b")
         .count();
-    assert_eq!(fleets, 3, "two throttled attempts, then the launch");
+    assert_eq!(
+        fleets, 4,
+        "throttled, a server error, throttled inside Errors, then the launch"
+    );
     for node in ["fail-b-0", "fail-b-1"] {
         assert_eq!(w.live_named(node).len(), 1, "{node}");
     }
