@@ -293,7 +293,7 @@ def targets(results, cs):
         row(f"resume {n}: DescribeInstances ⌈N/1000⌉ + 1 look-up = {-(-n // 1000) + 1} (+ retries)", describes,
             describes >= -(-n // 1000) + 1)
         row(f"resume {n}: CreateTags ≤ N = {n}", tags, tags <= n)
-        updates = r["scontrol"] - 0
+        updates = r["scontrol"]
         row(f"resume {n}: scontrol update ⌈N/100⌉ = {-(-n // 100)}", updates, updates == -(-n // 100))
         if n == 1000:
             ours = r["wall"] - r["emulator"]
