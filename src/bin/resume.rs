@@ -10,7 +10,7 @@ use std::time::Instant;
 use clap::Parser;
 use slurm_ec2::ec2::{CallCounter, Clients};
 use slurm_ec2::resume;
-use slurm_ec2::startup::{self, CommonArgs, EXIT_FAILED, Session};
+use slurm_ec2::startup::{self, CommonArgs, EXIT_FAILED, HostlistArgs, Session};
 
 #[derive(Parser)]
 #[command(
@@ -20,12 +20,8 @@ use slurm_ec2::startup::{self, CommonArgs, EXIT_FAILED, Session};
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
-    /// Nodes to resume, as a Slurm hostlist expression (aws-node-[0-3])
-    #[arg(required_unless_present = "check")]
-    hostlist: Option<String>,
-    /// Further arguments Slurm may pass (a feature string); ignored
-    #[arg(hide = true, trailing_var_arg = true, allow_hyphen_values = true)]
-    ignored: Vec<String>,
+    #[command(flatten)]
+    nodes: HostlistArgs,
 }
 
 fn main() -> ExitCode {
@@ -42,10 +38,11 @@ fn main() -> ExitCode {
             }
             None => {}
         }
-        let names = match startup::expand_hostlist(args.hostlist.as_deref().unwrap_or_default()) {
-            Ok(names) => names,
-            Err(code) => return code,
-        };
+        let names =
+            match startup::expand_hostlist(args.nodes.hostlist.as_deref().unwrap_or_default()) {
+                Ok(names) => names,
+                Err(code) => return code,
+            };
         let Session {
             scontrol,
             cluster,

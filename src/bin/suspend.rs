@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use slurm_ec2::ec2::{CallCounter, Clients};
-use slurm_ec2::startup::{self, CommonArgs, EXIT_FAILED, Session};
+use slurm_ec2::startup::{self, CommonArgs, EXIT_FAILED, HostlistArgs, Session};
 use slurm_ec2::suspend;
 
 #[derive(Parser)]
@@ -18,22 +18,19 @@ use slurm_ec2::suspend;
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
-    /// Nodes to suspend, as a Slurm hostlist expression (aws-node-[0-3])
-    #[arg(required_unless_present = "check")]
-    hostlist: Option<String>,
-    /// Further arguments; ignored
-    #[arg(hide = true, trailing_var_arg = true, allow_hyphen_values = true)]
-    ignored: Vec<String>,
+    #[command(flatten)]
+    nodes: HostlistArgs,
 }
 
 fn main() -> ExitCode {
     let started = Instant::now();
     let args = Args::parse();
     startup::run("suspend", &args.common, |config| {
-        let names = match startup::expand_hostlist(args.hostlist.as_deref().unwrap_or_default()) {
-            Ok(names) => names,
-            Err(code) => return code,
-        };
+        let names =
+            match startup::expand_hostlist(args.nodes.hostlist.as_deref().unwrap_or_default()) {
+                Ok(names) => names,
+                Err(code) => return code,
+            };
         // Nothing of ours: no cluster look-up, no EC2 call.
         let sorted = slurm_ec2::names::sort_names(config, &names);
         if sorted.by_group.is_empty() {

@@ -40,6 +40,17 @@ impl CommonArgs {
     }
 }
 
+/// The arguments slurmctld passes to ResumeProgram and SuspendProgram.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HostlistArgs {
+    /// The nodes, as a Slurm hostlist expression (aws-node-[0-3])
+    #[arg(required_unless_present = "check")]
+    pub hostlist: Option<String>,
+    /// Further arguments Slurm may pass (a feature string); ignored
+    #[arg(hide = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ignored: Vec<String>,
+}
+
 /// Loads the configuration, applies it to the process and sets up logging, then
 /// calls `work`. With `--check`, validates and reports instead.
 pub fn run(program: &str, args: &CommonArgs, work: impl FnOnce(&Config) -> ExitCode) -> ExitCode {

@@ -4,15 +4,7 @@ use std::os::fd::AsRawFd;
 
 use crate::resume_wire::setup;
 use crate::support::fake_ec2::list;
-
-fn ours(name: &str) -> Vec<(&str, &str)> {
-    vec![
-        ("Name", name),
-        ("slurm-ec2:cluster", "testcluster"),
-        ("slurm-ec2:partition", "aws"),
-        ("slurm-ec2:node-group", "od"),
-    ]
-}
+use crate::support::our_tags;
 
 const NODES: &str = "\
 NodeName=aws-od-0 Arch=x86_64 CoresPerSocket=1 NodeAddr=10.0.0.1 State=IDLE+CLOUD+POWERED_DOWN ThreadsPerCore=1 Partitions=aws Reason=(null)
@@ -25,8 +17,8 @@ NodeName=compute-1 State=IDLE
 async fn dry_run_prints_the_plan_and_a_real_run_carries_it_out() {
     let (_server, fake, workspace) = setup(10).await;
     std::fs::write(workspace.path().join("bin/nodes.txt"), NODES).unwrap();
-    let leaked = fake.add_instance(&ours("aws-od-0"));
-    let orphan = fake.add_instance(&ours("aws-od-77"));
+    let leaked = fake.add_instance(&our_tags("aws-od-0"));
+    let orphan = fake.add_instance(&our_tags("aws-od-77"));
     let stranger = fake.add_instance(&[("Name", "aws-od-2")]);
     // aws-od-2 is allocated but has no instance of this cluster.
 

@@ -7,7 +7,7 @@ use wiremock::matchers::method;
 use wiremock::{Mock, MockServer};
 
 use crate::support::fake_ec2::{Params, filters, list};
-use crate::support::{FakeEc2, Workspace, test_config, test_partitions};
+use crate::support::{FakeEc2, Workspace, our_tags, test_config, test_partitions};
 
 pub async fn fake_ec2() -> (MockServer, FakeEc2) {
     let server = MockServer::start().await;
@@ -284,12 +284,7 @@ async fn a_second_resume_launches_nothing_and_duplicates_are_terminated() {
         vec!["od".to_string()]
     )));
 
-    let tags = [
-        ("Name", "aws-od-5"),
-        ("slurm-ec2:cluster", "testcluster"),
-        ("slurm-ec2:partition", "aws"),
-        ("slurm-ec2:node-group", "od"),
-    ];
+    let tags = our_tags("aws-od-5");
     let first = fake.add_instance(&tags);
     let second = fake.add_instance(&tags);
     let output = workspace.run_async("resume", &["aws-od-5"]).await;

@@ -2,23 +2,14 @@
 
 use crate::resume_wire::setup;
 use crate::support::fake_ec2::{filters, list};
-use crate::support::{Workspace, test_config, test_partitions};
-
-fn ours(name: &str) -> Vec<(&str, &str)> {
-    vec![
-        ("Name", name),
-        ("slurm-ec2:cluster", "testcluster"),
-        ("slurm-ec2:partition", "aws"),
-        ("slurm-ec2:node-group", "od"),
-    ]
-}
+use crate::support::{Workspace, our_tags, test_config, test_partitions};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn suspending_250_nodes_takes_two_lookups_of_at_most_200_values_and_one_termination() {
     let (_server, fake, workspace) = setup(1000).await;
     let names: Vec<String> = (0..250).map(|i| format!("aws-od-{i}")).collect();
     for name in &names {
-        fake.add_instance(&ours(name));
+        fake.add_instance(&our_tags(name));
     }
     let output = workspace.run_async("suspend", &["aws-od-[0-249]"]).await;
     assert!(output.status.success(), "{}", workspace.log());
@@ -44,7 +35,7 @@ async fn suspending_250_nodes_takes_two_lookups_of_at_most_200_values_and_one_te
 #[tokio::test(flavor = "multi_thread")]
 async fn another_clusters_instance_with_the_same_name_is_never_touched() {
     let (_server, fake, workspace) = setup(10).await;
-    let mine = fake.add_instance(&ours("aws-od-1"));
+    let mine = fake.add_instance(&our_tags("aws-od-1"));
     let theirs = fake.add_instance(&[("Name", "aws-od-1"), ("slurm-ec2:cluster", "othercluster")]);
     let untagged = fake.add_instance(&[("Name", "aws-od-1")]);
     let output = workspace.run_async("suspend", &["aws-od-1"]).await;

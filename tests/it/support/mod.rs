@@ -169,6 +169,16 @@ pub fn test_config(endpoint: &str) -> Value {
     })
 }
 
+/// The tags resume gives an instance of node `name` of group `aws-od`.
+pub fn our_tags(name: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("Name", name),
+        ("slurm-ec2:cluster", "testcluster"),
+        ("slurm-ec2:partition", "aws"),
+        ("slurm-ec2:node-group", "od"),
+    ]
+}
+
 /// One partition `aws` with an on-demand group `od` and a spot group `sp`.
 pub fn test_partitions(max_nodes: u32) -> Value {
     let group = |name: &str, purchasing: &str, options: &str| {
