@@ -154,10 +154,8 @@ pub async fn describe_by_filters(
     let fixed_values: usize = fixed.iter().map(|(_, v)| v.len()).sum();
     let room = MAX_FILTER_VALUES.saturating_sub(fixed_values).max(1);
     let chunks: Vec<Option<InstanceFilter>> = match chunked {
-        Some((name, values)) if values.is_empty() => {
-            let _ = name;
-            return Ok(Vec::new());
-        }
+        // An empty list of values matches nothing: no call is needed.
+        Some((_, values)) if values.is_empty() => return Ok(Vec::new()),
         Some((name, values)) => values
             .chunks(room)
             .map(|c| Some((name.clone(), c.to_vec())))
