@@ -72,7 +72,8 @@ pub async fn resume(
     };
     let mut tasks = tokio::task::JoinSet::new();
     for (group, nodes) in sorted.by_group.values() {
-        let Some(client) = clients.get(&group.account_key()).cloned() else {
+        let account = group.account_key();
+        let Some(client) = clients.get(&account).cloned() else {
             report.fail(CODE_NO_CLIENT, nodes.iter().map(NodeName::to_string));
             continue;
         };
@@ -80,23 +81,18 @@ pub async fn resume(
         let (settings, calls) = (config.settings.clone(), calls.clone());
         tasks.spawn(async move {
             let outcome = serve_group(
-                &client,
-                &group,
-                &nodes,
-                &cluster,
-                &settings,
-                deadline,
-                calls.clone(),
+                &client, &group, &nodes, &cluster, &settings, deadline, calls,
             )
             .await;
-            (client, outcome)
+            (account, outcome)
         });
     }
     let mut served = Vec::new();
-    let mut to_terminate: Vec<(aws_sdk_ec2::Client, Vec<String>)> = Vec::new();
+    // Instances to terminate, by (Region, ProfileName), so that each account gets one call per 1000.
+    let mut to_terminate: BTreeMap<(String, Option<String>), Vec<String>> = BTreeMap::new();
     let mut instance_of = BTreeMap::new();
     while let Some(joined) = tasks.join_next().await {
-        let Ok((client, outcome)) = joined else {
+        let Ok((account, outcome)) = joined else {
             tracing::error!("A node-group task ended abnormally");
             continue;
         };
@@ -106,19 +102,20 @@ pub async fn resume(
             report.fail(&code, [node]);
         }
         for (address, instance_id) in outcome.served {
-            instance_of.insert(address.node.clone(), (client.clone(), instance_id));
+            instance_of.insert(address.node.clone(), (account.clone(), instance_id));
             served.push(address);
         }
-        if !outcome.to_terminate.is_empty() {
-            to_terminate.push((client, outcome.to_terminate));
-        }
+        to_terminate
+            .entry(account)
+            .or_default()
+            .extend(outcome.to_terminate);
     }
 
     for (batch, error) in scontrol.update_addresses(&served) {
         tracing::error!("Failed to update node information in Slurm: {error}");
         for address in batch {
-            if let Some((client, instance_id)) = instance_of.remove(&address.node) {
-                to_terminate.push((client, vec![instance_id]));
+            if let Some((account, instance_id)) = instance_of.remove(&address.node) {
+                to_terminate.entry(account).or_default().push(instance_id);
             }
             report.fail(CODE_SLURM_UPDATE, [address.node]);
         }
@@ -133,12 +130,15 @@ pub async fn resume(
             );
         }
     }
-    for (client, ids) in to_terminate {
+    for (account, ids) in to_terminate.iter().filter(|(_, ids)| !ids.is_empty()) {
+        let Some(client) = clients.get(account) else {
+            continue;
+        };
         tracing::info!(
             "Terminating instances that serve no node: {}",
             ids.join(", ")
         );
-        for (ids, error) in ec2::terminate(&client, &ids, &calls).await {
+        for (ids, error) in ec2::terminate(client, ids, &calls).await {
             tracing::error!("Failed to terminate {}: {error}", ids.join(", "));
         }
     }
