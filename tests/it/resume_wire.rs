@@ -398,7 +398,11 @@ async fn when_slurm_refuses_the_addresses_the_instances_are_terminated() {
     let output = workspace.run_async("resume", &["aws-od-[0-1]"]).await;
     assert_eq!(output.status.code(), Some(1));
     assert!(fake.live().is_empty(), "nothing left running");
-    assert_eq!(fake.calls("TerminateInstances").len(), 1, "one call for both");
+    assert_eq!(
+        fake.calls("TerminateInstances").len(),
+        1,
+        "one call for both"
+    );
     assert!(
         workspace
             .log()
