@@ -31,12 +31,12 @@ fn main() -> ExitCode {
                 Ok(names) => names,
                 Err(code) => return code,
             };
-        // Nothing of ours: no cluster look-up, no EC2 call.
         let sorted = slurm_ec2::names::sort_names(config, &names);
+        for foreign in &sorted.foreign {
+            tracing::warn!("Skipping {foreign}");
+        }
+        // Nothing of ours: no cluster look-up, no EC2 call.
         if sorted.by_group.is_empty() {
-            for foreign in &sorted.foreign {
-                tracing::warn!("Skipping {foreign}");
-            }
             return ExitCode::SUCCESS;
         }
         let Session {
@@ -50,7 +50,7 @@ fn main() -> ExitCode {
         let calls = CallCounter::default();
         let report = runtime.block_on(async {
             let clients = Clients::for_config(config).await;
-            suspend::suspend(config, &clients, &cluster, &names, &calls).await
+            suspend::suspend(&clients, &cluster, &sorted, &calls).await
         });
         tracing::info!("{}", suspend::summary(&report, &calls, &scontrol, started));
         if report.succeeded() {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use crate::config::{CLUSTER_TAG, Config};
+use crate::config::CLUSTER_TAG;
 use crate::ec2::{self, CallCounter, Clients};
 use crate::names;
 use crate::slurm::Scontrol;
@@ -26,19 +26,15 @@ impl SuspendReport {
     }
 }
 
-/// Terminates the instances of the nodes in `names`. Only instances that carry
-/// this cluster's tag are ever touched.
+/// Terminates the instances of our nodes in `sorted` (names that are not ours
+/// were logged by the caller). Only instances that carry this cluster's tag
+/// are ever touched.
 pub async fn suspend(
-    config: &Config,
     clients: &Clients,
     cluster: &str,
-    names: &[String],
+    sorted: &names::Sorted<'_>,
     calls: &CallCounter,
 ) -> SuspendReport {
-    let sorted = names::sort_names(config, names);
-    for foreign in &sorted.foreign {
-        tracing::warn!("Skipping {foreign}");
-    }
     let mut report = SuspendReport {
         asked: sorted.node_count(),
         foreign: sorted.foreign.len(),
