@@ -9,6 +9,8 @@ pub enum ClusterError {
     Slurm(#[from] SlurmError),
     #[error("no ClusterName in config.json, and `scontrol show config` names none")]
     Unnamed,
+    #[error("Slurm's ClusterName {name:?} {why}; set ClusterName in config.json")]
+    Pattern { name: String, why: String },
 }
 
 /// `ClusterName` of config.json, else Slurm's own `ClusterName`.
@@ -16,8 +18,13 @@ pub fn cluster_name(config: &Config, scontrol: &Scontrol) -> Result<String, Clus
     if let Some(name) = &config.cluster_name {
         return Ok(name.clone());
     }
-    scontrol
+    let name = scontrol
         .cluster_name()?
         .filter(|n| !n.is_empty() && n != "(null)")
-        .ok_or(ClusterError::Unnamed)
+        .ok_or(ClusterError::Unnamed)?;
+    crate::ec2::check_filter_literal(&name).map_err(|why| ClusterError::Pattern {
+        name: name.clone(),
+        why,
+    })?;
+    Ok(name)
 }

@@ -47,7 +47,12 @@ pub fn expand(expression: &str) -> Result<Vec<String>, HostlistError> {
                     partial
                 }
                 Segment::Numbers(numbers) => {
-                    if partial.len().saturating_mul(numbers.len()) + hosts.len() > MAX_EXPANDED {
+                    if partial
+                        .len()
+                        .saturating_mul(numbers.len())
+                        .saturating_add(hosts.len())
+                        > MAX_EXPANDED
+                    {
                         return Err(invalid(
                             expression,
                             format!("expands to more than {MAX_EXPANDED} hosts"),
@@ -124,17 +129,7 @@ fn parse_bracket(expression: &str, inside: &str) -> Result<Vec<String>, Hostlist
     }
     let mut numbers = Vec::new();
     for item in inside.split(',') {
-        let (lo, hi) = match item.split_once('-') {
-            Some((lo, hi)) => (lo, hi),
-            None => (item, item),
-        };
-        let is_number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        if !is_number(lo) || !is_number(hi) {
-            return Err(invalid(
-                expression,
-                format!("{item:?} is not a number or a range"),
-            ));
-        }
+        let (lo, hi) = range_bounds(expression, item)?;
         let parse = |s: &str| {
             s.parse::<u64>()
                 .map_err(|_| invalid(expression, format!("{s:?} is too large")))
@@ -143,16 +138,43 @@ fn parse_bracket(expression: &str, inside: &str) -> Result<Vec<String>, Hostlist
         if low > high {
             return Err(invalid(expression, format!("range {item:?} is reversed")));
         }
-        if high - low + 1 > MAX_RANGE {
+        // `high - low` cannot wrap once low <= high; `+ 1` could, so compare before adding.
+        let too_large = (high - low) >= MAX_RANGE;
+        let total = numbers
+            .len()
+            .saturating_add(usize::try_from(high - low).unwrap_or(usize::MAX));
+        if too_large || total >= MAX_EXPANDED {
             return Err(invalid(
                 expression,
-                format!("range {item:?} names more than {MAX_RANGE} hosts"),
+                format!("range too large: {item:?} names more than {MAX_RANGE} hosts"),
             ));
         }
         let width = lo.len();
         numbers.extend((low..=high).map(|n| format!("{n:0width$}")));
     }
     Ok(numbers)
+}
+
+/// The two ends of one bracket item (`7` or `lo-hi`). Slurm also reads
+/// whitespace, a leading `+` and an open end (`1-`) here; slurm-ec2 refuses
+/// them, since slurmctld never writes them and their width is ambiguous.
+fn range_bounds<'a>(expression: &str, item: &'a str) -> Result<(&'a str, &'a str), HostlistError> {
+    let refuse = |why: &str| Err(invalid(expression, format!("{item:?} {why}")));
+    if item.contains(char::is_whitespace) {
+        return refuse("holds whitespace, which is not accepted inside brackets");
+    }
+    if item.contains('+') {
+        return refuse("holds a '+', which is not accepted inside brackets");
+    }
+    let (lo, hi) = item.split_once('-').unwrap_or((item, item));
+    if !lo.is_empty() && hi.is_empty() {
+        return refuse("is an open range; write both ends (lo-hi)");
+    }
+    let is_number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !is_number(lo) || !is_number(hi) {
+        return refuse("is not a number or a range");
+    }
+    Ok((lo, hi))
 }
 
 /// Compresses host names into the shortest expression of this form that Slurm
@@ -288,7 +310,13 @@ mod tests {
             ("node[a-b]", "not a number"),
             ("node[1--3]", "not a number"),
             ("node[1-2[3]]", "nested"),
-            ("node[0-65536]", "more than 65536"),
+            ("node[0-65536]", "range too large"),
+            ("aws-ondemand-[0-18446744073709551615]", "range too large"),
+            ("n[0-18446744073709551616]", "too large"),
+            ("n[ 1-2]", "whitespace"),
+            ("n[1, 2]", "whitespace"),
+            ("n[+1]", "'+'"),
+            ("n[1-]", "open range"),
             ("node[0-65535]x[0-65535]", "more than"),
         ];
         for (expression, reason) in cases {

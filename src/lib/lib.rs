@@ -4,6 +4,7 @@
 //! its binary in `src/bin/` only wires configuration, clients and logging.
 
 pub mod config;
+pub mod files;
 pub mod generate_conf;
 pub mod gres;
 pub mod hostlist;

@@ -327,19 +327,13 @@ async fn find_live_instances(
     cluster: &str,
     calls: &CallCounter,
 ) -> Result<Vec<Instance>, Ec2Error> {
-    let filters = vec![
-        (format!("tag:{CLUSTER_TAG}"), vec![cluster.to_string()]),
-        (
-            format!("tag:{PARTITION_TAG}"),
-            vec![group.partition.clone()],
-        ),
-        (format!("tag:{NODE_GROUP_TAG}"), vec![group.name.clone()]),
-        (
-            "instance-state-name".to_string(),
-            vec!["pending".to_string(), "running".to_string()],
-        ),
+    let tags = [
+        (CLUSTER_TAG, cluster),
+        (PARTITION_TAG, group.partition.as_str()),
+        (NODE_GROUP_TAG, group.name.as_str()),
     ];
-    ec2::describe_by_filters(client, &filters, None, calls).await
+    let live = vec!["pending".to_string(), "running".to_string()];
+    ec2::describe_tagged(client, &tags, Some(live), None, calls).await
 }
 
 /// For each wanted node, the live instance already named for it (running

@@ -112,11 +112,14 @@ fn report_config_error(program: &str, dir: &Path, error: &ConfigError, check: bo
 }
 
 fn fallback_log_path(dir: &Path) -> PathBuf {
-    std::fs::read_to_string(dir.join(config::CONFIG_FILE))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|json| json.get("LogFileName")?.as_str().map(PathBuf::from))
-        .unwrap_or_else(|| dir.join("aws_plugin.log"))
+    crate::files::read_bounded(
+        &dir.join(config::CONFIG_FILE),
+        crate::files::MAX_CONFIG_BYTES,
+    )
+    .ok()
+    .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+    .and_then(|json| json.get("LogFileName")?.as_str().map(PathBuf::from))
+    .unwrap_or_else(|| dir.join("aws_plugin.log"))
 }
 
 /// Applies `Environment` and, when `HOME` is unset (slurmctld passes almost no

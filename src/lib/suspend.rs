@@ -52,13 +52,11 @@ pub async fn suspend(
             report.lookup_failures += 1;
             continue;
         };
-        let fixed = vec![
-            (format!("tag:{CLUSTER_TAG}"), vec![cluster.to_string()]),
-            ("instance-state-name".to_string(), ec2::live_states()),
-        ];
-        let by_name = ("tag:Name".to_string(), nodes.clone());
-        let instances = match ec2::describe_by_filters(client, &fixed, Some(&by_name), calls).await
-        {
+        let tags = [(CLUSTER_TAG, cluster)];
+        let found =
+            ec2::describe_tagged(client, &tags, Some(ec2::live_states()), Some(&nodes), calls)
+                .await;
+        let ours = match found {
             Ok(instances) => instances,
             Err(error) => {
                 tracing::error!(
@@ -69,14 +67,6 @@ pub async fn suspend(
                 continue;
             }
         };
-        let ours: Vec<_> = instances
-            .into_iter()
-            .filter(|i| {
-                i.tag(CLUSTER_TAG) == Some(cluster)
-                    && i.tag("Name")
-                        .is_some_and(|n| nodes.contains(&n.to_string()))
-            })
-            .collect();
         for node in &nodes {
             if !ours.iter().any(|i| i.tag("Name") == Some(node.as_str())) {
                 tracing::info!("Node {node} has no instance to terminate");

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{CLUSTER_TAG, Config};
 use crate::ec2::{self, CallCounter, Clients};
-use crate::names;
 use crate::slurm::{self, Scontrol, SlurmError};
 use plan::{Action, Found, Inputs, Step};
 
@@ -88,14 +87,10 @@ pub async fn make_plan(
     now: i64,
 ) -> Result<Vec<Step>, ChangeStateError> {
     let output = scontrol.run(&["show".into(), "nodes".into(), "-o".into()])?;
-    let nodes: Vec<_> = slurm::parse_nodes(&output)
-        .into_iter()
-        .filter(|n| names::parse(config, &n.name).is_ok())
-        .collect();
+    let nodes = slurm::parse_nodes(&output);
     let mut instances = Vec::new();
     for (account, client) in clients.iter() {
-        let filters = vec![(format!("tag:{CLUSTER_TAG}"), vec![cluster.to_string()])];
-        let found = ec2::describe_by_filters(client, &filters, None, calls)
+        let found = ec2::describe_tagged(client, &[(CLUSTER_TAG, cluster)], None, None, calls)
             .await
             .map_err(|source| ChangeStateError::Ec2 {
                 region: account.0.clone(),
@@ -136,6 +131,7 @@ pub async fn execute(
             step.ec2_state
         );
         match &step.action {
+            Action::Keep => {}
             Action::Terminate => {
                 if let (Some(account), Some(id)) = (&step.account, &step.instance) {
                     terminations
@@ -193,6 +189,7 @@ pub async fn execute(
 fn describe(action: &Action) -> String {
     match action {
         Action::Terminate => "terminate instance".into(),
+        Action::Keep => "keep instance".into(),
         Action::SetState {
             state,
             reason: None,

@@ -10,7 +10,10 @@
 //! | DOWN + not responding, not powering up/down   | —                           | `state=POWER_DOWN_FORCE`                 |
 //! | DRAIN + powered down                          | —                           | `state=UNDRAIN`                          |
 //! | COMPLETING + DRAIN, reason older than grace   | —                           | `state=DOWN`                             |
-//! | —                                             | ours but not a node of ours, or no Name after the grace | terminate (an orphan) |
+//! | not powered down, several live instances      | —                           | keep the one whose address Slurm holds (else the oldest running), terminate the others (duplicates) |
+//! | not powered down, not in the configuration    | its instance                | keep it, reported as "not in the configuration any more" |
+//! | powered down, not in the configuration        | its instance                | terminate (a leak)                       |
+//! | not listed by Slurm                           | ours but not a node of ours, or no Name after the grace | terminate (an orphan) |
 //!
 //! Instances younger than the launch grace are never touched, nor instances
 //! without this cluster's tag (they are never read).
@@ -34,6 +37,8 @@ const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Terminate,
+    /// Nothing is done; the step is reported (an instance kept on purpose).
+    Keep,
     SetState {
         state: &'static str,
         reason: Option<String>,
@@ -66,6 +71,8 @@ pub struct Found {
 
 pub struct Inputs<'a> {
     pub config: &'a Config,
+    /// Every node Slurm lists, ours or not: a node that left the
+    /// configuration keeps its instance while Slurm still has it in service.
     pub nodes: &'a [NodeInfo],
     pub instances: &'a [Found],
     /// Seconds since the epoch.
@@ -131,6 +138,8 @@ pub fn plan(inputs: &Inputs) -> Vec<Step> {
     let hold = settings.capacity_hold.as_secs() as i64;
     let now = inputs.now;
 
+    let listed: BTreeMap<&str, &NodeInfo> =
+        inputs.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
     let mut by_name: BTreeMap<&str, Vec<&Found>> = BTreeMap::new();
     let mut steps = Vec::new();
     for found in inputs.instances {
@@ -141,18 +150,11 @@ pub fn plan(inputs: &Inputs) -> Vec<Step> {
             }
             _ if !instance.is_live() && instance.state != "shutting-down" => {}
             _ if young(instance, now, grace) || instance.state == "shutting-down" => {}
-            name => steps.push(Step {
-                node: None,
-                slurm_state: "-".into(),
-                instance: Some(instance.id.clone()),
-                ec2_state: instance.state.clone(),
-                account: Some(found.account.clone()),
-                action: Action::Terminate,
-                why: match name {
-                    Some(name) => format!("orphan: Name {name:?} is not a node of this cluster"),
-                    None => "orphan: no Name tag after the launch grace".into(),
-                },
-            }),
+            name => steps.push(not_a_node_of_ours(
+                found,
+                name.and_then(|n| listed.get(n).copied()),
+                name,
+            )),
         }
     }
 
@@ -208,6 +210,17 @@ pub fn plan(inputs: &Inputs) -> Vec<Step> {
         };
         let hold = holds.get(&group.node_prefix());
         let reason = node.reason.as_deref().unwrap_or_default();
+
+        if !state.powered_down() && !state.powering_down() && live.len() > 1 {
+            let (kept, extra) = duplicates(node, &live, now, grace);
+            for found in extra {
+                let why = format!(
+                    "duplicate: the node's instance is {} (the address Slurm holds, or else the oldest)",
+                    kept.instance.id
+                );
+                steps.push(step(Action::Terminate, why, Some(found)));
+            }
+        }
 
         if state.powered_down() || state.powering_down() {
             for found in &old_live {
@@ -312,6 +325,76 @@ pub fn plan(inputs: &Inputs) -> Vec<Step> {
         }
     }
     steps
+}
+
+/// The step for a live instance of this cluster whose Name is no node of the
+/// configuration: kept while Slurm lists that node and has not powered it
+/// down (a job may run on it), terminated otherwise.
+fn not_a_node_of_ours(found: &Found, listed: Option<&NodeInfo>, name: Option<&str>) -> Step {
+    let instance = &found.instance;
+    let (node, slurm_state, action, why) = match (listed, name) {
+        (Some(node), _) if !node.state.powered_down() && !node.state.powering_down() => (
+            Some(node.name.clone()),
+            node.state_text.clone(),
+            Action::Keep,
+            "not in the configuration any more: kept while Slurm has the node in service".into(),
+        ),
+        (Some(node), _) => (
+            Some(node.name.clone()),
+            node.state_text.clone(),
+            Action::Terminate,
+            "not in the configuration any more and powered down (a leak)".into(),
+        ),
+        (None, Some(name)) => (
+            None,
+            "-".into(),
+            Action::Terminate,
+            format!("orphan: Name {name:?} is not a node of this cluster"),
+        ),
+        (None, None) => (
+            None,
+            "-".into(),
+            Action::Terminate,
+            "orphan: no Name tag after the launch grace".into(),
+        ),
+    };
+    Step {
+        node,
+        slurm_state,
+        instance: Some(instance.id.clone()),
+        ec2_state: instance.state.clone(),
+        account: Some(found.account.clone()),
+        action,
+        why,
+    }
+}
+
+/// Of a node's live instances, the one to keep (the one at the address Slurm
+/// holds, else running before pending and the oldest, as resume picks) and
+/// the others that are past the launch grace.
+fn duplicates<'f>(
+    node: &NodeInfo,
+    live: &[&'f Found],
+    now: i64,
+    grace: i64,
+) -> (&'f Found, Vec<&'f Found>) {
+    let mut ranked: Vec<&Found> = live.to_vec();
+    ranked.sort_by_key(|f| {
+        let i = &f.instance;
+        (
+            node.address.is_none() || i.address != node.address,
+            i.state != "running",
+            i.launch_time.unwrap_or(i64::MAX),
+            i.id.clone(),
+        )
+    });
+    let kept = ranked[0];
+    let extra = ranked[1..]
+        .iter()
+        .copied()
+        .filter(|f| !young(&f.instance, now, grace))
+        .collect();
+    (kept, extra)
 }
 
 #[cfg(test)]
@@ -611,6 +694,94 @@ mod tests {
                 .iter()
                 .all(|s| s.0.is_none() && s.2 == Action::Terminate)
         );
+    }
+
+    fn with_address(mut found: Found, address: &str) -> Found {
+        found.instance.address = Some(address.into());
+        found
+    }
+
+    #[test]
+    fn a_node_that_left_the_configuration_keeps_its_instance_while_in_service() {
+        // MaxNodes of aws-ondemand is 10: aws-ondemand-12 is no node of ours any more.
+        let instance = found("i-12", Some("aws-ondemand-12"), "running", OLD);
+        for state in [
+            "ALLOCATED+CLOUD",
+            "MIXED+CLOUD",
+            "IDLE+CLOUD",
+            "IDLE+CLOUD+COMPLETING",
+            "ALLOCATED+CLOUD+POWERING_UP",
+        ] {
+            let steps = plan(&Inputs {
+                config: &fixtures::example(),
+                nodes: &[node("aws-ondemand-12", state, None)],
+                instances: std::slice::from_ref(&instance),
+                now: NOW,
+            });
+            assert_eq!(steps.len(), 1, "{state}");
+            assert_eq!(steps[0].action, Action::Keep, "{state}");
+            assert_eq!(steps[0].node.as_deref(), Some("aws-ondemand-12"));
+            assert!(steps[0].why.contains("not in the configuration any more"));
+        }
+        // Powered down (or powering down) in Slurm, or not listed at all: reaped.
+        for state in ["IDLE+CLOUD+POWERED_DOWN", "IDLE+CLOUD+POWERING_DOWN"] {
+            let steps = run(
+                &[node("aws-ondemand-12", state, None)],
+                std::slice::from_ref(&instance),
+            );
+            assert_eq!(steps[0].2, Action::Terminate, "{state}");
+        }
+        let steps = run(&[], std::slice::from_ref(&instance));
+        assert_eq!(steps[0].2, Action::Terminate);
+    }
+
+    #[test]
+    fn extra_instances_of_a_node_are_reaped_keeping_the_one_slurm_reaches() {
+        let mut allocated = node("aws-spot-3", "ALLOCATED+CLOUD", None);
+        allocated.address = Some("10.0.0.9".into());
+        let instances = [
+            with_address(
+                found("i-a", Some("aws-spot-3"), "running", OLD - 100),
+                "10.0.0.8",
+            ),
+            with_address(found("i-b", Some("aws-spot-3"), "running", OLD), "10.0.0.9"),
+            with_address(
+                found("i-c", Some("aws-spot-3"), "pending", NOW - 2),
+                "10.0.0.7",
+            ),
+        ];
+        let steps = run(std::slice::from_ref(&allocated), &instances);
+        assert_eq!(
+            steps,
+            vec![(
+                Some("aws-spot-3".into()),
+                Some("i-a".into()),
+                Action::Terminate
+            )],
+            "the one at Slurm's address stays, the young one is resume's business"
+        );
+        // No address in Slurm yet: the oldest running instance stays.
+        let steps = run(&[node("aws-spot-3", "IDLE+CLOUD", None)], &instances[..2]);
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].1.as_deref(), Some("i-b"));
+    }
+
+    #[test]
+    fn the_states_of_20_02_and_power_up_requests_are_repaired() {
+        let steps = run(&[node("aws-spot-4", "MAINT+CLOUD", None)], &[]);
+        assert!(
+            matches!(steps[0].2, Action::DownThenPowerDown { .. }),
+            "{steps:?}"
+        );
+        let steps = run(
+            &[node(
+                "aws-spot-4",
+                "DOWN+CLOUD+NOT_RESPONDING+POWER_UP",
+                None,
+            )],
+            &[],
+        );
+        assert_eq!(steps[0].2, set(STATE_POWER_DOWN_FORCE));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! [`validate`], which reports every problem with its file and JSON path and
 //! builds the typed [`Config`]. A `Config` that exists is valid.
 
+mod json;
 mod locate;
 mod model;
 mod validate;
@@ -44,7 +45,7 @@ pub enum ConfigError {
     Read {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: crate::files::ReadError,
     },
     #[error("{}: not valid JSON: {source}", path.display())]
     Parse {
@@ -64,28 +65,54 @@ fn list(problems: &[Problem]) -> String {
         .join("\n")
 }
 
-fn read_json(path: &Path) -> Result<serde_json::Value, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+/// A configuration file as JSON, with a problem for each key given twice.
+fn read_json(path: &Path) -> Result<(serde_json::Value, Vec<Problem>), ConfigError> {
+    let text =
+        crate::files::read_bounded(path, crate::files::MAX_CONFIG_BYTES).map_err(|source| {
+            ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+    let (value, duplicates) = json::parse(&text).map_err(|source| ConfigError::Parse {
         path: path.to_path_buf(),
         source,
     })?;
-    serde_json::from_str(&text).map_err(|source| ConfigError::Parse {
-        path: path.to_path_buf(),
-        source,
-    })
+    let problems = duplicates
+        .into_iter()
+        .map(|key_path| Problem {
+            file: path.to_path_buf(),
+            path: key_path,
+            message: "given more than once in the same object; keep one".to_string(),
+        })
+        .collect();
+    Ok((value, problems))
 }
 
 /// Reads and validates both files of `dir`.
 pub fn load(dir: &Path) -> Result<Config, ConfigError> {
     let config_path = dir.join(CONFIG_FILE);
     let partitions_path = dir.join(PARTITIONS_FILE);
-    let config_json = read_json(&config_path)?;
-    let partitions_json = read_json(&partitions_path)?;
-    validate::validate(
+    let (config_json, mut duplicates) = read_json(&config_path)?;
+    let (partitions_json, more) = read_json(&partitions_path)?;
+    duplicates.extend(more);
+    let validated = validate::validate(
         dir,
         (&config_path, &config_json),
         (&partitions_path, &partitions_json),
-    )
+    );
+    match validated {
+        Ok(_) if !duplicates.is_empty() => Err(ConfigError::Invalid {
+            problems: duplicates,
+        }),
+        Err(ConfigError::Invalid { mut problems }) if !duplicates.is_empty() => {
+            duplicates.append(&mut problems);
+            Err(ConfigError::Invalid {
+                problems: duplicates,
+            })
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]

@@ -173,11 +173,12 @@ fn missing_log_level_defaults_to_debug_and_booleans_render_for_slurm() {
     let mut config = example_config();
     config.as_object_mut().unwrap().remove("LogLevel");
     config.as_object_mut().unwrap().remove("LogFileName");
-    config["SlurmConf"]["ReconfigFlags"] = json!(true);
+    // A boolean only where slurm.conf takes YES or NO.
+    config["SlurmConf"]["TrackWCKey"] = json!(true);
     let loaded = fixtures::load(&config.to_string(), fixtures::EXAMPLE_1).unwrap();
     assert_eq!(loaded.log_level, LogLevel::Debug);
     assert_eq!(loaded.log_file, loaded.dir.join("aws_plugin.log"));
-    assert_eq!(loaded.slurm_conf_value("ReconfigFlags"), Some("YES"));
+    assert_eq!(loaded.slurm_conf_value("TrackWCKey"), Some("YES"));
 }
 
 #[test]
@@ -504,5 +505,134 @@ fn unreadable_or_malformed_files_name_the_file() {
     assert!(
         error.to_string().contains("cannot read") && error.to_string().contains("config.json"),
         "{error}"
+    );
+}
+
+#[test]
+fn values_that_would_inject_slurm_conf_lines_or_match_other_clusters_are_refused() {
+    let partitions = example_partitions();
+    let mut config = example_config();
+    config["ClusterName"] = json!("prod*");
+    assert_problem(
+        &config,
+        &partitions,
+        "ClusterName: must not hold '*': EC2 filters read it as a wildcard or an escape, so the value would match other clusters' instances",
+    );
+    for name in ["pr?d", "a\\b"] {
+        config["ClusterName"] = json!(name);
+        assert!(
+            problems(&config, &partitions)
+                .iter()
+                .any(|p| p.starts_with("ClusterName: must not hold")),
+            "{name}"
+        );
+    }
+
+    let mut config = example_config();
+    config["SlurmConf"]["ReconfigFlags"] = json!(true);
+    config["SlurmConf"]["Bad Key"] = json!("1");
+    config["SlurmConf"]["SuspendTime"] = json!("");
+    config["SlurmBinPath"] = json!("/usr/bin\u{0}/evil");
+    assert_problem(
+        &config,
+        &partitions,
+        "SlurmConf.ReconfigFlags: takes no boolean in slurm.conf; write the value Slurm expects as a string",
+    );
+    assert_problem(
+        &config,
+        &partitions,
+        "SlurmConf.Bad Key: is not a Slurm parameter name (a letter, then letters, digits or _)",
+    );
+    assert_problem(
+        &config,
+        &partitions,
+        "SlurmConf.SuspendTime: must not be empty",
+    );
+    assert_problem(
+        &config,
+        &partitions,
+        "SlurmBinPath: holds a NUL byte, which no file name can hold",
+    );
+
+    let config = example_config();
+    let mut partitions = example_partitions();
+    group_mut(&mut partitions, 0, 0)["SlurmSpecifications"]["CPUs"] =
+        json!("4\nPartitionName=evil Nodes=ALL");
+    group_mut(&mut partitions, 0, 0)["SlurmSpecifications"]["CPUs Weight"] = json!("1");
+    group_mut(&mut partitions, 0, 0)["SlurmSpecifications"]["Weight"] = json!(true);
+    partitions["Partitions"][0]["PartitionOptions"]["MaxTime"] = json!("1\r");
+    group_mut(&mut partitions, 0, 1)["LaunchTemplateSpecification"]["Version"] = json!("0");
+    let found = problems(&config, &partitions);
+    for expected in [
+        "Partitions[0].NodeGroups[0].SlurmSpecifications.CPUs: holds a control character (a newline, a tab, …): slurm.conf takes one line per setting",
+        "Partitions[0].NodeGroups[0].SlurmSpecifications.CPUs Weight: is not a Slurm parameter name (a letter, then letters, digits or _)",
+        "Partitions[0].NodeGroups[0].SlurmSpecifications.Weight: takes no boolean in slurm.conf; write the value Slurm expects as a string",
+        "Partitions[0].PartitionOptions.MaxTime: holds a control character (a newline, a tab, …): slurm.conf takes one line per setting",
+        "Partitions[0].NodeGroups[1].LaunchTemplateSpecification.Version: must be a version number from 1, \"$Latest\" or \"$Default\", got \"0\"",
+    ] {
+        assert!(
+            found.iter().any(|p| p == expected),
+            "{expected:?} among {found:#?}"
+        );
+    }
+    for version in [json!("$Latest"), json!("$Default"), json!(3), json!("12")] {
+        let mut partitions = example_partitions();
+        group_mut(&mut partitions, 0, 1)["LaunchTemplateSpecification"]["Version"] = version;
+        assert!(problems(&config, &partitions).is_empty());
+    }
+    let mut partitions = example_partitions();
+    partitions["Partitions"][0]["PartitionOptions"]["Default"] = json!(true);
+    assert!(problems(&config, &partitions).is_empty());
+}
+
+#[test]
+fn duplicate_keys_are_errors_with_their_path() {
+    let config =
+        fixtures::CONFIG_JSON.replacen('{', "{\"ClusterName\": \"a\", \"ClusterName\": \"b\",", 1);
+    let error = fixtures::load(&config, fixtures::EXAMPLE_1).unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("config.json: ClusterName: given more than once in the same object"),
+        "{text}"
+    );
+    let partitions =
+        fixtures::EXAMPLE_1.replacen("\"MaxNodes\": 10,", "\"MaxNodes\": 10, \"MaxNodes\": 5,", 1);
+    let text = fixtures::load(fixtures::CONFIG_JSON, &partitions)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains(
+            "partitions.json: Partitions[0].NodeGroups[0].MaxNodes: given more than once"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn only_regular_files_of_bounded_size_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("partitions.json"), fixtures::EXAMPLE_1).unwrap();
+    let fifo = dir.path().join("config.json");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let text = crate::config::load(dir.path()).unwrap_err().to_string();
+    assert!(
+        text.contains("config.json") && text.contains("a FIFO"),
+        "{text}"
+    );
+    std::fs::remove_file(&fifo).unwrap();
+    std::fs::write(&fifo, fixtures::CONFIG_JSON).unwrap();
+    let partitions = dir.path().join("partitions.json");
+    std::fs::remove_file(&partitions).unwrap();
+    std::os::unix::fs::symlink("/dev/urandom", &partitions).unwrap();
+    let text = crate::config::load(dir.path()).unwrap_err().to_string();
+    assert!(
+        text.contains("partitions.json") && text.contains("character device"),
+        "{text}"
     );
 }

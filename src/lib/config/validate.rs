@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::json::join;
 use super::model::*;
 use super::{ConfigError, Problem};
 
@@ -78,6 +79,26 @@ const SPOT_KEYS: &[&str] = &[
     "InstancePoolsToUseCount",
     "InstanceInterruptionBehavior",
 ];
+/// slurm.conf keys that take YES or NO, so that a JSON boolean may stand for them.
+const BOOLEAN_SLURM_CONF: &[&str] = &[
+    "AllowSpecResourcesUsage",
+    "DisableRootJobs",
+    "EnforcePartLimits",
+    "TrackWCKey",
+    "UsePAM",
+];
+const BOOLEAN_PARTITION_OPTIONS: &[&str] = &[
+    "Default",
+    "DisableRootJobs",
+    "ExclusiveTopo",
+    "ExclusiveUser",
+    "Hidden",
+    "LLN",
+    "OverSubscribe",
+    "PowerDownOnIdle",
+    "ReqResv",
+    "RootOnly",
+];
 pub const MAX_NODES_LIMIT: i64 = 10_000;
 /// EC2 allows 50 tags per instance; slurm-ec2 adds Name, cluster, partition and node group.
 pub const MAX_CUSTOM_TAGS: usize = 46;
@@ -87,14 +108,6 @@ struct Walker<'a> {
     file: PathBuf,
     problems: &'a mut Vec<Problem>,
     warnings: &'a mut Vec<Problem>,
-}
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
 }
 
 fn describe(value: &Value) -> String {
@@ -197,6 +210,16 @@ impl Walker<'_> {
         }
     }
 
+    /// A file system path: a non-empty string without a NUL byte.
+    fn path(&mut self, value: &Value, path: &str) -> Option<PathBuf> {
+        let text = self.string(value, path)?;
+        if text.contains('\0') {
+            self.problem(path, "holds a NUL byte, which no file name can hold");
+            return None;
+        }
+        Some(PathBuf::from(text))
+    }
+
     fn required_string(
         &mut self,
         map: &Map<String, Value>,
@@ -268,39 +291,73 @@ impl Walker<'_> {
         }
     }
 
-    /// An object of Slurm `Key=Value` settings, in file order, values rendered for slurm.conf.
-    fn slurm_pairs(&mut self, value: &Value, path: &str) -> Vec<(String, String)> {
+    /// An object of Slurm `Key=Value` settings, in file order, values rendered
+    /// for slurm.conf. Keys must be Slurm words, values one non-empty line;
+    /// booleans only for the keys in `booleans` (rendered YES or NO).
+    fn slurm_pairs(
+        &mut self,
+        value: &Value,
+        path: &str,
+        booleans: &[&str],
+    ) -> Vec<(String, String)> {
         let Some(map) = self.object(value, path) else {
             return Vec::new();
         };
         let mut pairs = Vec::new();
         for (key, value) in map {
+            let key_path = join(path, key);
+            if !is_slurm_word(key) {
+                self.problem(
+                    &key_path,
+                    "is not a Slurm parameter name (a letter, then letters, digits or _)",
+                );
+                continue;
+            }
+            let takes_boolean = booleans.iter().any(|k| k.eq_ignore_ascii_case(key));
             let rendered = match value {
                 Value::String(s) => Some(s.clone()),
                 Value::Number(n) => Some(n.to_string()),
-                Value::Bool(true) => Some("YES".to_string()),
-                Value::Bool(false) => Some("NO".to_string()),
+                Value::Bool(b) if takes_boolean => Some(if *b { "YES" } else { "NO" }.to_string()),
+                Value::Bool(_) => {
+                    self.problem(
+                        &key_path,
+                        "takes no boolean in slurm.conf; write the value Slurm expects as a string",
+                    );
+                    None
+                }
                 other => {
                     let got = describe(other);
                     self.problem(
-                        &join(path, key),
+                        &key_path,
                         format!("must be a string, number or boolean, got {got}"),
                     );
                     None
                 }
             };
-            if let Some(rendered) = rendered {
-                if rendered.contains(char::is_whitespace) && !rendered.starts_with('"') {
-                    self.warning(
-                        &join(path, key),
-                        "holds whitespace; slurm.conf needs it quoted",
-                    );
+            let Some(rendered) = rendered else { continue };
+            if rendered.trim().is_empty() {
+                self.problem(&key_path, "must not be empty");
+            } else if rendered.contains(char::is_control) {
+                self.problem(
+                    &key_path,
+                    "holds a control character (a newline, a tab, …): slurm.conf takes one line per setting",
+                );
+            } else {
+                if rendered.contains(' ') && !rendered.starts_with('"') {
+                    self.warning(&key_path, "holds whitespace; slurm.conf needs it quoted");
                 }
                 pairs.push((key.clone(), rendered));
             }
         }
         pairs
     }
+}
+
+/// A slurm.conf parameter name.
+fn is_slurm_word(key: &str) -> bool {
+    let mut bytes = key.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// Seconds from a number or a string of digits (the original accepts both).
@@ -350,11 +407,11 @@ fn config_file(w: &mut Walker, dir: &Path, json: &Value) -> Option<Config> {
     };
     let log_file = match root.get("LogFileName") {
         None => Some(dir.join("aws_plugin.log")),
-        Some(value) => w.string(value, "LogFileName").map(PathBuf::from),
+        Some(value) => w.path(value, "LogFileName"),
     };
     let slurm_bin = w
-        .required_string(root, "", "SlurmBinPath")
-        .map(PathBuf::from);
+        .required(root, "", "SlurmBinPath")
+        .and_then(|value| w.path(value, "SlurmBinPath"));
     let slurm_conf = match w.required(root, "", "SlurmConf") {
         Some(value) => {
             if let Some(map) = value.as_object() {
@@ -365,18 +422,20 @@ fn config_file(w: &mut Walker, dir: &Path, json: &Value) -> Option<Config> {
                     w.problem(&join("SlurmConf", key), "required key is missing");
                 }
             }
-            w.slurm_pairs(value, "SlurmConf")
+            w.slurm_pairs(value, "SlurmConf", BOOLEAN_SLURM_CONF)
         }
         None => Vec::new(),
     };
     let cluster_name = w.optional_string(root, "", "ClusterName");
-    if let Some(name) = &cluster_name
-        && (name.len() > 255 || name.contains(char::is_whitespace))
-    {
-        w.problem(
-            "ClusterName",
-            "must be at most 255 characters without whitespace",
-        );
+    if let Some(name) = &cluster_name {
+        if name.len() > 255 || name.contains(char::is_whitespace) {
+            w.problem(
+                "ClusterName",
+                "must be at most 255 characters without whitespace",
+            );
+        } else if let Err(why) = crate::ec2::check_filter_literal(name) {
+            w.problem("ClusterName", why);
+        }
     }
     let environment = root
         .get("Environment")
@@ -512,7 +571,13 @@ fn partition(w: &mut Walker, value: &Value, path: &str) -> Option<Partition> {
     }
     let options = map
         .get("PartitionOptions")
-        .map(|v| w.slurm_pairs(v, &join(path, "PartitionOptions")))
+        .map(|v| {
+            w.slurm_pairs(
+                v,
+                &join(path, "PartitionOptions"),
+                BOOLEAN_PARTITION_OPTIONS,
+            )
+        })
         .unwrap_or_default();
     Some(Partition {
         name: name?,
@@ -542,7 +607,7 @@ fn node_group(w: &mut Walker, value: &Value, path: &str, partition: &str) -> Opt
     let profile = w.optional_string(map, path, "ProfileName");
     let slurm_specifications = w
         .required(map, path, "SlurmSpecifications")
-        .map(|v| w.slurm_pairs(v, &join(path, "SlurmSpecifications")))
+        .map(|v| w.slurm_pairs(v, &join(path, "SlurmSpecifications"), &[]))
         .unwrap_or_default();
     for (key, value) in slurm_specifications
         .iter()
@@ -675,11 +740,21 @@ fn launch_template(w: &mut Walker, value: &Value, path: &str) -> Option<LaunchTe
         );
         return None;
     }
+    let version_path = join(path, "Version");
     let version = match map.get("Version") {
         Some(Value::Number(n)) => Some(n.to_string()),
-        Some(v) => w.string(v, &join(path, "Version")),
+        Some(v) => w.string(v, &version_path),
         None => None,
     };
+    let valid_version =
+        |v: &str| v == "$Latest" || v == "$Default" || v.parse::<u64>().is_ok_and(|n| n > 0);
+    if let Some(v) = version.as_deref().filter(|v| !valid_version(v)) {
+        w.problem(
+            &version_path,
+            format!("must be a version number from 1, \"$Latest\" or \"$Default\", got {v:?}"),
+        );
+        return None;
+    }
     Some(LaunchTemplate { id, name, version })
 }
 

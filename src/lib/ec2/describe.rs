@@ -196,6 +196,45 @@ pub async fn describe_by_filters(
     Ok(found)
 }
 
+/// The instances that carry each of `tags` with exactly its value, in one of
+/// `states` (any state when `None`), and, with `names`, a `Name` among them.
+/// EC2 filter values are patterns: every result is compared again here, so
+/// that nothing another cluster owns is ever acted on.
+pub async fn describe_tagged(
+    client: &aws_sdk_ec2::Client,
+    tags: &[(&str, &str)],
+    states: Option<Vec<String>>,
+    names: Option<&[String]>,
+    calls: &CallCounter,
+) -> Result<Vec<Instance>, Ec2Error> {
+    let mut fixed: Vec<InstanceFilter> = tags
+        .iter()
+        .map(|(key, value)| (format!("tag:{key}"), vec![value.to_string()]))
+        .collect();
+    if let Some(states) = states {
+        fixed.push(("instance-state-name".to_string(), states));
+    }
+    let by_name = names.map(|names| ("tag:Name".to_string(), names.to_vec()));
+    let found = describe_by_filters(client, &fixed, by_name.as_ref(), calls).await?;
+    let wanted_name = |instance: &Instance| {
+        names.is_none_or(|names| {
+            instance
+                .tag("Name")
+                .is_some_and(|name| names.iter().any(|n| n == name))
+        })
+    };
+    Ok(found
+        .into_iter()
+        .filter(|instance| carries_exactly(instance, tags) && wanted_name(instance))
+        .collect())
+}
+
+/// Whether the instance carries each tag with exactly that value.
+pub fn carries_exactly(instance: &Instance, tags: &[(&str, &str)]) -> bool {
+    tags.iter()
+        .all(|(key, value)| instance.tag(key) == Some(*value))
+}
+
 pub fn live_states() -> Vec<String> {
     [
         InstanceStateName::Pending,

@@ -9,7 +9,10 @@ mod tags;
 mod terminate;
 
 pub use client::{Clients, connect};
-pub use describe::{Instance, InstanceFilter, describe_by_filters, describe_ids, live_states};
+pub use describe::{
+    Instance, InstanceFilter, carries_exactly, describe_by_filters, describe_ids, describe_tagged,
+    live_states,
+};
 pub use fleet::{FleetOutcome, create_fleet, fleet_request_plan};
 pub use retry::{Backoff, Deadline};
 pub use tags::{create_tags_concurrently, launch_tags, node_tags};
@@ -24,6 +27,20 @@ use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 pub const MAX_FILTER_VALUES: usize = 200;
 /// The most instance ids per DescribeInstances or TerminateInstances call.
 pub const MAX_IDS_PER_CALL: usize = 1000;
+
+/// Refuses a value that EC2 would read as a pattern in a filter: `*` and `?`
+/// are wildcards there and `\\` escapes them, so `prod*` would also match `prod2`.
+pub fn check_filter_literal(value: &str) -> Result<(), String> {
+    match value.chars().find(|c| matches!(c, '*' | '?' | '\\')) {
+        Some(c) => Err(format!(
+            "must not hold {c:?}: EC2 filters read it as a wildcard or an escape, so the value would match other clusters' instances"
+        )),
+        None if value.contains(char::is_control) => {
+            Err("must not hold control characters".to_string())
+        }
+        None => Ok(()),
+    }
+}
 
 /// Error codes that mean "slow down and try again".
 pub fn is_throttling(code: &str) -> bool {

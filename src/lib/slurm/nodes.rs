@@ -13,6 +13,8 @@ pub enum Flag {
     NotResponding,
     PoweredDown,
     PoweringUp,
+    /// A manual power-up request (`scontrol update state=power_up`), not yet acted on.
+    PowerUp,
     PowerDown,
     PoweringDown,
     Maintenance,
@@ -21,6 +23,12 @@ pub enum Flag {
     RebootIssued,
     Planned,
     InvalidReg,
+    DynamicFuture,
+    DynamicNorm,
+    Blocked,
+    Resume,
+    External,
+    PerfCtrs,
     Other,
 }
 
@@ -34,7 +42,8 @@ impl Flag {
             "NOT_RESPONDING" | "NO_RESPOND" => Flag::NotResponding,
             // 20.02 printed POWER for a powered-down node.
             "POWERED_DOWN" | "POWER" => Flag::PoweredDown,
-            "POWERING_UP" | "POWER_UP" => Flag::PoweringUp,
+            "POWERING_UP" => Flag::PoweringUp,
+            "POWER_UP" => Flag::PowerUp,
             "POWER_DOWN" => Flag::PowerDown,
             "POWERING_DOWN" => Flag::PoweringDown,
             "MAINTENANCE" | "MAINT" => Flag::Maintenance,
@@ -43,6 +52,12 @@ impl Flag {
             "REBOOT_ISSUED" => Flag::RebootIssued,
             "PLANNED" => Flag::Planned,
             "INVALID_REG" => Flag::InvalidReg,
+            "DYNAMIC_FUTURE" => Flag::DynamicFuture,
+            "DYNAMIC_NORM" => Flag::DynamicNorm,
+            "BLOCKED" => Flag::Blocked,
+            "RESUME" => Flag::Resume,
+            "EXTERNAL" => Flag::External,
+            "PERFCTRS" => Flag::PerfCtrs,
             _ => Flag::Other,
         }
     }
@@ -83,10 +98,20 @@ impl NodeState {
             .filter_map(Flag::from_suffix)
             .collect();
         flags.extend(tokens.map(Flag::from_token));
-        NodeState {
-            base: first[..base_end].to_ascii_uppercase(),
-            flags,
+        let mut base = first[..base_end].to_ascii_uppercase();
+        // 20.02 and 20.11 print MAINT, REBOOT or RESERVED in place of an IDLE
+        // (or FUTURE, UNKNOWN) base state; ALLOCATED, MIXED and DOWN keep their own.
+        let flag_as_base = match base.as_str() {
+            "MAINT" => Some(Flag::Maintenance),
+            "REBOOT" => Some(Flag::RebootRequested),
+            "RESERVED" | "RESV" => Some(Flag::Reserved),
+            _ => None,
+        };
+        if let Some(flag) = flag_as_base {
+            flags.insert(flag);
+            base = "IDLE".to_string();
         }
+        NodeState { base, flags }
     }
 
     pub fn has(&self, flag: Flag) -> bool {
@@ -198,6 +223,46 @@ mod tests {
         assert!(NodeState::parse("MIXED+CLOUD").in_service());
         assert!(!NodeState::parse("IDLE+CLOUD+POWERING_DOWN").in_service());
         assert!(NodeState::parse("IDLE#+CLOUD").powering_up());
+    }
+
+    #[test]
+    fn the_base_states_of_20_02_that_are_flags() {
+        for (text, flag) in [
+            ("MAINT+CLOUD", Flag::Maintenance),
+            ("MAINT*+CLOUD", Flag::Maintenance),
+            ("REBOOT+CLOUD", Flag::RebootRequested),
+            ("RESERVED+CLOUD", Flag::Reserved),
+        ] {
+            let state = NodeState::parse(text);
+            assert_eq!(state.base, "IDLE", "{text}");
+            assert!(state.has(flag) && state.has(Flag::Cloud), "{text}");
+            assert!(!state.powered_down(), "{text}");
+        }
+        assert!(NodeState::parse("MAINT+CLOUD").in_service());
+        assert!(NodeState::parse("MAINT*+CLOUD").has(Flag::NotResponding));
+    }
+
+    #[test]
+    fn a_power_up_request_is_not_powering_up() {
+        let requested = NodeState::parse("IDLE+CLOUD+POWERED_DOWN+POWER_UP");
+        assert!(requested.has(Flag::PowerUp));
+        assert!(!requested.powering_up());
+        assert!(requested.powered_down());
+        for (token, flag) in [
+            ("DYNAMIC_FUTURE", Flag::DynamicFuture),
+            ("DYNAMIC_NORM", Flag::DynamicNorm),
+            ("BLOCKED", Flag::Blocked),
+            ("RESUME", Flag::Resume),
+            ("EXTERNAL", Flag::External),
+            ("PERFCTRS", Flag::PerfCtrs),
+            ("PLANNED", Flag::Planned),
+            ("REBOOT_ISSUED", Flag::RebootIssued),
+            ("INVALID_REG", Flag::InvalidReg),
+        ] {
+            let state = NodeState::parse(&format!("IDLE+CLOUD+{token}"));
+            assert!(state.has(flag), "{token}");
+            assert!(!state.has(Flag::Other), "{token}");
+        }
     }
 
     #[test]
