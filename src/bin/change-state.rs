@@ -27,11 +27,16 @@ struct Args {
 fn main() -> ExitCode {
     let started = Instant::now();
     let args = Args::parse();
-    startup::run("change_state", &args.common, |config| {
+    startup::run("change_state", &args.common, true, |config, _logging| {
         let _lock = match change_state::lock(config) {
             Ok(Some(lock)) => lock,
             Ok(None) => {
                 tracing::info!("Another change-state run holds the lock: nothing to do");
+                if args.dry_run {
+                    eprintln!(
+                        "change-state: another change-state run holds the lock; no plan printed"
+                    );
+                }
                 return ExitCode::SUCCESS;
             }
             Err(error) => {

@@ -26,7 +26,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    startup::run("generate_conf", &args.common, |config| {
+    startup::run("generate_conf", &args.common, false, |config, _logging| {
         let slurm = generate_conf::slurm_conf(config);
         let gres = generate_conf::gres_conf(config);
         let Some(dir) = &args.output_dir else {

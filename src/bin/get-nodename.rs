@@ -22,8 +22,9 @@ use slurm_ec2::startup::{self, CommonArgs, EXIT_CONFIG, EXIT_FAILED};
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
-    /// Give up after this many seconds without a Name tag
-    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    /// Give up after this many seconds without a Name tag (1 to 86400)
+    #[arg(long, default_value_t = 300, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     timeout: u64,
     /// On failure print the host name instead (the original plugin's behaviour)
     #[arg(long)]
@@ -37,7 +38,11 @@ fn main() -> ExitCode {
     let args = Args::parse();
     // On a compute node the configuration is optional: with it, the name is checked.
     let dir = args.common.config_dir();
-    let config: Option<Config> = if dir.join(config::CONFIG_FILE).is_file() {
+    // Only a config.json that does not exist at all means "no configuration":
+    // a folder, a dangling link or a loop in its place is an error.
+    let absent = std::fs::symlink_metadata(dir.join(config::CONFIG_FILE))
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+    let config: Option<Config> = if !absent {
         match config::load(&dir) {
             Ok(config) => Some(config),
             Err(error) => {

@@ -10,7 +10,8 @@ use std::time::Instant;
 use clap::Parser;
 use slurm_ec2::ec2::{CallCounter, Clients};
 use slurm_ec2::resume;
-use slurm_ec2::startup::{self, CommonArgs, EXIT_FAILED, HostlistArgs, Session};
+use slurm_ec2::slurm::Scontrol;
+use slurm_ec2::startup::{self, CommonArgs, EXIT_FAILED, HostlistArgs, Logging, Session};
 
 #[derive(Parser)]
 #[command(
@@ -30,7 +31,7 @@ fn main() -> ExitCode {
     // The resume file is a descriptor of slurmctld's: read it before anything else.
     let resume_file = std::env::var_os("SLURM_RESUME_FILE")
         .map(|p| (p.clone(), resume::read_resume_file(p.as_ref())));
-    startup::run("resume", &args.common, |config| {
+    startup::run("resume", &args.common, true, |config, logging| {
         match &resume_file {
             Some((_, Ok(jobs))) => tracing::info!("Resume file names job(s): {jobs:?}"),
             Some((path, Err(error))) => {
@@ -38,11 +39,20 @@ fn main() -> ExitCode {
             }
             None => {}
         }
-        let names =
-            match startup::expand_hostlist(args.nodes.hostlist.as_deref().unwrap_or_default()) {
-                Ok(names) => names,
-                Err(code) => return code,
-            };
+        let names = match args.nodes.expand() {
+            Ok(names) => names,
+            Err(code) => return code,
+        };
+        if let Logging::Fallback { reason } = logging {
+            // Nobody could tell what a launch did: fail the nodes so that their jobs are requeued.
+            let scontrol = Scontrol::new(&config.scontrol(), config.settings.scontrol_timeout);
+            let report = resume::refuse_without_log(config, &scontrol, &names, reason);
+            tracing::info!(
+                "{}",
+                resume::summary(&report, &CallCounter::default(), &scontrol, started)
+            );
+            return ExitCode::from(EXIT_FAILED);
+        }
         let Session {
             scontrol,
             cluster,

@@ -25,18 +25,25 @@ struct Args {
 fn main() -> ExitCode {
     let started = Instant::now();
     let args = Args::parse();
-    startup::run("suspend", &args.common, |config| {
-        let names =
-            match startup::expand_hostlist(args.nodes.hostlist.as_deref().unwrap_or_default()) {
-                Ok(names) => names,
-                Err(code) => return code,
-            };
+    startup::run("suspend", &args.common, true, |config, _logging| {
+        let names = match args.nodes.expand() {
+            Ok(names) => names,
+            Err(code) => return code,
+        };
         let sorted = slurm_ec2::names::sort_names(config, &names);
-        for foreign in &sorted.foreign {
-            tracing::warn!("Skipping {foreign}");
+        if let Some(line) = sorted.foreign.summary() {
+            tracing::warn!("{line}");
         }
         // Nothing of ours: no cluster look-up, no EC2 call.
         if sorted.by_group.is_empty() {
+            let report = suspend::SuspendReport {
+                foreign: sorted.foreign.count,
+                ..Default::default()
+            };
+            tracing::info!(
+                "{}",
+                suspend::summary(&report, &CallCounter::default(), 0, started)
+            );
             return ExitCode::SUCCESS;
         }
         let Session {
@@ -52,7 +59,8 @@ fn main() -> ExitCode {
             let clients = Clients::for_config(config).await;
             suspend::suspend(&clients, &cluster, &sorted, &calls).await
         });
-        tracing::info!("{}", suspend::summary(&report, &calls, &scontrol, started));
+        let runs = scontrol.runs();
+        tracing::info!("{}", suspend::summary(&report, &calls, runs, started));
         if report.succeeded() {
             ExitCode::SUCCESS
         } else {

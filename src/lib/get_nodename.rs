@@ -84,6 +84,39 @@ async fn get(imds: &aws_config::imds::Client, path: &'static str) -> Result<Stri
         })
 }
 
+/// Retries `attempt` with back-off while it fails and `deadline` leaves room:
+/// on a booting instance the metadata service may not answer at first.
+async fn retrying<T, F, Fut>(deadline: &Deadline, mut attempt: F) -> Result<T, GetNameError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, GetNameError>>,
+{
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) => {
+                if !backoff.wait(deadline).await {
+                    return Err(error);
+                }
+                tracing::warn!("{error}; retrying");
+            }
+        }
+    }
+}
+
+/// Whether the launch template exposes tags in instance metadata.
+async fn tags_exposed(imds: &aws_config::imds::Client) -> Result<bool, GetNameError> {
+    match imds.get("/latest/meta-data/tags/instance").await {
+        Ok(_) => Ok(true),
+        Err(error) if is_not_found(&error) => Ok(false),
+        Err(error) => Err(GetNameError::Metadata {
+            path: "/latest/meta-data/tags/instance",
+            message: describe_imds_error(&error),
+        }),
+    }
+}
+
 /// Waits, with back-off, until this instance has a `Name` tag or `timeout` runs out.
 pub async fn lookup(
     imds: &aws_config::imds::Client,
@@ -91,17 +124,8 @@ pub async fn lookup(
     timeout: Duration,
 ) -> Result<(String, NameSource), GetNameError> {
     let deadline = Deadline::after(timeout);
-    let instance_id = get(imds, "/latest/meta-data/instance-id").await?;
-    let tags_exposed = match imds.get("/latest/meta-data/tags/instance").await {
-        Ok(_) => true,
-        Err(error) if is_not_found(&error) => false,
-        Err(error) => {
-            return Err(GetNameError::Metadata {
-                path: "/latest/meta-data/tags/instance",
-                message: describe_imds_error(&error),
-            });
-        }
-    };
+    let instance_id = retrying(&deadline, || get(imds, "/latest/meta-data/instance-id")).await?;
+    let tags_exposed = retrying(&deadline, || tags_exposed(imds)).await?;
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
     if tags_exposed {
         loop {
@@ -125,7 +149,10 @@ pub async fn lookup(
         }
     }
     tracing::info!("Tags are not exposed in instance metadata; asking EC2 with DescribeInstances");
-    let region = get(imds, "/latest/meta-data/placement/region").await?;
+    let region = retrying(&deadline, || {
+        get(imds, "/latest/meta-data/placement/region")
+    })
+    .await?;
     let client = ec2::connect(&region, None, settings).await;
     let calls = CallCounter::default();
     loop {

@@ -8,6 +8,7 @@ pub mod files;
 pub mod generate_conf;
 pub mod gres;
 pub mod hostlist;
+pub mod lock;
 pub mod logging;
 pub mod names;
 pub mod startup;

@@ -124,6 +124,11 @@ pub fn open_log_file(path: &Path) -> Result<File, LogError> {
         .mode(0o664)
         .open(path)
         .map_err(open_error)?;
+    // A device such as /dev/full opens, then fails every line.
+    let meta = file.metadata().map_err(open_error)?;
+    if !meta.is_file() {
+        return Err(open_error(io::Error::other("not a regular file")));
+    }
     // The umask may have cleared group write; widen it on a file we own, so that
     // programs run as another user of the group can append too.
     if let Ok(meta) = file.metadata()
@@ -174,4 +179,103 @@ pub fn init(
         .with(stderr_layer);
     tracing::subscriber::set_global_default(subscriber).map_err(|_| LogError::AlreadySet)?;
     Ok(LogGuard { _file: guard })
+}
+
+/// When the log file cannot be opened: lines go to stderr and to the local
+/// syslog (`/dev/log`, where there is one), so that a run under slurmctld or
+/// cron, whose stderr nobody reads, still leaves a trace.
+pub fn init_fallback(program: &str, level: LogLevel) -> Result<LogGuard, LogError> {
+    let syslog_layer = tracing_subscriber::fmt::layer()
+        .event_format(SyslogFormat)
+        .with_writer(Syslog {
+            tag: format!("{program}[{}]", std::process::id()),
+        })
+        .with_filter(targets(level));
+    let stderr_layer = tracing_subscriber::fmt::layer()
+        .event_format(LineFormat::new(program))
+        .with_writer(io::stderr)
+        .with_filter(targets(level));
+    let subscriber = tracing_subscriber::registry()
+        .with(syslog_layer)
+        .with(stderr_layer);
+    tracing::subscriber::set_global_default(subscriber).map_err(|_| LogError::AlreadySet)?;
+    Ok(LogGuard { _file: None })
+}
+
+/// The message alone: syslog adds the time, the tag and the severity.
+struct SyslogFormat;
+
+impl<S, N> FormatEvent<S, N> for SyslogFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        write!(writer, "{} - ", level_name(event.metadata().level()))?;
+        ctx.field_format().format_fields(writer.by_ref(), event)
+    }
+}
+
+struct Syslog {
+    tag: String,
+}
+
+/// One syslog datagram, sent when the line is complete (the writer is dropped).
+pub struct SyslogLine {
+    header: String,
+    line: Vec<u8>,
+}
+
+impl io::Write for SyslogLine {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.line.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for SyslogLine {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.line);
+        let message = format!("{}{}", self.header, text.trim_end());
+        if let Ok(socket) = std::os::unix::net::UnixDatagram::unbound() {
+            let _ = socket.send_to(message.as_bytes(), "/dev/log");
+        }
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Syslog {
+    type Writer = SyslogLine;
+
+    fn make_writer(&'a self) -> SyslogLine {
+        self.line(6)
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> SyslogLine {
+        // Facility user (1); severities err, warning, info, debug.
+        let severity = match *meta.level() {
+            Level::ERROR => 3,
+            Level::WARN => 4,
+            Level::INFO => 6,
+            _ => 7,
+        };
+        self.line(severity)
+    }
+}
+
+impl Syslog {
+    fn line(&self, severity: u8) -> SyslogLine {
+        SyslogLine {
+            header: format!("<{}>{}: ", 8 + severity, self.tag),
+            line: Vec::new(),
+        }
+    }
 }

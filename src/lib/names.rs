@@ -85,11 +85,47 @@ pub fn parse<'c>(config: &'c Config, name: &str) -> Result<(NodeName, &'c NodeGr
 }
 
 /// Our nodes among `names`, grouped by node group and sorted by id, plus the
-/// names that are not ours with the reason.
+/// names that are not ours: counted, and the first few kept with the reason.
 #[derive(Debug, Default)]
 pub struct Sorted<'c> {
     pub by_group: BTreeMap<(String, String), (&'c NodeGroup, Vec<NodeName>)>,
-    pub foreign: Vec<NameError>,
+    pub foreign: Foreign,
+}
+
+/// Names that are not nodes of ours: a hostlist may name a million of them.
+#[derive(Debug, Default)]
+pub struct Foreign {
+    pub count: usize,
+    pub first: Vec<NameError>,
+}
+
+impl Foreign {
+    /// How many reasons are kept and shown.
+    pub const SHOWN: usize = 5;
+
+    fn add(&mut self, error: NameError) {
+        self.count += 1;
+        if self.first.len() < Self::SHOWN {
+            self.first.push(error);
+        }
+    }
+
+    /// One log line for all of them, or `None` when every name is ours.
+    pub fn summary(&self) -> Option<String> {
+        match self.first.as_slice() {
+            [] => None,
+            [one] if self.count == 1 => Some(format!("Skipping {one}")),
+            first => {
+                let reasons: Vec<String> = first.iter().map(NameError::to_string).collect();
+                Some(format!(
+                    "Skipping {} names that are not nodes of ours; the first {}: {}",
+                    self.count,
+                    first.len(),
+                    reasons.join("; ")
+                ))
+            }
+        }
+    }
 }
 
 impl Sorted<'_> {
@@ -111,7 +147,7 @@ pub fn sort_names<'c, S: AsRef<str>>(config: &'c Config, names: &[S]) -> Sorted<
                     .1
                     .push(node)
             }
-            Err(error) => sorted.foreign.push(error),
+            Err(error) => sorted.foreign.add(error),
         }
     }
     for (_, nodes) in sorted.by_group.values_mut() {
@@ -119,4 +155,40 @@ pub fn sort_names<'c, S: AsRef<str>>(config: &'c Config, names: &[S]) -> Sorted<
         nodes.dedup();
     }
     sorted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_are_not_ours_are_counted_and_a_few_kept() {
+        let config = crate::fixtures::example();
+        let names: Vec<String> = (0..100_000).map(|i| format!("x{i}y")).collect();
+        let mut all = names.clone();
+        all.push("aws-spot-3".into());
+        let sorted = sort_names(&config, &all);
+        assert_eq!(sorted.node_count(), 1);
+        assert_eq!(sorted.foreign.count, 100_000);
+        assert_eq!(sorted.foreign.first.len(), Foreign::SHOWN);
+        let line = sorted.foreign.summary().unwrap();
+        assert!(
+            line.starts_with(
+                "Skipping 100000 names that are not nodes of ours; the first 5: \"x0y\""
+            ),
+            "{line}"
+        );
+        assert_eq!(line.lines().count(), 1);
+        let one = sort_names(&config, &["linux-1"]);
+        assert_eq!(
+            one.foreign.summary().unwrap(),
+            "Skipping \"linux-1\" is not of the form <partition>-<nodegroup>-<id>"
+        );
+        assert!(
+            sort_names(&config, &["aws-spot-1"])
+                .foreign
+                .summary()
+                .is_none()
+        );
+    }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{CLUSTER_TAG, Config, NODE_GROUP_TAG, NodeGroup, PARTITION_TAG, Settings};
 use crate::ec2::{self, Backoff, CallCounter, Clients, Deadline, Ec2Error, Instance};
+use crate::lock;
 use crate::names::{self, NodeName};
 use crate::slurm::{self, NodeAddress, Scontrol};
 
@@ -16,6 +17,7 @@ pub const CODE_NO_ADDRESS: &str = "InstanceAddressUnavailable";
 pub const CODE_UNFULFILLED: &str = "UnfulfilledCapacity";
 pub const CODE_NO_CLIENT: &str = "NoEc2Client";
 pub const CODE_SLURM_UPDATE: &str = "SlurmUpdateFailed";
+pub const CODE_NO_LOG: &str = "LogFileUnavailable";
 
 #[derive(Debug, Default)]
 pub struct ResumeReport {
@@ -24,12 +26,15 @@ pub struct ResumeReport {
     pub reused: usize,
     /// Nodes that got no instance, by error code.
     pub failed: BTreeMap<String, Vec<String>>,
+    /// Nodes that kept the instance an earlier run gave them, but whose
+    /// address Slurm refused this time: neither failed nor terminated.
+    pub not_updated: Vec<String>,
     pub foreign: usize,
 }
 
 impl ResumeReport {
     pub fn failed_count(&self) -> usize {
-        self.failed.values().map(Vec::len).sum()
+        self.failed.values().map(Vec::len).sum::<usize>() + self.not_updated.len()
     }
 
     fn fail(&mut self, code: &str, nodes: impl IntoIterator<Item = String>) {
@@ -40,10 +45,19 @@ impl ResumeReport {
     }
 }
 
+/// A node with the instance that serves it.
+#[derive(Debug)]
+struct Served {
+    address: NodeAddress,
+    instance_id: String,
+    /// Launched by this run (else found running from an earlier one).
+    launched_now: bool,
+}
+
 /// What serving one node group gave.
 #[derive(Debug, Default)]
 struct GroupOutcome {
-    served: Vec<(NodeAddress, String)>,
+    served: Vec<Served>,
     launched: usize,
     reused: usize,
     failed: Vec<(String, String)>,
@@ -62,12 +76,12 @@ pub async fn resume(
 ) -> ResumeReport {
     let deadline = Deadline::after(config.settings.resume_budget);
     let sorted = names::sort_names(config, names);
-    for foreign in &sorted.foreign {
-        tracing::warn!("Skipping {foreign}");
+    if let Some(line) = sorted.foreign.summary() {
+        tracing::warn!("{line}");
     }
     let mut report = ResumeReport {
         asked: sorted.node_count(),
-        foreign: sorted.foreign.len(),
+        foreign: sorted.foreign.count,
         ..Default::default()
     };
     let mut tasks = tokio::task::JoinSet::new();
@@ -79,7 +93,14 @@ pub async fn resume(
         };
         let (group, nodes, cluster) = ((*group).clone(), nodes.clone(), cluster.to_string());
         let (settings, calls) = (config.settings.clone(), calls.clone());
+        let lock_path = lock::path_for(
+            &config.log_file,
+            &format!("resume-{}-{}", group.partition, group.name),
+        );
         tasks.spawn(async move {
+            // Another resume of this group (Slurm runs several) must not look
+            // up, launch and tag the same nodes at the same time.
+            let _held = hold_group_lock(&lock_path, &group, deadline).await;
             let outcome = serve_group(
                 &client, &group, &nodes, &cluster, &settings, deadline, calls,
             )
@@ -87,10 +108,10 @@ pub async fn resume(
             (account, outcome)
         });
     }
-    let mut served = Vec::new();
+    let mut served: Vec<Served> = Vec::new();
     // Instances to terminate, by (Region, ProfileName), so that each account gets one call per 1000.
     let mut to_terminate: BTreeMap<(String, Option<String>), Vec<String>> = BTreeMap::new();
-    let mut instance_of = BTreeMap::new();
+    let mut account_of = BTreeMap::new();
     while let Some(joined) = tasks.join_next().await {
         let Ok((account, outcome)) = joined else {
             tracing::error!("A node-group task ended abnormally");
@@ -101,9 +122,9 @@ pub async fn resume(
         for (node, code) in outcome.failed {
             report.fail(&code, [node]);
         }
-        for (address, instance_id) in outcome.served {
-            instance_of.insert(address.node.clone(), (account.clone(), instance_id));
-            served.push(address);
+        for one in outcome.served {
+            account_of.insert(one.address.node.clone(), account.clone());
+            served.push(one);
         }
         to_terminate
             .entry(account)
@@ -111,25 +132,39 @@ pub async fn resume(
             .extend(outcome.to_terminate);
     }
 
-    for (batch, error) in scontrol.update_addresses(&served) {
+    let addresses: Vec<NodeAddress> = served.iter().map(|s| s.address.clone()).collect();
+    let mut refused = BTreeSet::new();
+    for (batch, error) in scontrol.update_addresses(&addresses) {
         tracing::error!("Failed to update node information in Slurm: {error}");
-        for address in batch {
-            if let Some((account, instance_id)) = instance_of.remove(&address.node) {
-                to_terminate.entry(account).or_default().push(instance_id);
-            }
-            report.fail(CODE_SLURM_UPDATE, [address.node]);
-        }
+        refused.extend(batch.into_iter().map(|a| a.node));
     }
-    for address in &served {
-        if let Some((_, instance_id)) = instance_of.get(&address.node) {
+    for one in served {
+        let node = one.address.node.clone();
+        if !refused.contains(&node) {
             tracing::info!(
-                "Launched node {} {} {}",
-                address.node,
-                instance_id,
-                address.address
+                "Launched node {node} {} {}",
+                one.instance_id,
+                one.address.address
             );
+        } else if one.launched_now {
+            if let Some(account) = account_of.get(&node) {
+                to_terminate
+                    .entry(account.clone())
+                    .or_default()
+                    .push(one.instance_id);
+            }
+            report.fail(CODE_SLURM_UPDATE, [node]);
+        } else {
+            // An earlier run's instance may serve a job: only Slurm or suspend may end it.
+            tracing::error!(
+                "Node {node} keeps its instance {} from an earlier run, but Slurm refused its address",
+                one.instance_id
+            );
+            report.not_updated.push(node);
         }
     }
+    // Jobs are requeued now; terminations may take their retries afterwards.
+    report_failures_to_slurm(scontrol, &report);
     for (account, ids) in to_terminate.iter().filter(|(_, ids)| !ids.is_empty()) {
         let Some(client) = clients.get(account) else {
             continue;
@@ -142,6 +177,56 @@ pub async fn resume(
             tracing::error!("Failed to terminate {}: {error}", ids.join(", "));
         }
     }
+    report
+}
+
+/// The node group's resume lock, waited for during half of what is left of
+/// the budget; without it (held too long, or no lock file) resume goes on,
+/// and the look-up of the next run or change-state reaps any duplicate.
+async fn hold_group_lock(
+    path: &std::path::Path,
+    group: &NodeGroup,
+    deadline: Deadline,
+) -> Option<lock::Held> {
+    let wait = Deadline::after(deadline.remaining() / 2);
+    match lock::lock_before(path, wait).await {
+        Ok(Some(held)) => Some(held),
+        Ok(None) => {
+            tracing::warn!(
+                "Another resume of {} held {} too long: going on without it",
+                group.node_prefix(),
+                path.display()
+            );
+            None
+        }
+        Err(error) => {
+            tracing::warn!("{error}: going on without the lock");
+            None
+        }
+    }
+}
+
+/// Without a log file nobody could tell what a launch did: launches nothing
+/// and fails our nodes with `(Code:LogFileUnavailable)`, so that their jobs
+/// are requeued now.
+pub fn refuse_without_log(
+    config: &Config,
+    scontrol: &Scontrol,
+    names: &[String],
+    reason: &str,
+) -> ResumeReport {
+    let sorted = names::sort_names(config, names);
+    let mut report = ResumeReport {
+        asked: sorted.node_count(),
+        foreign: sorted.foreign.count,
+        ..Default::default()
+    };
+    let nodes = sorted
+        .by_group
+        .values()
+        .flat_map(|(_, nodes)| nodes.iter().map(NodeName::to_string));
+    report.fail(CODE_NO_LOG, nodes);
+    tracing::error!("Launching nothing: {reason}");
     report_failures_to_slurm(scontrol, &report);
     report
 }
@@ -314,7 +399,11 @@ async fn serve_group(
             hostname: instance.hostname().unwrap_or_default(),
             address: instance.address.clone().unwrap_or_default(),
         };
-        outcome.served.push((address, instance.id));
+        outcome.served.push(Served {
+            address,
+            instance_id: instance.id,
+            launched_now: is_new,
+        });
     }
     outcome
 }
@@ -489,7 +578,7 @@ pub fn summary(
     scontrol: &Scontrol,
     started: Instant,
 ) -> String {
-    let failed = if report.failed.is_empty() {
+    let failed = if report.failed_count() == 0 {
         "0".to_string()
     } else {
         let codes: Vec<String> = report
@@ -497,6 +586,13 @@ pub fn summary(
             .iter()
             .map(|(c, n)| format!("{c}: {}", n.len()))
             .collect();
+        let mut codes = codes;
+        if !report.not_updated.is_empty() {
+            codes.push(format!(
+                "address refused, instance kept: {}",
+                report.not_updated.len()
+            ));
+        }
         format!("{} ({})", report.failed_count(), codes.join(", "))
     };
     format!(

@@ -51,9 +51,25 @@ pub struct HostlistArgs {
     pub ignored: Vec<String>,
 }
 
+/// Where this run's log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Logging {
+    File,
+    /// The log file could not be opened: stderr and syslog instead.
+    Fallback {
+        reason: String,
+    },
+}
+
 /// Loads the configuration, applies it to the process and sets up logging, then
-/// calls `work`. With `--check`, validates and reports instead.
-pub fn run(program: &str, args: &CommonArgs, work: impl FnOnce(&Config) -> ExitCode) -> ExitCode {
+/// calls `work`. With `--check`, validates (opening the log file as a run
+/// would, and, when `uses_slurm`, finding `scontrol`) and reports instead.
+pub fn run(
+    program: &str,
+    args: &CommonArgs,
+    uses_slurm: bool,
+    work: impl FnOnce(&Config, &Logging) -> ExitCode,
+) -> ExitCode {
     let dir = args.config_dir();
     let config = match config::load(&dir) {
         Ok(config) => config,
@@ -66,28 +82,65 @@ pub fn run(program: &str, args: &CommonArgs, work: impl FnOnce(&Config) -> ExitC
         for warning in &config.warnings {
             eprintln!("warning: {warning}");
         }
+        let problems = runtime_problems(&config, uses_slurm);
+        for problem in &problems {
+            eprintln!("{program}: {problem}");
+        }
+        if !problems.is_empty() {
+            return ExitCode::from(EXIT_CONFIG);
+        }
         println!("{}", config.summary());
         return ExitCode::SUCCESS;
     }
     apply_environment(&config);
-    let file = match logging::open_log_file(&config.log_file) {
-        Ok(file) => file,
+    let (logging, _guard) = match logging::open_log_file(&config.log_file) {
+        Ok(file) => match logging::init(program, Some(file), config.log_level, args.verbose) {
+            Ok(guard) => (Logging::File, guard),
+            Err(error) => {
+                eprintln!("{program}: {error}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
         Err(error) => {
-            eprintln!("{program}: {error}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let _guard = match logging::init(program, Some(file), config.log_level, args.verbose) {
-        Ok(guard) => guard,
-        Err(error) => {
-            eprintln!("{program}: {error}");
-            return ExitCode::from(EXIT_CONFIG);
+            eprintln!("{program}: {error}; logging to stderr and syslog instead");
+            let Ok(guard) = logging::init_fallback(program, config.log_level) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            tracing::error!(
+                "{error}: logging to stderr and syslog; fix LogFileName in config.json"
+            );
+            let reason = error.to_string();
+            (Logging::Fallback { reason }, guard)
         }
     };
     for warning in &config.warnings {
         tracing::warn!("Configuration: {warning}");
     }
-    work(&config)
+    work(&config, &logging)
+}
+
+/// What `--check` finds that the JSON alone cannot show: a log file that
+/// cannot be opened for appending, an `scontrol` that is not there.
+fn runtime_problems(config: &Config, uses_slurm: bool) -> Vec<String> {
+    let file = config.dir.join(config::CONFIG_FILE);
+    let mut problems = Vec::new();
+    if let Err(error) = logging::open_log_file(&config.log_file) {
+        problems.push(format!("{}: LogFileName: {error}", file.display()));
+    }
+    if uses_slurm {
+        use std::os::unix::fs::PermissionsExt;
+        let scontrol = config.scontrol();
+        let executable = std::fs::metadata(&scontrol)
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+        if !executable {
+            problems.push(format!(
+                "{}: SlurmBinPath: {} is not an executable file",
+                file.display(),
+                scontrol.display()
+            ));
+        }
+    }
+    problems
 }
 
 /// Says what is wrong on stderr and, since slurmctld discards stderr, also in
@@ -193,6 +246,21 @@ pub fn session(config: &Config) -> Result<Session, ExitCode> {
         cluster,
         runtime,
     })
+}
+
+impl HostlistArgs {
+    /// Logs the hostlist Slurm passed and expands it, or logs why it cannot.
+    /// Slurm passes one hostlist: anything after it is named in a warning.
+    pub fn expand(&self) -> Result<Vec<String>, ExitCode> {
+        if !self.ignored.is_empty() {
+            tracing::warn!(
+                "Ignoring {} argument(s) after the hostlist: {}",
+                self.ignored.len(),
+                self.ignored.join(" ")
+            );
+        }
+        expand_hostlist(self.hostlist.as_deref().unwrap_or_default())
+    }
 }
 
 /// Logs the hostlist Slurm passed and expands it, or logs why it cannot.

@@ -7,7 +7,6 @@ use std::time::Instant;
 use crate::config::CLUSTER_TAG;
 use crate::ec2::{self, CallCounter, Clients};
 use crate::names;
-use crate::slurm::Scontrol;
 
 #[derive(Debug, Default)]
 pub struct SuspendReport {
@@ -37,7 +36,7 @@ pub async fn suspend(
 ) -> SuspendReport {
     let mut report = SuspendReport {
         asked: sorted.node_count(),
-        foreign: sorted.foreign.len(),
+        foreign: sorted.foreign.count,
         ..Default::default()
     };
     let mut by_account: BTreeMap<(String, Option<String>), Vec<String>> = BTreeMap::new();
@@ -98,7 +97,7 @@ pub async fn suspend(
 pub fn summary(
     report: &SuspendReport,
     calls: &CallCounter,
-    scontrol: &Scontrol,
+    scontrol_runs: usize,
     started: Instant,
 ) -> String {
     format!(
@@ -109,7 +108,7 @@ pub fn summary(
         report.failed_instances.len() + report.lookup_failures,
         report.foreign,
         calls.summary(),
-        scontrol.runs(),
+        scontrol_runs,
         started.elapsed().as_secs_f64()
     )
 }

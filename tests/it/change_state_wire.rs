@@ -86,6 +86,12 @@ async fn a_second_run_while_one_holds_the_lock_exits_at_once() {
         unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
         0
     );
+    let output = workspace.run_async("change-state", &["--dry-run"]).await;
+    assert!(output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("another change-state run holds the lock"),
+        "a dry run says why it prints no plan: {output:?}"
+    );
     let output = workspace.run_async("change-state", &[]).await;
     assert!(output.status.success());
     assert!(

@@ -76,21 +76,119 @@ fn a_broken_config_run_by_slurm_exits_non_zero_and_says_why_in_the_log() {
     assert!(workspace.log().contains("CRITICAL"), "{}", workspace.log());
 }
 
-#[test]
-fn an_unopenable_log_file_is_named_on_stderr() {
-    let workspace = Workspace::new(&test_config("http://127.0.0.1:9"), &test_partitions(10));
+fn set_log_file(workspace: &Workspace, path: &str) {
     let mut config: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(workspace.path().join("config.json")).unwrap(),
     )
     .unwrap();
-    config["LogFileName"] = json!("/nonexistent-folder/slurm-ec2.log");
+    config["LogFileName"] = json!(path);
     std::fs::write(workspace.path().join("config.json"), config.to_string()).unwrap();
-    let output = workspace.run("suspend", &["aws-od-0"]);
-    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn an_unopenable_log_file_is_named_on_stderr() {
+    let workspace = Workspace::new(&test_config("http://127.0.0.1:9"), &test_partitions(10));
+    set_log_file(&workspace, "/nonexistent-folder/slurm-ec2.log");
+    // Nothing to do but log: it still ends normally, and says where its lines went.
+    let output = workspace.run("suspend", &["not-ours"]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("cannot open log file /nonexistent-folder/slurm-ec2.log"),
         "{stderr}"
+    );
+    assert!(stderr.contains("logging to stderr and syslog"), "{stderr}");
+}
+
+#[test]
+fn check_opens_the_log_file_and_finds_scontrol_as_a_run_would() {
+    let workspace = Workspace::new(&test_config("http://127.0.0.1:9"), &test_partitions(10));
+    for bad in ["/nonexistent-folder/x.log", "/dev/full", "/tmp"] {
+        set_log_file(&workspace, bad);
+        for program in ["resume", "suspend", "change-state", "generate-conf"] {
+            let output = workspace.run(program, &["--check"]);
+            assert_eq!(output.status.code(), Some(2), "{program} {bad}: {output:?}");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                stderr.contains("config.json: LogFileName: cannot open log file"),
+                "{stderr}"
+            );
+        }
+    }
+    let workspace = Workspace::new(&test_config("http://127.0.0.1:9"), &test_partitions(10));
+    std::fs::remove_file(workspace.path().join("bin/scontrol")).unwrap();
+    let output = workspace.run("resume", &["--check"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("SlurmBinPath:") && stderr.contains("scontrol is not an executable file"),
+        "{stderr}"
+    );
+    assert!(
+        workspace
+            .run("generate-conf", &["--check"])
+            .status
+            .success(),
+        "generate-conf needs no scontrol"
+    );
+}
+
+#[test]
+fn resume_without_a_log_launches_nothing_and_fails_its_nodes() {
+    let workspace = Workspace::new(&test_config("http://127.0.0.1:9"), &test_partitions(10));
+    set_log_file(&workspace, "/dev/full");
+    let output = workspace.run("resume", &["aws-od-[0-1]"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let updates = workspace.scontrol_updates();
+    assert!(
+        updates
+            .iter()
+            .any(|u| u.contains(&"nodename=aws-od-[0-1]".to_string())
+                && u.contains(&"state=DOWN".to_string())
+                && u.iter()
+                    .any(|a| a.starts_with("reason=(Code:LogFileUnavailable)"))),
+        "{updates:?}"
+    );
+    assert!(
+        updates
+            .iter()
+            .any(|u| u.contains(&"state=POWER_DOWN_FORCE".to_string())),
+        "{updates:?}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("Launching nothing"), "{stderr}");
+}
+
+#[test]
+fn extra_arguments_and_runs_with_nothing_of_ours_are_reported() {
+    let workspace = Workspace::new(&test_config("http://127.0.0.1:9"), &test_partitions(10));
+    let output = workspace.run("suspend", &["x[0-65535]y[0-15]", "extra", "words"]);
+    assert!(output.status.success(), "{output:?}");
+    let log = workspace.log();
+    assert!(
+        log.contains("Ignoring 2 argument(s) after the hostlist: extra words"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Skipping 1048576 names that are not nodes of ours; the first 5:"),
+        "{log}"
+    );
+    assert!(
+        log.lines().count() < 10,
+        "one line for a million names: {log}"
+    );
+    assert!(
+        log.contains(
+            "Suspend summary: asked 0, terminated 0, without instance 0, failed 0, not ours 1048576"
+        ),
+        "{log}"
+    );
+    let output = workspace.run("resume", &["aws-ondemand-[0-18446744073709551615]"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(
+        workspace.log().contains("range too large"),
+        "{}",
+        workspace.log()
     );
 }
 

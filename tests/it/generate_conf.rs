@@ -98,7 +98,7 @@ fn gpu_partitions() -> String {
         .unwrap();
     groups[0]["MaxNodes"] = 1.into();
     groups[0]["SlurmSpecifications"] =
-        serde_json::json!({"CPUs": 8, "Gres": "gpu:volta:4", "Exclusive": true});
+        serde_json::json!({"CPUs": 8, "Gres": "gpu:volta:4", "Features": "volta"});
     partitions["Partitions"][0]["PartitionOptions"] =
         serde_json::json!({"MaxTime": "1-00:00:00", "State": "DOWN", "Default": true});
     partitions.to_string()
@@ -109,7 +109,7 @@ fn one_node_group_booleans_and_no_duplicate_max_time_or_state() {
     let output = generate(&gpu_partitions(), &[]);
     assert!(
         output
-            .contains("\nNodeName=aws-node-0 State=CLOUD CPUs=8 Gres=gpu:volta:4 Exclusive=YES\n"),
+            .contains("\nNodeName=aws-node-0 State=CLOUD CPUs=8 Gres=gpu:volta:4 Features=volta\n"),
         "{output}"
     );
     assert!(

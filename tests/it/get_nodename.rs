@@ -13,7 +13,15 @@ const TOKEN: &str = "test-token";
 /// An IMDSv2 stand-in for instance `instance_id`; `tags` None means tags are
 /// not exposed in metadata; `name_after` 404s before the Name tag shows.
 async fn metadata(instance_id: &str, tags: Option<&str>, name_after: u64) -> MockServer {
-    let server = MockServer::start().await;
+    serve_metadata(MockServer::start().await, instance_id, tags, name_after).await
+}
+
+async fn serve_metadata(
+    server: MockServer,
+    instance_id: &str,
+    tags: Option<&str>,
+    name_after: u64,
+) -> MockServer {
     Mock::given(method("PUT"))
         .and(path("/latest/api/token"))
         .respond_with(
@@ -211,4 +219,63 @@ async fn without_tags_in_metadata_it_asks_describe_instances() {
     assert_eq!(stdout(&output), "aws-sp-2\n");
     assert!(String::from_utf8_lossy(&output.stderr).contains("DescribeInstances"));
     assert_eq!(fake.calls("DescribeInstances").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waits_for_a_metadata_service_that_is_not_up_yet() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let workspace = workspace();
+    let run = get_nodename(
+        &workspace,
+        &endpoint,
+        "http://127.0.0.1:1",
+        &["--timeout", "20"],
+    );
+    let late = async {
+        // Connections are refused until the service starts.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let server = MockServer::builder().listener(listener).start().await;
+        serve_metadata(server, "i-0456", Some("aws-od-5"), 0).await
+    };
+    let (output, _server) = tokio::join!(run, late);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout(&output), "aws-od-5\n");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("retrying"),
+        "{output:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn out_of_range_timeouts_and_broken_config_paths_exit_2() {
+    let imds = metadata("i-0123", Some("aws-od-3"), 0).await;
+    let workspace = workspace();
+    for timeout in ["18446744073709551615", "0", "86401"] {
+        let output = get_nodename(
+            &workspace,
+            &imds.uri(),
+            "http://127.0.0.1:1",
+            &["--timeout", timeout],
+        )
+        .await;
+        assert_eq!(output.status.code(), Some(2), "{timeout}: {output:?}");
+    }
+    let config = workspace.path().join("config.json");
+    std::fs::remove_file(&config).unwrap();
+    std::fs::create_dir(&config).unwrap();
+    let output = get_nodename(&workspace, &imds.uri(), "http://127.0.0.1:1", &["--check"]).await;
+    assert_eq!(output.status.code(), Some(2), "a folder: {output:?}");
+    std::fs::remove_dir(&config).unwrap();
+    std::os::unix::fs::symlink(workspace.path().join("gone.json"), &config).unwrap();
+    let output = get_nodename(&workspace, &imds.uri(), "http://127.0.0.1:1", &[]).await;
+    assert_eq!(output.status.code(), Some(2), "a dangling link: {output:?}");
+    assert_eq!(stdout(&output), "");
+    std::fs::remove_file(&config).unwrap();
+    let output = get_nodename(&workspace, &imds.uri(), "http://127.0.0.1:1", &["--check"]).await;
+    assert!(output.status.success(), "no config.json at all: {output:?}");
 }

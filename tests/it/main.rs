@@ -7,6 +7,7 @@ mod cli;
 mod e2e;
 mod generate_conf;
 mod get_nodename;
+mod isolation_wire;
 pub mod resume_wire;
 mod support;
 mod suspend_wire;

@@ -351,6 +351,23 @@ async fn a_failing_fleet_fails_the_nodes_at_once() {
         2,
         "one per node group, not retried"
     );
+    // One readable line per failure: action, code, message and request id.
+    let log = workspace.log();
+    let failures: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Failed to launch nodes"))
+        .collect();
+    assert_eq!(failures.len(), 2, "{log}");
+    for line in failures {
+        assert!(line.contains("CreateFleet"), "{line}");
+        assert!(
+            line.contains(": InvalidLaunchTemplateName.NotFoundException: "),
+            "{line}"
+        );
+        assert!(line.contains("(request id req-1)"), "{line}");
+        assert!(line.len() < 400, "{} characters: {line}", line.len());
+        assert!(!line.contains("headers") && !line.contains("{"), "{line}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -409,6 +426,32 @@ async fn when_slurm_refuses_the_addresses_the_instances_are_terminated() {
             .contains("Failed to update node information in Slurm"),
         "{}",
         workspace.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_address_never_ends_an_instance_of_an_earlier_run() {
+    let (_server, fake, workspace) = setup(10).await;
+    let first = workspace.run_async("resume", &["aws-od-[0-1]"]).await;
+    assert!(first.status.success(), "{}", workspace.log());
+    let before: Vec<String> = fake.live().into_iter().map(|i| i.id).collect();
+    assert_eq!(before.len(), 2);
+    workspace.fail_scontrol_updates();
+    let again = workspace.run_async("resume", &["aws-od-[0-2]"]).await;
+    assert_eq!(again.status.code(), Some(1), "{}", workspace.log());
+    let live: Vec<String> = fake.live().into_iter().map(|i| i.id).collect();
+    for id in &before {
+        assert!(live.contains(id), "{id} of the earlier run still runs");
+    }
+    assert_eq!(
+        live.len(),
+        2,
+        "the instance launched for aws-od-2 is terminated"
+    );
+    let log = workspace.log();
+    assert!(
+        log.contains("keeps its instance") && log.contains("Slurm refused its address"),
+        "{log}"
     );
 }
 

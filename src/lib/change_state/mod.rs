@@ -6,12 +6,10 @@
 pub mod plan;
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
 
 use crate::config::{CLUSTER_TAG, Config};
 use crate::ec2::{self, CallCounter, Clients};
+use crate::lock;
 use crate::slurm::{self, Scontrol, SlurmError};
 use plan::{Action, Found, Inputs, Step};
 
@@ -25,36 +23,11 @@ pub enum ChangeStateError {
         #[source]
         source: ec2::Ec2Error,
     },
-    #[error("cannot open the lock file {}: {source}", path.display())]
-    Lock {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
-/// Holds the exclusive lock of change-state while it lives.
-pub struct RunLock(#[allow(dead_code)] File);
-
-/// Takes the lock beside the log file; `None` when another run holds it.
-pub fn lock(config: &Config) -> Result<Option<RunLock>, ChangeStateError> {
-    let path = config
-        .log_file
-        .parent()
-        .unwrap_or(Path::new("/tmp"))
-        .join("slurm-ec2-change-state.lock");
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| ChangeStateError::Lock {
-            path: path.clone(),
-            source,
-        })?;
-    // SAFETY: flock on a descriptor this File owns; the lock goes with the File.
-    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
-    Ok(locked.then_some(RunLock(file)))
+/// Takes change-state's lock beside the log file; `None` when another run holds it.
+pub fn lock(config: &Config) -> Result<Option<lock::Held>, lock::LockError> {
+    lock::try_lock(&lock::path_for(&config.log_file, "change-state"))
 }
 
 /// Whether this host should act: not when it is a backup controller while

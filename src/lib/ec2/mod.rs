@@ -21,7 +21,9 @@ pub use terminate::terminate;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use aws_sdk_ec2::config::http::HttpResponse;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::operation::RequestId;
 
 /// The most filter values EC2 accepts in one DescribeInstances call.
 pub const MAX_FILTER_VALUES: usize = 200;
@@ -69,54 +71,87 @@ pub fn is_capacity(code: &str) -> bool {
     )
 }
 
-/// One failed EC2 call, with what it was about.
+/// One failed EC2 call, with what it was about, printed on one line:
+/// `CreateFleet for aws-od- (2 nodes): InvalidLaunchTemplateId.NotFound: <message> (request id …)`.
 #[derive(Debug, thiserror::Error)]
-#[error("{action} {context}: {message}")]
+#[error("{action} {context}: {code}: {message}{}", request_id.as_deref().map(|id| format!(" (request id {id})")).unwrap_or_default())]
 pub struct Ec2Error {
     pub action: &'static str,
     pub context: String,
     /// EC2's error code, or a code of ours (`Timeout`, `Unreachable`) when EC2 gave none.
     pub code: String,
     pub message: String,
+    pub request_id: Option<String>,
     /// Worth another try: throttling, a server error, a timeout or a lost connection.
     pub retryable: bool,
 }
 
+/// Error codes of server-side failures, worth another try.
+fn is_server_error(code: &str) -> bool {
+    matches!(
+        code,
+        "InternalError" | "InternalFailure" | "ServiceUnavailable" | "Unavailable" | "Unknown"
+    )
+}
+
+/// An error's whole cause chain on one line, bounded.
+fn one_line(text: &str) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(300) {
+        Some((end, _)) => format!("{}…", &flat[..end]),
+        None => flat,
+    }
+}
+
+/// EC2's query protocol puts the request id of an error in the XML body
+/// (`<RequestID>…</RequestID>`), where the SDK does not look for it.
+fn request_id_in_body(response: &HttpResponse) -> Option<String> {
+    let body = std::str::from_utf8(response.body().bytes()?).ok()?;
+    let start = body.find("<RequestID>")? + "<RequestID>".len();
+    let end = start + body[start..].find('<')?;
+    let id = body[start..end].trim();
+    (!id.is_empty() && id.len() <= 128).then(|| id.to_string())
+}
+
 impl Ec2Error {
-    pub fn from_sdk<E, R>(
+    pub fn from_sdk<E>(
         action: &'static str,
         context: impl Into<String>,
-        error: SdkError<E, R>,
+        error: SdkError<E, HttpResponse>,
     ) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
     {
-        let message = DisplayErrorContext(&error).to_string();
-        let (code, retryable) = match &error {
-            SdkError::TimeoutError(_) => ("Timeout".to_string(), true),
-            SdkError::DispatchFailure(_) => ("Unreachable".to_string(), true),
-            SdkError::ResponseError(_) => ("InvalidResponse".to_string(), true),
+        let (code, message, request_id, retryable) = match &error {
             SdkError::ServiceError(service) => {
-                let code = service.err().code().unwrap_or("Unknown").to_string();
-                let server = matches!(
-                    code.as_str(),
-                    "InternalError"
-                        | "InternalFailure"
-                        | "ServiceUnavailable"
-                        | "Unavailable"
-                        | "Unknown"
-                );
-                let retryable = is_throttling(&code) || server;
-                (code, retryable)
+                let err = service.err();
+                let code = err.code().unwrap_or("Unknown").to_string();
+                let message = one_line(err.message().unwrap_or("no message"));
+                let request_id = err
+                    .meta()
+                    .request_id()
+                    .map(str::to_string)
+                    .or_else(|| request_id_in_body(service.raw()));
+                let retryable = is_throttling(&code) || is_server_error(&code);
+                (code, message, request_id, retryable)
             }
-            _ => ("Unknown".to_string(), false),
+            other => {
+                let (code, retryable) = match other {
+                    SdkError::TimeoutError(_) => ("Timeout", true),
+                    SdkError::DispatchFailure(_) => ("Unreachable", true),
+                    SdkError::ResponseError(_) => ("InvalidResponse", true),
+                    _ => ("Unknown", false),
+                };
+                let message = one_line(&DisplayErrorContext(other).to_string());
+                (code.to_string(), message, None, retryable)
+            }
         };
         Ec2Error {
             action,
             context: context.into(),
             code,
             message,
+            request_id,
             retryable,
         }
     }

@@ -5,16 +5,15 @@ use std::time::{Duration, Instant};
 pub struct Deadline(Instant);
 
 impl Deadline {
+    /// `budget` from now; a budget too large for the clock ends in a year.
     pub fn after(budget: Duration) -> Self {
-        Deadline(Instant::now() + budget)
+        let now = Instant::now();
+        let year = Duration::from_secs(365 * 86_400);
+        Deadline(now.checked_add(budget.min(year)).unwrap_or(now))
     }
 
     pub fn remaining(&self) -> Duration {
         self.0.saturating_duration_since(Instant::now())
-    }
-
-    pub fn passed(&self) -> bool {
-        self.remaining().is_zero()
     }
 }
 

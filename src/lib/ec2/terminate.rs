@@ -50,6 +50,7 @@ pub async fn terminate(
                 context: format!("of {} instance(s)", remaining.len()),
                 code: "RetriesExhausted".to_string(),
                 message: "gave up after 3 attempts".to_string(),
+                request_id: None,
                 retryable: false,
             };
             failures.push((remaining, error));

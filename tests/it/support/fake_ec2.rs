@@ -44,6 +44,9 @@ pub struct Faults {
     pub describe_lag: usize,
     /// CreateTags naming these nodes fails with UnauthorizedOperation.
     pub untaggable_nodes: HashSet<String>,
+    /// DescribeInstances answers as if tag filters matched every instance, as
+    /// EC2 does for a pattern: the programs must check the tags themselves.
+    pub ignore_tag_filters: bool,
 }
 
 #[derive(Debug, Default)]
@@ -242,6 +245,7 @@ fn describe(state: &mut State, params: &Params) -> ResponseTemplate {
         );
     }
     let mut selected = Vec::new();
+    let ignore_tags = state.faults.ignore_tag_filters;
     for instance in state.instances.iter_mut() {
         if !ids.is_empty() {
             if !ids.contains(&instance.id) {
@@ -254,6 +258,7 @@ fn describe(state: &mut State, params: &Params) -> ResponseTemplate {
         }
         let matches = filters.iter().all(|(name, values)| match name.as_str() {
             "instance-state-name" => values.contains(&instance.state),
+            tag if tag.starts_with("tag:") && ignore_tags => true,
             tag if tag.starts_with("tag:") => instance
                 .tag(&tag[4..])
                 .is_some_and(|v| values.iter().any(|x| x == v)),
