@@ -359,6 +359,22 @@ mod tests {
 
     proptest! {
         #[test]
+        fn any_expression_expands_or_is_refused_with_a_reason(
+            text in "\\PC{0,40}",
+            shaped in "([a-z]{0,3}(\\[[0-9, +-]{0,12}\\]?)?[,]?){0,4}",
+        ) {
+            for expression in [text.as_str(), shaped.as_str()] {
+                match expand(expression) {
+                    Ok(hosts) => prop_assert!(hosts.len() <= MAX_EXPANDED),
+                    Err(error) => {
+                        prop_assert_eq!(&error.expression, expression);
+                        prop_assert!(!error.reason.is_empty());
+                    }
+                }
+            }
+        }
+
+        #[test]
         fn compress_then_expand_gives_the_same_set(names in prop::collection::vec(name_strategy(), 0..60)) {
             let expression = compress(&names);
             let expanded: BTreeSet<String> = expand(&expression).unwrap().into_iter().collect();

@@ -556,7 +556,7 @@ async fn wait_for_addresses(
 /// Reads `SLURM_RESUME_FILE` (it disappears with slurmctld) and returns the job
 /// ids it names, for the log.
 pub fn read_resume_file(path: &std::path::Path) -> Result<Vec<u64>, String> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::files::read_bounded(path, crate::files::MAX_CONFIG_BYTES)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
@@ -638,6 +638,18 @@ mod tests {
         assert_eq!(keep.len(), 1);
         assert_eq!(keep["aws-a-0"].id, "i-3");
         assert_eq!(extra, vec!["i-1", "i-2"]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_resume_file_is_read_or_refused_with_its_path(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("resume.json");
+            std::fs::write(&path, &bytes).unwrap();
+            if let Err(message) = read_resume_file(&path) {
+                proptest::prop_assert!(message.contains("resume.json"), "{}", message);
+            }
+        }
     }
 
     #[test]

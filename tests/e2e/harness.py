@@ -321,6 +321,8 @@ def run_player(args):
             tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
             if tags.get("slurm-ec2:partition") in control.get("ignore_partitions", []):
                 continue
+            if tags.get("e2e:no-boot"):
+                continue
             if instance_id not in booting:
                 booting[instance_id] = {}
                 thread = threading.Thread(target=boot, args=(instance_id, tags), daemon=True)
@@ -545,12 +547,15 @@ def instances(args):
 
 
 def add_instance(args):
-    """Launches an instance outside slurm-ec2 (another cluster's, say)."""
+    """Launches an instance outside slurm-ec2 (another cluster's, say, or a
+    duplicate that the player must not boot: --no-boot)."""
     world = load(os.path.join(args.dir, "world.json"), {})
     ec2 = ec2_client(f"http://127.0.0.1:{world['moto_port']}")
     tags = [{"Key": "Name", "Value": args.name}]
     if args.cluster:
         tags.append({"Key": "slurm-ec2:cluster", "Value": args.cluster})
+    if args.no_boot:
+        tags.append({"Key": "e2e:no-boot", "Value": "1"})
     answer = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, SubnetId=world["subnets"][0],
                                TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
     print(answer["Instances"][0]["InstanceId"])
@@ -622,6 +627,7 @@ def main():
     parser.add_argument("--bin", default="")
     parser.add_argument("--name", default="")
     parser.add_argument("--cluster", default="")
+    parser.add_argument("--no-boot", action="store_true", help="add-instance: the player never boots it")
     parser.add_argument("--partitions", default=os.path.join(os.path.dirname(__file__), "partitions.json"))
     args = parser.parse_args()
     commands = {"up": up, "down": down, "instances": instances, "proxy": run_proxy, "player": run_player,

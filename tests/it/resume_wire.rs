@@ -456,6 +456,24 @@ async fn a_refused_address_never_ends_an_instance_of_an_earlier_run() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn two_resumes_of_the_same_nodes_at_once_launch_once() {
+    let (_server, fake, workspace) = setup(10).await;
+    // The first launch is slow, so the second resume looks while it is under way.
+    fake.state().faults.fleet_delay = Some(std::time::Duration::from_millis(1500));
+    let (first, second) = tokio::join!(
+        workspace.run_async("resume", &["aws-od-[0-2]"]),
+        workspace.run_async("resume", &["aws-od-[0-2]"])
+    );
+    assert!(first.status.success(), "{}", workspace.log());
+    assert!(second.status.success(), "{}", workspace.log());
+    assert_eq!(fake.calls("CreateFleet").len(), 1, "{}", workspace.log());
+    let live = fake.live();
+    assert_eq!(live.len(), 3, "one instance per node");
+    let names: BTreeSet<&str> = live.iter().filter_map(|i| i.tag("Name")).collect();
+    assert_eq!(names.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn names_that_are_not_ours_make_no_ec2_call() {
     let (_server, fake, workspace) = setup(10).await;
     let output = workspace

@@ -636,3 +636,80 @@ fn only_regular_files_of_bounded_size_are_read() {
         "{text}"
     );
 }
+
+fn arbitrary_json() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        "\\PC{0,12}".prop_map(Value::String),
+        prop::sample::select(vec![
+            "Partitions",
+            "NodeGroups",
+            "MaxNodes",
+            "SlurmConf",
+            "$Latest"
+        ])
+        .prop_map(|s| Value::String(s.to_string())),
+    ];
+    leaf.prop_recursive(4, 40, 6, |inner| {
+        let key = prop_oneof![
+            prop::sample::select(vec![
+                "Partitions",
+                "PartitionName",
+                "NodeGroups",
+                "NodeGroupName",
+                "MaxNodes",
+                "Region",
+                "SlurmSpecifications",
+                "PurchasingOption",
+                "LaunchTemplateSpecification",
+                "LaunchTemplateOverrides",
+                "SubnetIds",
+                "Tags",
+                "SlurmBinPath",
+                "SlurmConf",
+                "LogFileName",
+                "ClusterName",
+                "Environment",
+                "Version",
+            ])
+            .prop_map(str::to_string),
+            "\\PC{0,8}",
+        ];
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec((key, inner), 0..5)
+                .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+        ]
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn any_bytes_or_json_are_loaded_or_refused_naming_the_file(
+        bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        json in arbitrary_json(),
+    ) {
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        for (config, partitions, file) in [
+            (text.clone(), fixtures::EXAMPLE_1.to_string(), "config.json"),
+            (fixtures::CONFIG_JSON.to_string(), text.clone(), "partitions.json"),
+            (json.to_string(), fixtures::EXAMPLE_1.to_string(), "config.json"),
+            (fixtures::CONFIG_JSON.to_string(), json.to_string(), "partitions.json"),
+        ] {
+            if let Err(error) = fixtures::load(&config, &partitions) {
+                let message = error.to_string();
+                proptest::prop_assert!(message.contains(file), "{}", message);
+                if let ConfigError::Invalid { problems } = &error {
+                    proptest::prop_assert!(!problems.is_empty());
+                    proptest::prop_assert!(problems.iter().all(|p| !p.message.is_empty()));
+                }
+            }
+        }
+    }
+}

@@ -292,6 +292,18 @@ NodeName=aws-node-1 State=IDLE+CLOUD+POWERED_DOWN Reason=(null) SomeFutureField=
         assert!(nodes[1].state.powered_down());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_without_panic(text in "\\PC{0,200}", line in "(NodeName|State|Reason|NodeAddr|=| |[a-zA-Z0-9_+~*#%$@^!-]){0,60}") {
+            for input in [text.as_str(), line.as_str()] {
+                for node in parse_nodes(input) {
+                    proptest::prop_assert!(input.contains(&node.name));
+                    proptest::prop_assert!(!node.state.base.contains('+'));
+                }
+            }
+        }
+    }
+
     #[test]
     fn real_output_of_slurm_22_05() {
         // Captured from Debian's slurmctld 22.05.8 in the end-to-end suite.

@@ -364,7 +364,7 @@ fn generated_configuration_and_hostlists_agree_with_slurm() {
     let Some(w) = world() else { return };
     let partitions = w.scontrol(&["show", "partitions", "-o"]);
     for name in [
-        "burst", "part", "fail", "stuck", "twice", "big", "die", "notag", "ice",
+        "burst", "part", "fail", "stuck", "twice", "big", "die", "notag", "ice", "shrink", "race",
     ] {
         assert!(
             partitions.contains(&format!("PartitionName={name} ")),
@@ -402,4 +402,101 @@ fn generated_configuration_and_hostlists_agree_with_slurm() {
             "compress({expression}) = {compressed}"
         );
     }
+}
+
+/// Issue 11, item 2: the node group of a running job shrinks in the
+/// configuration; change-state reports the node and keeps its instance.
+#[test]
+fn a_node_that_leaves_the_configuration_under_a_job_keeps_its_instance() {
+    let Some(w) = world() else { return };
+    let job = w.sbatch(&["-p", "shrink", "-w", "shrink-a-1", "--wrap", "sleep 300"]);
+    wait_for("the job to run", Duration::from_secs(90), || {
+        (w.job_field(&job, "JobState") == "RUNNING").then_some(())
+    });
+    let instance = w.live_named("shrink-a-1");
+    assert_eq!(instance.len(), 1);
+    let shrunk = w.edited_config("shrunk", |partitions| {
+        for partition in partitions["Partitions"].as_array_mut().unwrap() {
+            if partition["PartitionName"] == "shrink" {
+                partition["NodeGroups"][0]["MaxNodes"] = json!(1);
+            }
+        }
+    });
+    let dir = shrunk.to_str().unwrap();
+    let output = w.run("change-state", &["--config-dir", dir, "--dry-run"]);
+    assert!(output.status.success(), "{output:?}");
+    let table = String::from_utf8_lossy(&output.stdout);
+    let row = table
+        .lines()
+        .find(|l| l.contains("shrink-a-1"))
+        .unwrap_or_else(|| panic!("shrink-a-1 in {table}"));
+    assert!(
+        row.contains("keep instance") && row.contains("not in the configuration any more"),
+        "{row}"
+    );
+    let output = w.run("change-state", &["--config-dir", dir]);
+    assert!(output.status.success(), "{}", w.plugin_log());
+    assert_eq!(
+        w.live_named("shrink-a-1"),
+        instance,
+        "the instance under the job still runs"
+    );
+    assert_eq!(w.job_field(&job, "JobState"), "RUNNING");
+    w.cancel(&job);
+    wait_for("shrink-a-1 back to idle~", Duration::from_secs(90), || {
+        idle_powered_down(&w.node("shrink-a-1")).then_some(())
+    });
+    wait_for("no instance left", Duration::from_secs(30), || {
+        w.live_named("shrink-a-1").is_empty().then_some(())
+    });
+}
+
+/// Issue 11, item 3: slurmctld's resume and a second one of the same nodes
+/// run at the same moment: one instance per node. A duplicate made by hand
+/// is reaped by change-state past the grace, keeping the instance at the
+/// address Slurm holds.
+#[test]
+fn two_resumes_at_once_and_a_duplicate_reaped_by_change_state() {
+    let Some(w) = world() else { return };
+    // The first launch answers late, so the runs overlap.
+    w.faults("race-a", json!([{"delay": 4}]));
+    let job = w.sbatch(&["-p", "race", "-N", "2", "--wrap", "sleep 300"]);
+    let ours = w.run("resume", &["race-a-[0-1]"]);
+    assert!(ours.status.success(), "{}", w.plugin_log());
+    wait_for("the job to run", Duration::from_secs(90), || {
+        (w.job_field(&job, "JobState") == "RUNNING").then_some(())
+    });
+    let fleets = w
+        .requests()
+        .iter()
+        .filter(|r| r["action"] == "CreateFleet" && r["group"] == "race-a")
+        .count();
+    assert_eq!(fleets, 1, "one launch for both resumes: {}", w.plugin_log());
+    let kept = w.live_named("race-a-0");
+    assert_eq!(kept.len(), 1);
+    assert_eq!(w.live_named("race-a-1").len(), 1);
+    assert_eq!(
+        w.node("race-a-0").address.as_deref(),
+        kept[0]["ip"].as_str()
+    );
+
+    let duplicate = w.add_unbooted_instance("race-a-0");
+    std::thread::sleep(Duration::from_secs(6)); // past LaunchGraceSeconds
+    let output = w.run("change-state", &[]);
+    assert!(output.status.success(), "{}", w.plugin_log());
+    let live = w.live_named("race-a-0");
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_eq!(
+        live[0]["id"], kept[0]["id"],
+        "the instance Slurm reaches stays"
+    );
+    assert!(live.iter().all(|i| i["id"] != duplicate.as_str()));
+    assert_eq!(w.job_field(&job, "JobState"), "RUNNING");
+    w.cancel(&job);
+    wait_for("race nodes back to idle~", Duration::from_secs(90), || {
+        ["race-a-0", "race-a-1"]
+            .iter()
+            .all(|n| idle_powered_down(&w.node(n)))
+            .then_some(())
+    });
 }

@@ -170,6 +170,35 @@ impl World {
             .to_string()
     }
 
+    /// An instance of this cluster named `name` that the player never boots.
+    pub fn add_unbooted_instance(&self, name: &str) -> String {
+        self.harness(&[
+            "add-instance",
+            "--name",
+            name,
+            "--cluster",
+            "e2e",
+            "--no-boot",
+        ])
+        .trim()
+        .to_string()
+    }
+
+    /// A copy of the programs' configuration with `partitions` changed, in a
+    /// folder of its own, for `--config-dir`.
+    pub fn edited_config(&self, name: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
+        let dir = self.dir.join(name);
+        std::fs::create_dir_all(&dir).expect("a config folder");
+        std::fs::copy(self.bin.join("config.json"), dir.join("config.json")).expect("config.json");
+        let mut partitions: Value = serde_json::from_str(
+            &std::fs::read_to_string(self.bin.join("partitions.json")).expect("partitions.json"),
+        )
+        .expect("partitions.json is JSON");
+        edit(&mut partitions);
+        std::fs::write(dir.join("partitions.json"), partitions.to_string()).expect("written");
+        dir
+    }
+
     /// Terminates the live instances named `name` and returns their ids.
     pub fn terminate_named(&self, name: &str) -> Vec<String> {
         serde_json::from_str(&self.harness(&["terminate", "--name", name])).expect("ids as JSON")

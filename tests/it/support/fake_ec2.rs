@@ -47,6 +47,8 @@ pub struct Faults {
     /// DescribeInstances answers as if tag filters matched every instance, as
     /// EC2 does for a pattern: the programs must check the tags themselves.
     pub ignore_tag_filters: bool,
+    /// CreateFleet answers this late (its instances exist at once, as on EC2).
+    pub fleet_delay: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Default)]
@@ -162,7 +164,13 @@ impl Respond for FakeEc2 {
         let mut state = self.state();
         state.requests.push(params.clone());
         match params.get("Action").map(String::as_str) {
-            Some("CreateFleet") => create_fleet(&mut state, &params),
+            Some("CreateFleet") => {
+                let answer = create_fleet(&mut state, &params);
+                match state.faults.fleet_delay {
+                    Some(delay) => answer.set_delay(delay),
+                    None => answer,
+                }
+            }
             Some("DescribeInstances") => describe(&mut state, &params),
             Some("CreateTags") => create_tags(&mut state, &params),
             Some("TerminateInstances") => terminate(&mut state, &params),
