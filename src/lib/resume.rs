@@ -237,7 +237,7 @@ pub fn refuse_without_log(
 /// (the reason stays, and change-state reads the code from it).
 fn report_failures_to_slurm(scontrol: &Scontrol, report: &ResumeReport) {
     for (code, nodes) in &report.failed {
-        let reason = slurm::failure_reason(code);
+        let reason = slurm::reason::resume_failure(code);
         let names = crate::hostlist::compress(nodes);
         tracing::error!("Failed to resume {} node(s) ({code}): {names}", nodes.len());
         for (batch, error) in scontrol.set_state(nodes, "DOWN", Some(&reason)) {
@@ -558,8 +558,12 @@ async fn wait_for_addresses(
 pub fn read_resume_file(path: &std::path::Path) -> Result<Vec<u64>, String> {
     let text = crate::files::read_bounded(path, crate::files::MAX_CONFIG_BYTES)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
+    parse_resume_file(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))
+}
+
+/// The job ids of a resume file's text.
+pub fn parse_resume_file(text: &str) -> Result<Vec<u64>, serde_json::Error> {
+    let json: serde_json::Value = serde_json::from_str(text)?;
     Ok(json
         .get("jobs")
         .and_then(|jobs| jobs.as_array())

@@ -23,16 +23,13 @@ use std::collections::BTreeMap;
 use crate::config::{Config, NodeGroup};
 use crate::ec2::{self, Instance};
 use crate::names;
+use crate::slurm::reason::{self as reasons, hold_end, hold_reason, reason_time};
 use crate::slurm::{Flag, NodeInfo};
 
 pub const STATE_RESUME: &str = "RESUME";
 pub const STATE_DOWN: &str = "DOWN";
 pub const STATE_POWER_DOWN_FORCE: &str = "POWER_DOWN_FORCE";
 pub const STATE_UNDRAIN: &str = "UNDRAIN";
-/// The reason of nodes held DOWN after insufficient capacity:
-/// `(Code:<code>)Held until <YYYY-MM-DDTHH:MM:SS> after insufficient capacity in <group>`.
-pub const HOLD_MARK: &str = "Held until ";
-const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -79,52 +76,14 @@ pub struct Inputs<'a> {
     pub now: i64,
 }
 
-fn local_time(stamp: &str) -> Option<i64> {
-    let naive = chrono::NaiveDateTime::parse_from_str(stamp, TIME_FORMAT).ok()?;
-    naive
-        .and_local_timezone(chrono::Local)
-        .earliest()
-        .map(|t| t.timestamp())
-}
-
-/// When Slurm set the reason: the `[user@YYYY-MM-DDTHH:MM:SS]` that ends it (local time).
-pub fn reason_time(reason: &str) -> Option<i64> {
-    local_time(reason.trim_end().strip_suffix(']')?.rsplit_once('@')?.1)
-}
-
-/// The end of the hold a reason announces.
-pub fn hold_end(reason: &str) -> Option<i64> {
-    let rest = &reason[reason.find(HOLD_MARK)? + HOLD_MARK.len()..];
-    local_time(rest.split_whitespace().next()?)
-}
-
-pub fn hold_reason(code: &str, until: i64, group: &str) -> String {
-    let until = chrono::DateTime::from_timestamp(until, 0)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format(TIME_FORMAT)
-                .to_string()
-        })
-        .unwrap_or_default();
-    format!("(Code:{code}){HOLD_MARK}{until} after insufficient capacity in {group}")
-}
-
 /// The capacity code and the end of the hold that this node's reason starts or carries.
 fn hold_from(reason: &str, hold: i64) -> Option<(String, i64)> {
-    let code = reason_code(reason).filter(|c| ec2::is_capacity(c))?;
-    if reason.contains(HOLD_MARK) {
+    let code = reasons::code(reason).filter(|c| ec2::is_capacity(c))?;
+    if reasons::is_hold(reason) {
         return Some((code.to_string(), hold_end(reason)?));
     }
-    let failed_at = reason_time(reason).filter(|_| reason.contains("Failure when resuming"))?;
+    let failed_at = reason_time(reason).filter(|_| reasons::is_resume_failure(reason))?;
     Some((code.to_string(), failed_at + hold))
-}
-
-/// The EC2 code in a reason of resume's: `(Code:InsufficientInstanceCapacity)Failure when resuming nodes`.
-pub fn reason_code(reason: &str) -> Option<&str> {
-    reason
-        .strip_prefix("(Code:")?
-        .split_once(')')
-        .map(|(code, _)| code)
 }
 
 fn young(instance: &Instance, now: i64, grace: i64) -> bool {
@@ -282,13 +241,9 @@ pub fn plan(inputs: &Inputs) -> Vec<Step> {
                 .iter()
                 .max_by_key(|f| f.instance.launch_time.unwrap_or(0))
                 .copied();
-            let reason = match last {
-                Some(found) => format!(
-                    "(Code:InstanceGone)Instance {} is {}",
-                    found.instance.id, found.instance.state
-                ),
-                None => "(Code:InstanceGone)No instance backs this node".to_string(),
-            };
+            let reason = reasons::instance_gone(
+                last.map(|f| (f.instance.id.as_str(), f.instance.state.as_str())),
+            );
             steps.push(step(
                 Action::DownThenPowerDown {
                     reason: reason.clone(),
@@ -803,12 +758,12 @@ mod tests {
     #[test]
     fn reasons_give_their_code_and_time() {
         assert_eq!(
-            reason_code("(Code:InsufficientInstanceCapacity)Failure when resuming nodes"),
+            reasons::code("(Code:InsufficientInstanceCapacity)Failure when resuming nodes"),
             Some("InsufficientInstanceCapacity")
         );
-        assert_eq!(reason_code("ResumeTimeout reached"), None);
-        let reason = format!("x {}", stamp(42));
-        assert_eq!(reason_time(&reason), Some(NOW - 42));
+        assert_eq!(reasons::code("ResumeTimeout reached"), None);
+        let stamped = format!("x {}", stamp(42));
+        assert_eq!(reason_time(&stamped), Some(NOW - 42));
         assert_eq!(reason_time("no stamp"), None);
     }
 }

@@ -65,16 +65,9 @@ fn list(problems: &[Problem]) -> String {
         .join("\n")
 }
 
-/// A configuration file as JSON, with a problem for each key given twice.
-fn read_json(path: &Path) -> Result<(serde_json::Value, Vec<Problem>), ConfigError> {
-    let text =
-        crate::files::read_bounded(path, crate::files::MAX_CONFIG_BYTES).map_err(|source| {
-            ConfigError::Read {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
-    let (value, duplicates) = json::parse(&text).map_err(|source| ConfigError::Parse {
+/// A configuration document as JSON, with a problem for each key given twice.
+fn parse_json(path: &Path, text: &str) -> Result<(serde_json::Value, Vec<Problem>), ConfigError> {
+    let (value, duplicates) = json::parse(text).map_err(|source| ConfigError::Parse {
         path: path.to_path_buf(),
         source,
     })?;
@@ -89,12 +82,32 @@ fn read_json(path: &Path) -> Result<(serde_json::Value, Vec<Problem>), ConfigErr
     Ok((value, problems))
 }
 
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    crate::files::read_bounded(path, crate::files::MAX_CONFIG_BYTES).map_err(|source| {
+        ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
 /// Reads and validates both files of `dir`.
 pub fn load(dir: &Path) -> Result<Config, ConfigError> {
+    let config_text = read_text(&dir.join(CONFIG_FILE))?;
+    let partitions_text = read_text(&dir.join(PARTITIONS_FILE))?;
+    load_texts(dir, &config_text, &partitions_text)
+}
+
+/// Validates the texts of both files as if read from `dir`.
+pub fn load_texts(
+    dir: &Path,
+    config_text: &str,
+    partitions_text: &str,
+) -> Result<Config, ConfigError> {
     let config_path = dir.join(CONFIG_FILE);
     let partitions_path = dir.join(PARTITIONS_FILE);
-    let (config_json, mut duplicates) = read_json(&config_path)?;
-    let (partitions_json, more) = read_json(&partitions_path)?;
+    let (config_json, mut duplicates) = parse_json(&config_path, config_text)?;
+    let (partitions_json, more) = parse_json(&partitions_path, partitions_text)?;
     duplicates.extend(more);
     let validated = validate::validate(
         dir,

@@ -43,15 +43,6 @@ pub enum Purchasing {
     OnDemand,
 }
 
-impl Purchasing {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Spot => "spot",
-            Self::OnDemand => "on-demand",
-        }
-    }
-}
-
 /// Tunable behaviour, each an optional key of `config.json` with a default.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {

@@ -168,13 +168,6 @@ impl CallCounter {
         }
     }
 
-    pub fn get(&self, action: &str) -> usize {
-        self.0
-            .lock()
-            .map(|m| m.get(action).copied().unwrap_or(0))
-            .unwrap_or(0)
-    }
-
     /// `CreateFleet=1 CreateTags=2 …`, or `none`.
     pub fn summary(&self) -> String {
         let map = self.0.lock().map(|m| m.clone()).unwrap_or_default();

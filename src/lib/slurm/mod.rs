@@ -3,6 +3,7 @@
 
 mod command;
 mod nodes;
+pub mod reason;
 
 pub use command::{Scontrol, SlurmError};
 pub use nodes::{Flag, NodeInfo, NodeState, parse_nodes};
@@ -16,9 +17,4 @@ pub struct NodeAddress {
     pub node: String,
     pub address: String,
     pub hostname: String,
-}
-
-/// The reason resume gives nodes it could not serve, with the EC2 error code.
-pub fn failure_reason(code: &str) -> String {
-    format!("(Code:{code})Failure when resuming nodes")
 }

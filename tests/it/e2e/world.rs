@@ -24,8 +24,13 @@ pub struct World {
 /// The world, or None (with a note on stderr) when `scripts/test` did not start one.
 pub fn world() -> Option<World> {
     let Some(dir) = std::env::var_os("SLURM_EC2_E2E_DIR").map(PathBuf::from) else {
+        // Under CI a scenario that cannot run is a failure, never a pass.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "SLURM_EC2_E2E_DIR is unset under CI: scripts/test must start the end-to-end world"
+        );
         eprintln!(
-            "SLURM_EC2_E2E_DIR is unset: the end-to-end scenario is skipped (scripts/test runs it)"
+            "SKIPPED: SLURM_EC2_E2E_DIR is unset, the end-to-end scenario cannot run (scripts/test runs it)"
         );
         return None;
     };
