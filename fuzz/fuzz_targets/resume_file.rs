@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {
-    let _ = slurm_ec2::resume::parse_resume_file(text);
+    let _ = slurm_ec2::programs::resume::parse_resume_file(text);
 });

@@ -1,24 +1,22 @@
 //! slurm-ec2: Slurm's power-saving programs for bursting into Amazon EC2.
 //!
-//! One module per concern; each program's logic lives in its own module and
-//! its binary in `src/bin/` only wires configuration, clients and logging.
+//! [`programs`] holds the five programs' logic; the modules beside it are the
+//! services they use: [`config`] (the two JSON files, validated), [`ec2`]
+//! (one handle per account), [`slurm`] (`scontrol`, its output, node
+//! reasons), [`hostlist`], [`names`], [`logging`], [`lock`] and [`files`].
+//! The binaries in `src/bin/` parse arguments, own every process-wide effect
+//! and turn a program's [`programs::Outcome`] into an exit code.
 
+pub mod cluster;
 pub mod config;
+pub mod ec2;
 pub mod files;
-pub mod generate_conf;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod gres;
 pub mod hostlist;
 pub mod lock;
 pub mod logging;
 pub mod names;
-pub mod startup;
-
-pub mod change_state;
-pub mod cluster;
-pub mod ec2;
-#[cfg(test)]
-pub(crate) mod fixtures;
-pub mod get_nodename;
-pub mod resume;
+pub mod programs;
 pub mod slurm;
-pub mod suspend;

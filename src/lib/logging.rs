@@ -32,6 +32,16 @@ pub enum LogError {
     AlreadySet,
 }
 
+/// Where a run's log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Logging {
+    File,
+    /// The log file could not be opened: stderr and syslog instead.
+    Fallback {
+        reason: String,
+    },
+}
+
 /// Keeps the background writer alive; drop it last, so that every line is written.
 pub struct LogGuard {
     _file: Option<tracing_appender::non_blocking::WorkerGuard>,
@@ -48,6 +58,32 @@ impl LineFormat {
         Self {
             program: program.to_string(),
             pid: std::process::id(),
+        }
+    }
+}
+
+/// `<local time> - <program>[<pid>] - <LEVEL> - `: the start of every line.
+fn line_prefix(program: &str, pid: u32, level: &str) -> String {
+    let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S,%3f");
+    format!("{now} - {program}[{pid}] - {level} - ")
+}
+
+/// Writes a configuration error to the log file the configuration names (or
+/// the default one beside it), since slurmctld discards the programs' stderr.
+pub fn record_config_error(program: &str, dir: &Path, error: &crate::config::ConfigError) {
+    use std::io::Write;
+    let log_path = crate::files::read_bounded(
+        &dir.join(crate::config::CONFIG_FILE),
+        crate::files::MAX_CONFIG_BYTES,
+    )
+    .ok()
+    .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+    .and_then(|json| json.get("LogFileName")?.as_str().map(PathBuf::from))
+    .unwrap_or_else(|| dir.join("aws_plugin.log"));
+    if let Ok(mut file) = open_log_file(&log_path) {
+        for line in error.to_string().lines() {
+            let prefix = line_prefix(program, std::process::id(), "CRITICAL");
+            let _ = writeln!(file, "{prefix}{}", line.trim_start());
         }
     }
 }
@@ -73,13 +109,8 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S,%3f");
         let level = level_name(event.metadata().level());
-        write!(
-            writer,
-            "{now} - {}[{}] - {level} - ",
-            self.program, self.pid
-        )?;
+        write!(writer, "{}", line_prefix(&self.program, self.pid, level))?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
     }
@@ -129,22 +160,13 @@ pub fn open_log_file(path: &Path) -> Result<File, LogError> {
     if !meta.is_file() {
         return Err(open_error(io::Error::other("not a regular file")));
     }
-    // The umask may have cleared group write; widen it on a file we own, so that
-    // programs run as another user of the group can append too.
-    if let Ok(meta) = file.metadata()
-        && meta.permissions().mode() & 0o020 == 0
-        && meta_is_ours(&meta)
-    {
+    // The umask may have cleared group write; widen it so that programs run as
+    // another user of the group can append too (refused unless the file is ours).
+    if meta.permissions().mode() & 0o020 == 0 {
         let mode = meta.permissions().mode() | 0o060;
         let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
     }
     Ok(file)
-}
-
-fn meta_is_ours(meta: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    meta.uid() == unsafe { libc::geteuid() }
 }
 
 /// Sends log lines to `file` (when given) at `level`, and to stderr as well when

@@ -1,17 +1,29 @@
 //! The validated configuration. Values here have passed every check of
 //! `validate.rs`; the programs use them without re-checking.
 
+use std::collections::BTreeSet;
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Problem;
 
-/// Tag on every instance slurm-ec2 launches: the cluster it belongs to.
-pub const CLUSTER_TAG: &str = "slurm-ec2:cluster";
-/// Tag on every instance slurm-ec2 launches: its partition.
-pub const PARTITION_TAG: &str = "slurm-ec2:partition";
-/// Tag on every instance slurm-ec2 launches: its node group.
-pub const NODE_GROUP_TAG: &str = "slurm-ec2:node-group";
+/// Where a node group's EC2 calls go: a Region and, optionally, a named
+/// profile of the shared AWS configuration. Groups of one account share a client.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Account {
+    pub region: String,
+    pub profile: Option<String>,
+}
+
+impl fmt::Display for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.profile {
+            Some(profile) => write!(f, "{} (profile {profile})", self.region),
+            None => f.write_str(&self.region),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
@@ -169,8 +181,11 @@ impl NodeGroup {
     }
 
     /// The `(Region, ProfileName)` pair whose EC2 client serves this group.
-    pub fn account_key(&self) -> (String, Option<String>) {
-        (self.region.clone(), self.profile.clone())
+    pub fn account(&self) -> Account {
+        Account {
+            region: self.region.clone(),
+            profile: self.profile.clone(),
+        }
     }
 }
 
@@ -207,6 +222,11 @@ impl Config {
     pub fn node_group(&self, partition: &str, group: &str) -> Option<&NodeGroup> {
         self.node_groups()
             .find(|g| g.partition == partition && g.name == group)
+    }
+
+    /// Every account the node groups use.
+    pub fn accounts(&self) -> BTreeSet<Account> {
+        self.node_groups().map(NodeGroup::account).collect()
     }
 
     pub fn node_count(&self) -> u64 {

@@ -1,16 +1,15 @@
 use std::net::Ipv4Addr;
 
 use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
-use aws_sdk_ec2::types::{Filter, InstanceStateName};
+use aws_sdk_ec2::types::Filter;
 
-use super::{CallCounter, Ec2Error, MAX_FILTER_VALUES, MAX_IDS_PER_CALL};
+use super::{CallCounter, Ec2Error, InstanceState, MAX_FILTER_VALUES, MAX_IDS_PER_CALL};
 
 /// What slurm-ec2 needs to know of one instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
     pub id: String,
-    /// `pending`, `running`, `shutting-down`, `terminated`, `stopping`, `stopped`.
-    pub state: String,
+    pub state: InstanceState,
     /// The private address of the primary network interface: IPv4, else IPv6.
     pub address: Option<String>,
     pub private_dns_name: Option<String>,
@@ -28,10 +27,7 @@ impl Instance {
     }
 
     pub fn is_live(&self) -> bool {
-        matches!(
-            self.state.as_str(),
-            "pending" | "running" | "stopping" | "stopped"
-        )
+        self.state.is_live()
     }
 
     /// The first label of `PrivateDnsName`, else `ip-a-b-c-d` from the address.
@@ -74,7 +70,7 @@ impl Instance {
             state: instance
                 .state()
                 .and_then(|s| s.name())
-                .map_or("unknown".to_string(), |n| n.as_str().to_string()),
+                .map_or(InstanceState::Unknown, |n| InstanceState::parse(n.as_str())),
             address: ipv4.or(ipv6).map(str::to_string),
             private_dns_name: instance
                 .private_dns_name()
@@ -97,7 +93,7 @@ impl Instance {
 
 /// Looks up instances by id, at most 1000 ids per call. Ids EC2 does not
 /// (yet) know are simply absent from the result.
-pub async fn describe_ids(
+pub(super) async fn describe_ids(
     client: &aws_sdk_ec2::Client,
     ids: &[String],
     calls: &CallCounter,
@@ -140,12 +136,12 @@ fn instances_of(output: &DescribeInstancesOutput) -> impl Iterator<Item = Instan
 }
 
 /// A DescribeInstances filter: `(name, values)`.
-pub type InstanceFilter = (String, Vec<String>);
+pub(super) type InstanceFilter = (String, Vec<String>);
 
 /// Looks up instances by filters, paginated. `fixed` filters go into every
 /// call; the values of `chunked` are split so that no call has more than 200
 /// filter values in all, as EC2 demands.
-pub async fn describe_by_filters(
+pub(super) async fn describe_by_filters(
     client: &aws_sdk_ec2::Client,
     fixed: &[InstanceFilter],
     chunked: Option<&InstanceFilter>,
@@ -200,7 +196,7 @@ pub async fn describe_by_filters(
 /// `states` (any state when `None`), and, with `names`, a `Name` among them.
 /// EC2 filter values are patterns: every result is compared again here, so
 /// that nothing another cluster owns is ever acted on.
-pub async fn describe_tagged(
+pub(super) async fn describe_tagged(
     client: &aws_sdk_ec2::Client,
     tags: &[(&str, &str)],
     states: Option<Vec<String>>,
@@ -233,16 +229,4 @@ pub async fn describe_tagged(
 pub fn carries_exactly(instance: &Instance, tags: &[(&str, &str)]) -> bool {
     tags.iter()
         .all(|(key, value)| instance.tag(key) == Some(*value))
-}
-
-pub fn live_states() -> Vec<String> {
-    [
-        InstanceStateName::Pending,
-        InstanceStateName::Running,
-        InstanceStateName::Stopping,
-        InstanceStateName::Stopped,
-    ]
-    .iter()
-    .map(|s| s.as_str().to_string())
-    .collect()
 }

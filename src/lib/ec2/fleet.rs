@@ -72,7 +72,7 @@ fn spot_options(options: Option<&FleetOptions>) -> SpotOptionsRequest {
 /// Launches `count` instances of `group` with one instant fleet: the launch
 /// template, every override × every subnet with weight 1, the capacity type
 /// of `PurchasingOption`, and `tags` on the instances from their first moment.
-pub async fn create_fleet(
+pub(super) async fn create_fleet(
     client: &aws_sdk_ec2::Client,
     group: &NodeGroup,
     count: usize,

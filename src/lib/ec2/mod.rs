@@ -4,19 +4,20 @@
 mod client;
 mod describe;
 mod fleet;
+mod handle;
 mod retry;
+mod state;
 mod tags;
 mod terminate;
 
-pub use client::{Clients, connect};
-pub use describe::{
-    Instance, InstanceFilter, carries_exactly, describe_by_filters, describe_ids, describe_tagged,
-    live_states,
-};
-pub use fleet::{FleetOutcome, create_fleet, fleet_request_plan};
+pub use crate::config::Account;
+pub use client::https_client;
+pub use describe::{Instance, carries_exactly};
+pub use fleet::{FleetOutcome, fleet_request_plan};
+pub use handle::{Clients, Ec2};
 pub use retry::{Backoff, Deadline};
-pub use tags::{create_tags_concurrently, launch_tags, node_tags};
-pub use terminate::terminate;
+pub use state::InstanceState;
+pub use tags::{CLUSTER_TAG, NODE_GROUP_TAG, PARTITION_TAG, launch_tags, node_tags};
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

@@ -5,7 +5,14 @@ use aws_sdk_ec2::types::Tag;
 use tokio::sync::Semaphore;
 
 use super::{Backoff, CallCounter, Deadline, Ec2Error};
-use crate::config::{CLUSTER_TAG, NODE_GROUP_TAG, NodeGroup, PARTITION_TAG};
+use crate::config::NodeGroup;
+
+/// Tag on every instance slurm-ec2 launches: the cluster it belongs to.
+pub const CLUSTER_TAG: &str = "slurm-ec2:cluster";
+/// Tag on every instance slurm-ec2 launches: its partition.
+pub const PARTITION_TAG: &str = "slurm-ec2:partition";
+/// Tag on every instance slurm-ec2 launches: its node group.
+pub const NODE_GROUP_TAG: &str = "slurm-ec2:node-group";
 
 /// The tags every instance of `group` carries from launch: the cluster,
 /// partition and node-group tags, and the custom tags without placeholders.
@@ -50,7 +57,7 @@ pub fn node_tags(
 /// `InvalidInstanceID.NotFound` (EC2 does not know a new instance yet) and
 /// throttling are retried with back-off until the deadline. Returns the
 /// instances that could not be tagged.
-pub async fn create_tags_concurrently(
+pub(super) async fn create_tags_concurrently(
     client: &aws_sdk_ec2::Client,
     requests: Vec<(String, Vec<(String, String)>)>,
     concurrency: usize,

@@ -3,7 +3,7 @@ use super::{CallCounter, Ec2Error, MAX_IDS_PER_CALL};
 /// Terminates instances, at most 1000 ids per call. One unknown id fails a
 /// whole call (`InvalidInstanceID.NotFound`): the ids EC2 names are dropped
 /// and the rest retried. Returns the ids that could not be terminated.
-pub async fn terminate(
+pub(super) async fn terminate(
     client: &aws_sdk_ec2::Client,
     ids: &[String],
     calls: &CallCounter,

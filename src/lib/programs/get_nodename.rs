@@ -6,11 +6,102 @@ use std::time::Duration;
 
 use aws_config::imds::client::error::ImdsError;
 use aws_config::provider_config::ProviderConfig;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
-use crate::config::{Config, Settings};
-use crate::ec2::{self, Backoff, CallCounter, Deadline};
+use std::path::Path;
+use std::sync::Arc;
+
+use super::Outcome;
+use crate::config::{self, Config, Settings};
+use crate::ec2::{Account, Backoff, CallCounter, Deadline, Ec2};
 use crate::names;
+
+/// What get-nodename is asked beyond its configuration.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Give up after this long without a Name tag.
+    pub timeout: Duration,
+    /// On failure print the host name instead (the original plugin's behaviour).
+    pub fallback_hostname: bool,
+    /// Print `SLURM_NODENAME=<name>`, for a systemd environment file.
+    pub env: bool,
+}
+
+/// On a compute node the configuration is optional: with it, the name is
+/// checked. Only a `config.json` that does not exist at all means "no
+/// configuration": a folder, a dangling link or a loop in its place is an error.
+pub fn optional_config(dir: &Path) -> Result<Option<Config>, Outcome> {
+    let absent = std::fs::symlink_metadata(dir.join(config::CONFIG_FILE))
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+    if absent {
+        return Ok(None);
+    }
+    config::load(dir).map(Some).map_err(|error| {
+        eprintln!("get-nodename: {error}");
+        Outcome::BadInput
+    })
+}
+
+/// `--check`: the configuration's summary, or that there is none.
+pub fn check(dir: &Path, config: Option<&Config>) -> Outcome {
+    match config {
+        Some(config) => println!("{}", config.summary()),
+        None => println!(
+            "no configuration in {}: node names will not be checked",
+            dir.display()
+        ),
+    }
+    Outcome::Done
+}
+
+/// The program: prints this instance's node name alone on stdout, or says
+/// why not on stderr and prints nothing (or, with `fallback_hostname`, the
+/// host name).
+pub fn run(config: Option<&Config>, options: &Options) -> Outcome {
+    let settings = config.map(|c| c.settings.clone()).unwrap_or_default();
+    let runtime = match super::runtime() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("get-nodename: cannot start the async runtime: {error}");
+            return Outcome::Failed;
+        }
+    };
+    let result: Result<String, GetNameError> = runtime.block_on(async {
+        let (name, source) = lookup(&imds_client(), &settings, options.timeout).await?;
+        tracing::info!("Node name {name} read from {source}");
+        if let Some(config) = config {
+            check_name(config, "this instance", &name)?;
+        }
+        Ok(name)
+    });
+    let print = |name: &str| match options.env {
+        true => println!("SLURM_NODENAME={name}"),
+        false => println!("{name}"),
+    };
+    match result {
+        Ok(name) => {
+            print(&name);
+            Outcome::Done
+        }
+        Err(error) => {
+            eprintln!("get-nodename: {error}");
+            if options.fallback_hostname
+                && let Some(hostname) = hostname()
+            {
+                eprintln!("get-nodename: falling back to the host name {hostname}");
+                print(&hostname);
+                return Outcome::Done;
+            }
+            Outcome::Failed
+        }
+    }
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameSource {
@@ -63,11 +154,8 @@ fn is_not_found(error: &ImdsError) -> bool {
 
 /// An IMDSv2-only client: the endpoint override `AWS_EC2_METADATA_SERVICE_ENDPOINT` applies.
 pub fn imds_client() -> aws_config::imds::Client {
-    let http_client = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https();
     aws_config::imds::Client::builder()
-        .configure(&ProviderConfig::default().with_http_client(http_client))
+        .configure(&ProviderConfig::default().with_http_client(crate::ec2::https_client()))
         .connect_timeout(Duration::from_secs(1))
         .read_timeout(Duration::from_secs(2))
         .max_attempts(3)
@@ -153,10 +241,13 @@ pub async fn lookup(
         get(imds, "/latest/meta-data/placement/region")
     })
     .await?;
-    let client = ec2::connect(&region, None, settings).await;
-    let calls = CallCounter::default();
+    let account = Account {
+        region,
+        profile: None,
+    };
+    let ec2 = Ec2::connect(account, settings, Arc::new(CallCounter::default())).await;
     loop {
-        match ec2::describe_ids(&client, std::slice::from_ref(&instance_id), &calls).await {
+        match ec2.describe(std::slice::from_ref(&instance_id)).await {
             Ok(instances) => {
                 if let Some(name) = instances
                     .iter()

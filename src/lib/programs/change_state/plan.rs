@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::{Config, NodeGroup};
-use crate::ec2::{self, Instance};
+use crate::ec2::{self, Account, Instance, InstanceState};
 use crate::names;
 use crate::slurm::reason::{self as reasons, hold_end, hold_reason, reason_time};
 use crate::slurm::{Flag, NodeInfo};
@@ -53,8 +53,8 @@ pub struct Step {
     pub slurm_state: String,
     pub instance: Option<String>,
     pub ec2_state: String,
-    /// Index into the accounts of the run, for terminations.
-    pub account: Option<(String, Option<String>)>,
+    /// The instance's account, for terminations.
+    pub account: Option<Account>,
     pub action: Action,
     pub why: String,
 }
@@ -62,7 +62,7 @@ pub struct Step {
 /// An instance with the account it was found in.
 #[derive(Debug, Clone)]
 pub struct Found {
-    pub account: (String, Option<String>),
+    pub account: Account,
     pub instance: Instance,
 }
 
@@ -107,8 +107,8 @@ pub fn plan(inputs: &Inputs) -> Vec<Step> {
             Some(name) if names::parse(config, name).is_ok() => {
                 by_name.entry(name).or_default().push(found)
             }
-            _ if !instance.is_live() && instance.state != "shutting-down" => {}
-            _ if young(instance, now, grace) || instance.state == "shutting-down" => {}
+            _ if !instance.is_live() && instance.state != InstanceState::ShuttingDown => {}
+            _ if young(instance, now, grace) || instance.state == InstanceState::ShuttingDown => {}
             name => steps.push(not_a_node_of_ours(
                 found,
                 name.and_then(|n| listed.get(n).copied()),
@@ -162,7 +162,7 @@ pub fn plan(inputs: &Inputs) -> Vec<Step> {
             node: Some(node.name.clone()),
             slurm_state: node.state_text.clone(),
             instance: found.map(|f| f.instance.id.clone()),
-            ec2_state: found.map_or("none".to_string(), |f| f.instance.state.clone()),
+            ec2_state: found.map_or("none".to_string(), |f| f.instance.state.to_string()),
             account: found.map(|f| f.account.clone()),
             action,
             why,
@@ -317,7 +317,7 @@ fn not_a_node_of_ours(found: &Found, listed: Option<&NodeInfo>, name: Option<&st
         node,
         slurm_state,
         instance: Some(instance.id.clone()),
-        ec2_state: instance.state.clone(),
+        ec2_state: instance.state.to_string(),
         account: Some(found.account.clone()),
         action,
         why,
@@ -338,7 +338,7 @@ fn duplicates<'f>(
         let i = &f.instance;
         (
             node.address.is_none() || i.address != node.address,
-            i.state != "running",
+            i.state != InstanceState::Running,
             i.launch_time.unwrap_or(i64::MAX),
             i.id.clone(),
         )
@@ -377,10 +377,13 @@ mod tests {
             tags.push(("Name".into(), name.into()));
         }
         Found {
-            account: ("us-east-1".into(), None),
+            account: Account {
+                region: "us-east-1".into(),
+                profile: None,
+            },
             instance: Instance {
                 id: id.into(),
-                state: state.into(),
+                state: InstanceState::parse(state),
                 address: Some("10.0.0.1".into()),
                 private_dns_name: None,
                 tags,

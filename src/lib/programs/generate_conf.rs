@@ -1,8 +1,32 @@
 //! The `slurm.conf` and `gres.conf` fragments for the configured partitions,
 //! in the original plugin's format without its stray spaces.
 
+use std::path::Path;
+
+use super::{Context, Outcome};
 use crate::config::Config;
 use crate::gres;
+
+/// The program: prints the slurm.conf fragment (or, with `gres`, the
+/// gres.conf fragment), or writes both into `output_dir`.
+pub fn run(context: &Context, gres: bool, output_dir: Option<&Path>) -> Outcome {
+    let slurm = slurm_conf(context.config);
+    let gres_text = gres_conf(context.config);
+    let Some(dir) = output_dir else {
+        print!("{}", if gres { gres_text } else { slurm });
+        return Outcome::Done;
+    };
+    for (name, text) in [("slurm.conf.aws", slurm), ("gres.conf.aws", gres_text)] {
+        let path = dir.join(name);
+        if let Err(error) = std::fs::write(&path, text) {
+            eprintln!("generate-conf: cannot write {}: {error}", path.display());
+            tracing::error!("Cannot write {}: {error}", path.display());
+            return Outcome::Failed;
+        }
+        tracing::info!("Output {name} file: {}", path.display());
+    }
+    Outcome::Done
+}
 
 /// The `slurm.conf` fragment: `SlurmConf` pairs in file order, then per
 /// partition its `NodeName` lines and its `PartitionName` line.

@@ -7,8 +7,12 @@ pub mod plan;
 
 use std::collections::BTreeMap;
 
-use crate::config::{CLUSTER_TAG, Config};
-use crate::ec2::{self, CallCounter, Clients};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{Context, Outcome, Session};
+use crate::config::Config;
+use crate::ec2::{self, Account, CLUSTER_TAG, CallCounter, Clients};
 use crate::lock;
 use crate::slurm::{self, Scontrol, SlurmError};
 use plan::{Action, Found, Inputs, Step};
@@ -17,9 +21,9 @@ use plan::{Action, Found, Inputs, Step};
 pub enum ChangeStateError {
     #[error("cannot read the nodes from Slurm: {0}")]
     Slurm(#[from] SlurmError),
-    #[error("cannot list this cluster's instances in {region}: {source}")]
+    #[error("cannot list this cluster's instances in {account}: {source}")]
     Ec2 {
-        region: String,
+        account: Account,
         #[source]
         source: ec2::Ec2Error,
     },
@@ -50,23 +54,93 @@ pub fn should_run(ping_output: &str, hostname: &str) -> bool {
     }
 }
 
+/// The program: `change-state [--dry-run]`.
+pub fn run(context: &Context, dry_run: bool) -> Outcome {
+    let config = context.config;
+    let _lock = match lock(config) {
+        Ok(Some(lock)) => lock,
+        Ok(None) => {
+            tracing::info!("Another change-state run holds the lock: nothing to do");
+            if dry_run {
+                eprintln!("change-state: another change-state run holds the lock; no plan printed");
+            }
+            return Outcome::Done;
+        }
+        Err(error) => {
+            tracing::error!("{error}");
+            return Outcome::Failed;
+        }
+    };
+    let Session {
+        scontrol,
+        cluster,
+        runtime,
+    } = match super::session(config) {
+        Ok(session) => session,
+        Err(outcome) => return outcome,
+    };
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    match scontrol.run(&["ping".into()]) {
+        Ok(ping) if !should_run(&ping, hostname.trim()) => {
+            tracing::info!("This host is a backup controller and the primary is up: nothing to do");
+            return Outcome::Done;
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::error!("Cannot reach slurmctld: {error}");
+            return Outcome::Failed;
+        }
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let calls = Arc::new(CallCounter::default());
+    let clients = Clients::new(&config.settings, calls.clone());
+    let failures = runtime.block_on(async {
+        let steps = match make_plan(config, &scontrol, &clients, &cluster, now).await {
+            Ok(steps) => steps,
+            Err(error) => {
+                tracing::error!("{error}");
+                return None;
+            }
+        };
+        if dry_run {
+            print!("{}", table(&steps));
+            return Some(0);
+        }
+        Some(execute(&steps, &scontrol, &clients).await)
+    });
+    tracing::info!(
+        "Change-state summary: failed actions {}; EC2 calls: {}; scontrol calls: {}; {:.2} s",
+        failures.map_or("all".to_string(), |f| f.to_string()),
+        calls.summary(),
+        scontrol.runs(),
+        context.started.elapsed().as_secs_f64()
+    );
+    match failures {
+        Some(0) => Outcome::Done,
+        _ => Outcome::Failed,
+    }
+}
+
 /// Reads Slurm and EC2 and returns the plan.
 pub async fn make_plan(
     config: &Config,
     scontrol: &Scontrol,
     clients: &Clients,
     cluster: &str,
-    calls: &CallCounter,
     now: i64,
 ) -> Result<Vec<Step>, ChangeStateError> {
     let output = scontrol.run(&["show".into(), "nodes".into(), "-o".into()])?;
     let nodes = slurm::parse_nodes(&output);
     let mut instances = Vec::new();
-    for (account, client) in clients.iter() {
-        let found = ec2::describe_tagged(client, &[(CLUSTER_TAG, cluster)], None, None, calls)
+    for account in config.accounts() {
+        let ec2 = clients.get(&account).await;
+        let found = ec2
+            .find(&[(CLUSTER_TAG, cluster)], None, None)
             .await
             .map_err(|source| ChangeStateError::Ec2 {
-                region: account.0.clone(),
+                account: account.clone(),
                 source,
             })?;
         instances.extend(found.into_iter().map(|instance| Found {
@@ -84,14 +158,9 @@ pub async fn make_plan(
 
 /// Carries out the plan: one TerminateInstances per account per 1000 ids, one
 /// scontrol call per (state, reason) per 100 nodes. Returns how many actions failed.
-pub async fn execute(
-    steps: &[Step],
-    scontrol: &Scontrol,
-    clients: &Clients,
-    calls: &CallCounter,
-) -> usize {
+pub async fn execute(steps: &[Step], scontrol: &Scontrol, clients: &Clients) -> usize {
     let mut failures = 0;
-    let mut terminations: BTreeMap<(String, Option<String>), Vec<String>> = BTreeMap::new();
+    let mut terminations: BTreeMap<Account, Vec<String>> = BTreeMap::new();
     let mut updates: BTreeMap<(&'static str, Option<String>), Vec<String>> = BTreeMap::new();
     let mut power_downs = Vec::new();
     for step in steps {
@@ -133,10 +202,8 @@ pub async fn execute(
         }
     }
     for (account, ids) in terminations {
-        let Some(client) = clients.get(&account) else {
-            continue;
-        };
-        for (ids, error) in ec2::terminate(client, &ids, calls).await {
+        let ec2 = clients.get(&account).await;
+        for (ids, error) in ec2.terminate(&ids).await {
             tracing::error!("Failed to terminate {}: {error}", ids.join(", "));
             failures += ids.len();
         }

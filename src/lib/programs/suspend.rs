@@ -2,10 +2,11 @@
 //! the nodes and terminates them.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
-use crate::config::CLUSTER_TAG;
-use crate::ec2::{self, CallCounter, Clients};
+use super::{Context, Hostlist, Outcome, Session};
+use crate::ec2::{Account, CLUSTER_TAG, CallCounter, Clients, InstanceState};
 use crate::names;
 
 #[derive(Debug, Default)]
@@ -25,43 +26,77 @@ impl SuspendReport {
     }
 }
 
+/// The program: `suspend <hostlist>`.
+pub fn run(context: &Context, hostlist: &Hostlist) -> Outcome {
+    let config = context.config;
+    let names = match hostlist.expand() {
+        Ok(names) => names,
+        Err(outcome) => return outcome,
+    };
+    let sorted = names::sort_names(config, &names);
+    if let Some(line) = sorted.foreign.summary() {
+        tracing::warn!("{line}");
+    }
+    // Nothing of ours: no cluster look-up, no EC2 call.
+    if sorted.by_group.is_empty() {
+        let report = SuspendReport {
+            foreign: sorted.foreign.count,
+            ..Default::default()
+        };
+        let line = summary(&report, &CallCounter::default(), 0, context.started);
+        tracing::info!("{line}");
+        return Outcome::Done;
+    }
+    let Session {
+        scontrol,
+        cluster,
+        runtime,
+    } = match super::session(config) {
+        Ok(session) => session,
+        Err(outcome) => return outcome,
+    };
+    let calls = Arc::new(CallCounter::default());
+    let clients = Clients::new(&config.settings, calls.clone());
+    let report = runtime.block_on(suspend(&clients, &cluster, &sorted));
+    let line = summary(&report, &calls, scontrol.runs(), context.started);
+    tracing::info!("{line}");
+    if report.succeeded() {
+        Outcome::Done
+    } else {
+        Outcome::Failed
+    }
+}
+
 /// Terminates the instances of our nodes in `sorted` (names that are not ours
-/// were logged by the caller). Only instances that carry this cluster's tag
-/// are ever touched.
+/// were summarised by the caller). Only instances that carry this cluster's
+/// tag are ever touched.
 pub async fn suspend(
     clients: &Clients,
     cluster: &str,
     sorted: &names::Sorted<'_>,
-    calls: &CallCounter,
 ) -> SuspendReport {
     let mut report = SuspendReport {
         asked: sorted.node_count(),
         foreign: sorted.foreign.count,
         ..Default::default()
     };
-    let mut by_account: BTreeMap<(String, Option<String>), Vec<String>> = BTreeMap::new();
+    let mut by_account: BTreeMap<Account, Vec<String>> = BTreeMap::new();
     for (group, nodes) in sorted.by_group.values() {
         by_account
-            .entry(group.account_key())
+            .entry(group.account())
             .or_default()
             .extend(nodes.iter().map(|n| n.to_string()));
     }
     for (account, nodes) in by_account {
-        let Some(client) = clients.get(&account) else {
-            report.lookup_failures += 1;
-            continue;
-        };
+        let ec2 = clients.get(&account).await;
         let tags = [(CLUSTER_TAG, cluster)];
-        let found =
-            ec2::describe_tagged(client, &tags, Some(ec2::live_states()), Some(&nodes), calls)
-                .await;
-        let ours = match found {
+        let ours = match ec2
+            .find(&tags, Some(InstanceState::live()), Some(&nodes))
+            .await
+        {
             Ok(instances) => instances,
             Err(error) => {
-                tracing::error!(
-                    "Failed to describe instances to terminate in {}: {error}",
-                    account.0
-                );
+                tracing::error!("Failed to describe instances to terminate in {account}: {error}");
                 report.lookup_failures += 1;
                 continue;
             }
@@ -73,7 +108,7 @@ pub async fn suspend(
             }
         }
         let ids: Vec<String> = ours.iter().map(|i| i.id.clone()).collect();
-        let failures = ec2::terminate(client, &ids, calls).await;
+        let failures = ec2.terminate(&ids).await;
         let failed: Vec<String> = failures
             .iter()
             .flat_map(|(ids, _)| ids.iter().cloned())
@@ -82,11 +117,8 @@ pub async fn suspend(
             tracing::error!("Failed to terminate instances {}: {error}", ids.join(", "));
         }
         for instance in ours.iter().filter(|i| !failed.contains(&i.id)) {
-            tracing::info!(
-                "Terminated instance {} {}",
-                instance.tag("Name").unwrap_or_default(),
-                instance.id
-            );
+            let name = instance.tag("Name").unwrap_or_default();
+            tracing::info!("Terminated instance {name} {}", instance.id);
             report.terminated += 1;
         }
         report.failed_instances.extend(failed);

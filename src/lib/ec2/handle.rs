@@ -1,0 +1,113 @@
+//! One handle per account: the SDK client and the run's call counter travel
+//! together, and each method is one thing the programs ask of EC2.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+
+use super::fleet::{self, FleetOutcome};
+use super::{
+    Account, CallCounter, Deadline, Ec2Error, Instance, client, describe, tags, terminate,
+};
+use crate::config::{NodeGroup, Settings};
+
+/// EC2 in one account, for one program run.
+#[derive(Clone)]
+pub struct Ec2 {
+    account: Account,
+    client: aws_sdk_ec2::Client,
+    calls: Arc<CallCounter>,
+}
+
+impl Ec2 {
+    pub async fn connect(account: Account, settings: &Settings, calls: Arc<CallCounter>) -> Ec2 {
+        let client = client::connect(&account.region, account.profile.as_deref(), settings).await;
+        Ec2 {
+            account,
+            client,
+            calls,
+        }
+    }
+
+    pub fn account(&self) -> &Account {
+        &self.account
+    }
+
+    /// One instant CreateFleet of `count` instances of `group`, carrying `tags` from launch.
+    pub async fn launch(
+        &self,
+        group: &NodeGroup,
+        count: usize,
+        tags: &[(String, String)],
+    ) -> Result<FleetOutcome, Ec2Error> {
+        fleet::create_fleet(&self.client, group, count, tags, &self.calls).await
+    }
+
+    /// The instances that carry each of `tags` exactly (compared on every
+    /// result, not trusted to EC2's pattern filters), in one of `states`,
+    /// and with `names`, a `Name` among them.
+    pub async fn find(
+        &self,
+        tags: &[(&str, &str)],
+        states: Option<Vec<String>>,
+        names: Option<&[String]>,
+    ) -> Result<Vec<Instance>, Ec2Error> {
+        describe::describe_tagged(&self.client, tags, states, names, &self.calls).await
+    }
+
+    /// The instances of `ids` that EC2 knows (yet).
+    pub async fn describe(&self, ids: &[String]) -> Result<Vec<Instance>, Ec2Error> {
+        describe::describe_ids(&self.client, ids, &self.calls).await
+    }
+
+    /// Tags each instance with its own tags, `concurrency` calls at a time;
+    /// returns the instances that could not be tagged.
+    pub async fn tag_each(
+        &self,
+        requests: Vec<(String, Vec<(String, String)>)>,
+        concurrency: usize,
+        deadline: Deadline,
+    ) -> Vec<(String, Ec2Error)> {
+        tags::create_tags_concurrently(
+            &self.client,
+            requests,
+            concurrency,
+            deadline,
+            self.calls.clone(),
+        )
+        .await
+    }
+
+    /// Terminates `ids`, 1000 a call; returns what could not be terminated.
+    pub async fn terminate(&self, ids: &[String]) -> Vec<(Vec<String>, Ec2Error)> {
+        terminate::terminate(&self.client, ids, &self.calls).await
+    }
+}
+
+/// The EC2 handles of one run, one per account, each connected when first asked for.
+pub struct Clients {
+    settings: Settings,
+    calls: Arc<CallCounter>,
+    handles: Mutex<BTreeMap<Account, Ec2>>,
+}
+
+impl Clients {
+    pub fn new(settings: &Settings, calls: Arc<CallCounter>) -> Clients {
+        Clients {
+            settings: settings.clone(),
+            calls,
+            handles: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub async fn get(&self, account: &Account) -> Ec2 {
+        let mut handles = self.handles.lock().await;
+        if let Some(handle) = handles.get(account) {
+            return handle.clone();
+        }
+        let handle = Ec2::connect(account.clone(), &self.settings, self.calls.clone()).await;
+        handles.insert(account.clone(), handle.clone());
+        handle
+    }
+}

@@ -1,0 +1,97 @@
+//! Launching a batch of nodes and waiting for their addresses, with back-off
+//! within the run's budget.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::CODE_UNFULFILLED;
+use crate::config::NodeGroup;
+use crate::ec2::{Backoff, Deadline, Ec2, Instance, is_throttling};
+
+/// Launches up to `count` instances, retrying a shortfall caused by throttling
+/// (an HTTP error or an `Errors` entry) with back-off until the deadline.
+/// Returns the instance ids and, when fewer than `count` launched, the code
+/// that explains it.
+pub(super) async fn launch_batch(
+    ec2: &Ec2,
+    group: &NodeGroup,
+    count: usize,
+    tags: &[(String, String)],
+    deadline: Deadline,
+) -> (Vec<String>, Option<String>) {
+    let mut ids: Vec<String> = Vec::new();
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+    loop {
+        let wanted = count - ids.len().min(count);
+        let code = match ec2.launch(group, wanted, tags).await {
+            Ok(outcome) => {
+                for (code, message) in &outcome.errors {
+                    tracing::warn!(
+                        "EC2 Fleet error for {} - {code}: {message}",
+                        group.node_prefix()
+                    );
+                }
+                let got = outcome.instance_ids.len();
+                ids.extend(outcome.instance_ids);
+                if got >= wanted {
+                    return (ids, None);
+                }
+                let codes: Vec<&String> = outcome.errors.iter().map(|(c, _)| c).collect();
+                match codes.iter().find(|c| !is_throttling(c)) {
+                    Some(code) => return (ids, Some((*code).clone())),
+                    None if codes.is_empty() => return (ids, Some(CODE_UNFULFILLED.to_string())),
+                    None => "RequestLimitExceeded".to_string(),
+                }
+            }
+            Err(error) if error.retryable => {
+                tracing::warn!("{error}");
+                error.code
+            }
+            Err(error) => {
+                tracing::error!(
+                    "Failed to launch nodes for {}: {error}",
+                    group.node_prefix()
+                );
+                return (ids, Some(error.code));
+            }
+        };
+        if !backoff.wait(&deadline).await {
+            return (ids, Some(code));
+        }
+        tracing::info!(
+            "Retrying CreateFleet for {} node(s) of {} after {code}",
+            count - ids.len(),
+            group.node_prefix()
+        );
+    }
+}
+
+/// Describes the instances until each has its private address, with
+/// back-off, until the deadline. Returns the instances that have one.
+pub(super) async fn wait_for_addresses(
+    ec2: &Ec2,
+    ids: &[String],
+    deadline: Deadline,
+) -> BTreeMap<String, Instance> {
+    let mut ready = BTreeMap::new();
+    let mut backoff = Backoff::new(Duration::from_millis(300), Duration::from_secs(3));
+    let mut missing: Vec<String> = ids.to_vec();
+    while !missing.is_empty() {
+        match ec2.describe(&missing).await {
+            Ok(instances) => {
+                for instance in instances
+                    .into_iter()
+                    .filter(|i| i.address.is_some() && i.is_live())
+                {
+                    ready.insert(instance.id.clone(), instance);
+                }
+                missing.retain(|id| !ready.contains_key(id));
+            }
+            Err(error) => tracing::warn!("{error}"),
+        }
+        if missing.is_empty() || !backoff.wait(&deadline).await {
+            break;
+        }
+    }
+    ready
+}

@@ -1,0 +1,271 @@
+//! resume: Slurm's ResumeProgram. Launches an instance for each node that has
+//! none, tags it, and tells Slurm its address; nodes it cannot serve are set
+//! DOWN at once with the EC2 error code, so their jobs are requeued now.
+//!
+//! The flow runs one way: per node group, EC2 (look-up, launch, describe,
+//! tag) → Slurm gets the addresses → failed nodes DOWN → instances that serve
+//! no node terminated.
+
+mod file;
+mod launch;
+mod report;
+mod serve;
+
+pub use file::{parse_resume_file, read_resume_file};
+pub use report::ResumeReport;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::sync::Arc;
+
+use super::{Context, Hostlist, Outcome, Session};
+use crate::config::{Config, NodeGroup};
+use crate::ec2::{Account, CallCounter, Clients, Deadline, Ec2};
+use crate::lock;
+use crate::logging::Logging;
+use crate::names::{self, NodeName};
+use crate::slurm::{self, NodeAddress, Scontrol};
+use serve::{GroupOutcome, Served};
+
+/// Our own codes, for failures that carry no EC2 error code.
+pub const CODE_NO_ADDRESS: &str = "InstanceAddressUnavailable";
+pub const CODE_UNFULFILLED: &str = "UnfulfilledCapacity";
+pub const CODE_SLURM_UPDATE: &str = "SlurmUpdateFailed";
+pub const CODE_NO_LOG: &str = "LogFileUnavailable";
+
+/// `SLURM_RESUME_FILE` as read at the start of the run (it vanishes with slurmctld).
+pub type ResumeFile = Option<(OsString, Result<Vec<u64>, String>)>;
+
+/// The program: `resume <hostlist>`.
+pub fn run(context: &Context, hostlist: &Hostlist, resume_file: &ResumeFile) -> Outcome {
+    let config = context.config;
+    match resume_file {
+        Some((_, Ok(jobs))) => tracing::info!("Resume file names job(s): {jobs:?}"),
+        Some((path, Err(error))) => {
+            tracing::warn!("SLURM_RESUME_FILE {}: {error}", path.to_string_lossy())
+        }
+        None => {}
+    }
+    let names = match hostlist.expand() {
+        Ok(names) => names,
+        Err(outcome) => return outcome,
+    };
+    if let Logging::Fallback { reason } = &context.logging {
+        let scontrol = Scontrol::new(&config.scontrol(), config.settings.scontrol_timeout);
+        let report = refuse_without_log(config, &scontrol, &names, reason);
+        let line = report.summary(&CallCounter::default(), &scontrol, context.started);
+        tracing::info!("{line}");
+        return Outcome::Failed;
+    }
+    let Session {
+        scontrol,
+        cluster,
+        runtime,
+    } = match super::session(config) {
+        Ok(session) => session,
+        Err(outcome) => return outcome,
+    };
+    let calls = Arc::new(CallCounter::default());
+    let clients = Clients::new(&config.settings, calls.clone());
+    let report = runtime.block_on(resume(config, &scontrol, &clients, &cluster, &names));
+    tracing::info!("{}", report.summary(&calls, &scontrol, context.started));
+    if report.failed_count() == 0 {
+        Outcome::Done
+    } else {
+        Outcome::Failed
+    }
+}
+
+/// Resumes the nodes named in `names`: launches, tags, updates Slurm, and
+/// reports failures to Slurm. Names that are not ours are summarised and skipped.
+pub async fn resume(
+    config: &Config,
+    scontrol: &Scontrol,
+    clients: &Clients,
+    cluster: &str,
+    names: &[String],
+) -> ResumeReport {
+    let deadline = Deadline::after(config.settings.resume_budget);
+    let sorted = names::sort_names(config, names);
+    if let Some(line) = sorted.foreign.summary() {
+        tracing::warn!("{line}");
+    }
+    let mut report = ResumeReport {
+        asked: sorted.node_count(),
+        foreign: sorted.foreign.count,
+        ..Default::default()
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for (group, nodes) in sorted.by_group.values() {
+        let ec2 = clients.get(&group.account()).await;
+        let (group, nodes, cluster) = ((*group).clone(), nodes.clone(), cluster.to_string());
+        let settings = config.settings.clone();
+        let lock_path = lock::path_for(
+            &config.log_file,
+            &format!("resume-{}-{}", group.partition, group.name),
+        );
+        tasks.spawn(async move {
+            // Another resume of this group (Slurm runs several) must not look
+            // up, launch and tag the same nodes at the same time.
+            let _held = hold_group_lock(&lock_path, &group, deadline).await;
+            let outcome =
+                serve::serve_group(&ec2, &group, &nodes, &cluster, &settings, deadline).await;
+            (ec2, outcome)
+        });
+    }
+    let mut served: Vec<(Account, Served)> = Vec::new();
+    let mut handles: BTreeMap<Account, Ec2> = BTreeMap::new();
+    let mut to_terminate: BTreeMap<Account, Vec<String>> = BTreeMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let Ok((ec2, outcome)) = joined else {
+            tracing::error!("A node-group task ended abnormally");
+            continue;
+        };
+        let account = ec2.account().clone();
+        let GroupOutcome {
+            served: group_served,
+            failed,
+            to_terminate: extra,
+            launched,
+            reused,
+        } = outcome;
+        report.launched += launched;
+        report.reused += reused;
+        for failure in failed {
+            report.fail(&failure.code, [failure.node]);
+        }
+        served.extend(group_served.into_iter().map(|s| (account.clone(), s)));
+        to_terminate
+            .entry(account.clone())
+            .or_default()
+            .extend(extra);
+        handles.insert(account, ec2);
+    }
+    for (account, ids) in tell_slurm(scontrol, served, &mut report) {
+        to_terminate.entry(account).or_default().extend(ids);
+    }
+    // Jobs are requeued now; terminations may take their retries afterwards.
+    report_failures_to_slurm(scontrol, &report);
+    for (account, ids) in to_terminate.iter().filter(|(_, ids)| !ids.is_empty()) {
+        let Some(ec2) = handles.get(account) else {
+            continue;
+        };
+        tracing::info!(
+            "Terminating instances that serve no node: {}",
+            ids.join(", ")
+        );
+        for (ids, error) in ec2.terminate(ids).await {
+            tracing::error!("Failed to terminate {}: {error}", ids.join(", "));
+        }
+    }
+    report
+}
+
+/// Gives Slurm every served node's address. When Slurm refuses a batch, the
+/// instances this run launched for it are returned to be terminated (their
+/// nodes failed); an earlier run's instance is kept, since it may serve a job.
+fn tell_slurm(
+    scontrol: &Scontrol,
+    served: Vec<(Account, Served)>,
+    report: &mut ResumeReport,
+) -> Vec<(Account, Vec<String>)> {
+    let addresses: Vec<NodeAddress> = served.iter().map(|(_, s)| s.address.clone()).collect();
+    let mut refused = BTreeSet::new();
+    for (batch, error) in scontrol.update_addresses(&addresses) {
+        tracing::error!("Failed to update node information in Slurm: {error}");
+        refused.extend(batch.into_iter().map(|a| a.node));
+    }
+    let mut to_terminate = Vec::new();
+    for (account, one) in served {
+        let node = one.address.node.clone();
+        if !refused.contains(&node) {
+            tracing::info!(
+                "Launched node {node} {} {}",
+                one.instance_id,
+                one.address.address
+            );
+        } else if one.launched_now {
+            to_terminate.push((account, vec![one.instance_id]));
+            report.fail(CODE_SLURM_UPDATE, [node]);
+        } else {
+            tracing::error!(
+                "Node {node} keeps its instance {} from an earlier run, but Slurm refused its address",
+                one.instance_id
+            );
+            report.not_updated.push(node);
+        }
+    }
+    to_terminate
+}
+
+/// The node group's resume lock, waited for during half of what is left of
+/// the budget; without it (held too long, or no lock file) resume goes on,
+/// and the look-up of the next run or change-state reaps any duplicate.
+async fn hold_group_lock(
+    path: &std::path::Path,
+    group: &NodeGroup,
+    deadline: Deadline,
+) -> Option<lock::Held> {
+    let wait = Deadline::after(deadline.remaining() / 2);
+    match lock::lock_before(path, wait).await {
+        Ok(Some(held)) => Some(held),
+        Ok(None) => {
+            tracing::warn!(
+                "Another resume of {} held {} too long: going on without it",
+                group.node_prefix(),
+                path.display()
+            );
+            None
+        }
+        Err(error) => {
+            tracing::warn!("{error}: going on without the lock");
+            None
+        }
+    }
+}
+
+/// Without a log file nobody could tell what a launch did: launches nothing
+/// and fails our nodes with `(Code:LogFileUnavailable)`, so that their jobs
+/// are requeued now.
+pub fn refuse_without_log(
+    config: &Config,
+    scontrol: &Scontrol,
+    names: &[String],
+    reason: &str,
+) -> ResumeReport {
+    let sorted = names::sort_names(config, names);
+    let mut report = ResumeReport {
+        asked: sorted.node_count(),
+        foreign: sorted.foreign.count,
+        ..Default::default()
+    };
+    let nodes = sorted
+        .by_group
+        .values()
+        .flat_map(|(_, nodes)| nodes.iter().map(NodeName::to_string));
+    report.fail(CODE_NO_LOG, nodes);
+    tracing::error!("Launching nothing: {reason}");
+    report_failures_to_slurm(scontrol, &report);
+    report
+}
+
+/// `scontrol update nodename=<list> state=DOWN reason="(Code:…)…"`, one call
+/// per code, so that their jobs are requeued now; then `state=POWER_DOWN_FORCE`,
+/// so that they do not sit powering up with no address until ResumeTimeout
+/// (the reason stays, and change-state reads the code from it).
+fn report_failures_to_slurm(scontrol: &Scontrol, report: &ResumeReport) {
+    for (code, nodes) in &report.failed {
+        let reason = slurm::reason::resume_failure(code);
+        let names = crate::hostlist::compress(nodes);
+        tracing::error!("Failed to resume {} node(s) ({code}): {names}", nodes.len());
+        for (batch, error) in scontrol.set_state(nodes, "DOWN", Some(&reason)) {
+            let batch = crate::hostlist::compress(&batch);
+            tracing::error!("Failed to set {batch} DOWN: {error}");
+        }
+    }
+    let all: Vec<String> = report.failed.values().flatten().cloned().collect();
+    for (batch, error) in scontrol.set_state(&all, "POWER_DOWN_FORCE", None) {
+        let batch = crate::hostlist::compress(&batch);
+        tracing::error!("Failed to power down {batch}: {error}");
+    }
+}
