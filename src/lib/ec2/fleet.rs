@@ -69,16 +69,8 @@ fn spot_options(options: Option<&FleetOptions>) -> SpotOptionsRequest {
         .build()
 }
 
-/// Launches `count` instances of `group` with one instant fleet: the launch
-/// template, every override × every subnet with weight 1, the capacity type
-/// of `PurchasingOption`, and `tags` on the instances from their first moment.
-pub(super) async fn create_fleet(
-    client: &aws_sdk_ec2::Client,
-    group: &NodeGroup,
-    count: usize,
-    tags: &[(String, String)],
-    calls: &CallCounter,
-) -> Result<FleetOutcome, Ec2Error> {
+/// The launch template with every override × every subnet, each of weight 1.
+fn launch_template_config(group: &NodeGroup) -> FleetLaunchTemplateConfigRequest {
     let template = FleetLaunchTemplateSpecificationRequest::builder()
         .set_launch_template_id(group.launch_template.id.clone())
         .set_launch_template_name(group.launch_template.name.clone())
@@ -101,6 +93,34 @@ pub(super) async fn create_fleet(
             })
         })
         .collect();
+    FleetLaunchTemplateConfigRequest::builder()
+        .launch_template_specification(template)
+        .set_overrides(Some(overrides))
+        .build()
+}
+
+/// `tags` on the instances, from their first moment.
+fn instance_tags(tags: &[(String, String)]) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(ResourceType::Instance)
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build())
+                .collect(),
+        ))
+        .build()
+}
+
+/// Launches `count` instances of `group` with one instant fleet: the launch
+/// template, every override × every subnet with weight 1, the capacity type
+/// of `PurchasingOption`, and `tags` on the instances from their first moment.
+pub(super) async fn create_fleet(
+    client: &aws_sdk_ec2::Client,
+    group: &NodeGroup,
+    count: usize,
+    tags: &[(String, String)],
+    calls: &CallCounter,
+) -> Result<FleetOutcome, Ec2Error> {
     let capacity_type = match group.purchasing {
         Purchasing::Spot => DefaultTargetCapacityType::Spot,
         Purchasing::OnDemand => DefaultTargetCapacityType::OnDemand,
@@ -110,25 +130,12 @@ pub(super) async fn create_fleet(
         .total_target_capacity(total)
         .default_target_capacity_type(capacity_type)
         .build();
-    let tag_specification = TagSpecification::builder()
-        .resource_type(ResourceType::Instance)
-        .set_tags(Some(
-            tags.iter()
-                .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build())
-                .collect(),
-        ))
-        .build();
     let mut request = client
         .create_fleet()
         .r#type(FleetType::Instant)
         .target_capacity_specification(capacity)
-        .launch_template_configs(
-            FleetLaunchTemplateConfigRequest::builder()
-                .launch_template_specification(template)
-                .set_overrides(Some(overrides))
-                .build(),
-        )
-        .tag_specifications(tag_specification);
+        .launch_template_configs(launch_template_config(group))
+        .tag_specifications(instance_tags(tags));
     request = match group.purchasing {
         Purchasing::OnDemand => {
             request.set_on_demand_options(group.on_demand_options.as_ref().map(on_demand_options))

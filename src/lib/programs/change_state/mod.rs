@@ -4,6 +4,7 @@
 //! controller while the primary is up.
 
 pub mod plan;
+mod rules;
 
 use std::collections::BTreeMap;
 

@@ -20,11 +20,12 @@
 
 use std::collections::BTreeMap;
 
+use super::rules::{self, NodeView};
 use crate::config::{Config, NodeGroup};
 use crate::ec2::{self, Account, Instance, InstanceState};
 use crate::names;
-use crate::slurm::reason::{self as reasons, hold_end, hold_reason, reason_time};
-use crate::slurm::{Flag, NodeInfo};
+use crate::slurm::NodeInfo;
+use crate::slurm::reason::{self as reasons, hold_end, reason_time};
 
 pub const STATE_RESUME: &str = "RESUME";
 pub const STATE_DOWN: &str = "DOWN";
@@ -86,37 +87,16 @@ fn hold_from(reason: &str, hold: i64) -> Option<(String, i64)> {
     Some((code.to_string(), failed_at + hold))
 }
 
-fn young(instance: &Instance, now: i64, grace: i64) -> bool {
+pub(super) fn young(instance: &Instance, now: i64, grace: i64) -> bool {
     instance.launch_time.is_some_and(|t| now - t < grace)
 }
 
 pub fn plan(inputs: &Inputs) -> Vec<Step> {
     let config = inputs.config;
-    let settings = &config.settings;
-    let grace = settings.launch_grace.as_secs() as i64;
-    let hold = settings.capacity_hold.as_secs() as i64;
+    let grace = i64::try_from(config.settings.launch_grace.as_secs()).unwrap_or(i64::MAX);
+    let hold = i64::try_from(config.settings.capacity_hold.as_secs()).unwrap_or(i64::MAX);
     let now = inputs.now;
-
-    let listed: BTreeMap<&str, &NodeInfo> =
-        inputs.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
-    let mut by_name: BTreeMap<&str, Vec<&Found>> = BTreeMap::new();
-    let mut steps = Vec::new();
-    for found in inputs.instances {
-        let instance = &found.instance;
-        match instance.tag("Name") {
-            Some(name) if names::parse(config, name).is_ok() => {
-                by_name.entry(name).or_default().push(found)
-            }
-            _ if !instance.is_live() && instance.state != InstanceState::ShuttingDown => {}
-            _ if young(instance, now, grace) || instance.state == InstanceState::ShuttingDown => {}
-            name => steps.push(not_a_node_of_ours(
-                found,
-                name.and_then(|n| listed.get(n).copied()),
-                name,
-            )),
-        }
-    }
-
+    let (by_name, mut steps) = sort_instances(inputs, grace);
     let ours: Vec<(&NodeInfo, &NodeGroup)> = inputs
         .nodes
         .iter()
@@ -126,160 +106,87 @@ pub fn plan(inputs: &Inputs) -> Vec<Step> {
                 .map(|(_, group)| (node, group))
         })
         .collect();
-    // Node groups under an insufficient-capacity hold: a node that resume
-    // failed with a capacity code less than `hold` seconds ago, or a node
-    // already held, until the end its reason announces.
-    let mut holds: BTreeMap<String, (String, i64)> = BTreeMap::new();
-    if hold > 0 {
-        for (node, group) in &ours {
-            if let Some((code, until)) = node.reason.as_deref().and_then(|r| hold_from(r, hold))
-                && until > now
-            {
-                let entry = holds
-                    .entry(group.node_prefix())
-                    .or_insert((code.clone(), until));
-                if until > entry.1 {
-                    *entry = (code, until);
-                }
-            }
-        }
-    }
-
+    let holds = capacity_holds(&ours, hold, now);
     for (node, group) in ours {
-        let state = &node.state;
         let instances = by_name.get(node.name.as_str()).cloned().unwrap_or_default();
         let live: Vec<&Found> = instances
             .iter()
             .copied()
             .filter(|f| f.instance.is_live())
             .collect();
-        let old_live: Vec<&Found> = live
-            .iter()
-            .copied()
-            .filter(|f| !young(&f.instance, now, grace))
-            .collect();
-        let step = |action: Action, why: String, found: Option<&Found>| Step {
-            node: Some(node.name.clone()),
-            slurm_state: node.state_text.clone(),
-            instance: found.map(|f| f.instance.id.clone()),
-            ec2_state: found.map_or("none".to_string(), |f| f.instance.state.to_string()),
-            account: found.map(|f| f.account.clone()),
-            action,
-            why,
-        };
-        let hold = holds.get(&group.node_prefix());
-        let reason = node.reason.as_deref().unwrap_or_default();
-
-        if !state.powered_down() && !state.powering_down() && live.len() > 1 {
-            let (kept, extra) = duplicates(node, &live, now, grace);
-            for found in extra {
-                let why = format!(
-                    "duplicate: the node's instance is {} (the address Slurm holds, or else the oldest)",
-                    kept.instance.id
-                );
-                steps.push(step(Action::Terminate, why, Some(found)));
-            }
-        }
-
-        if state.powered_down() || state.powering_down() {
-            for found in &old_live {
-                steps.push(step(
-                    Action::Terminate,
-                    "powered down but its instance still runs (a leak)".into(),
-                    Some(found),
-                ));
-            }
-        }
-        if state.powered_down() && !state.has(Flag::Drain) {
-            if let Some((code, until)) = hold {
-                if !(state.is_down() && hold_end(reason) == Some(*until)) {
-                    let held = hold_reason(code, *until, &group.node_prefix());
-                    steps.push(step(
-                        Action::SetState {
-                            state: STATE_DOWN,
-                            reason: Some(held.clone()),
-                        },
-                        held,
-                        None,
-                    ));
-                }
-                continue;
-            }
-            if state.is_down() {
-                let why = if reason.is_empty() {
-                    "DOWN".to_string()
-                } else {
-                    reason.to_string()
-                };
-                steps.push(step(
-                    Action::SetState {
-                        state: STATE_RESUME,
-                        reason: None,
-                    },
-                    format!("back to power saving after: {why}"),
-                    None,
-                ));
-            }
-            continue;
-        }
-        if state.powered_down() && state.has(Flag::Drain) {
-            steps.push(step(
-                Action::SetState {
-                    state: STATE_UNDRAIN,
-                    reason: None,
-                },
-                "drained while powered down".into(),
-                None,
-            ));
-            continue;
-        }
-        if state.powering_down() {
-            continue;
-        }
-        if state.in_service() && live.is_empty() && !state.has(Flag::Drain) {
-            let last = instances
+        let view = NodeView {
+            node,
+            group,
+            old_live: live
                 .iter()
-                .max_by_key(|f| f.instance.launch_time.unwrap_or(0))
-                .copied();
-            let reason = reasons::instance_gone(
-                last.map(|f| (f.instance.id.as_str(), f.instance.state.as_str())),
-            );
-            steps.push(step(
-                Action::DownThenPowerDown {
-                    reason: reason.clone(),
-                },
-                reason,
-                last,
-            ));
-            continue;
+                .copied()
+                .filter(|f| !young(&f.instance, now, grace))
+                .collect(),
+            live,
+            instances,
+            hold: holds.get(&group.node_prefix()),
+            now,
+            grace,
+        };
+        steps.extend(rules::steps_for(&view));
+    }
+    steps
+}
+
+/// This cluster's instances by the node their Name gives; the steps for
+/// those whose Name is no node of ours (past the grace, still live).
+fn sort_instances<'i>(
+    inputs: &'i Inputs,
+    grace: i64,
+) -> (BTreeMap<&'i str, Vec<&'i Found>>, Vec<Step>) {
+    let listed: BTreeMap<&str, &NodeInfo> =
+        inputs.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+    let mut by_name: BTreeMap<&str, Vec<&Found>> = BTreeMap::new();
+    let mut steps = Vec::new();
+    for found in inputs.instances {
+        let instance = &found.instance;
+        let shutting_down = instance.state == InstanceState::ShuttingDown;
+        match instance.tag("Name") {
+            Some(name) if names::parse(inputs.config, name).is_ok() => {
+                by_name.entry(name).or_default().push(found)
+            }
+            _ if !instance.is_live() && !shutting_down => {}
+            _ if young(instance, inputs.now, grace) || shutting_down => {}
+            name => steps.push(not_a_node_of_ours(
+                found,
+                name.and_then(|n| listed.get(n).copied()),
+                name,
+            )),
         }
-        if state.is_down() && state.has(Flag::NotResponding) && !state.powering_up() {
-            steps.push(step(
-                Action::SetState {
-                    state: STATE_POWER_DOWN_FORCE,
-                    reason: None,
-                },
-                "down and not responding".into(),
-                live.first().copied(),
-            ));
-            continue;
-        }
-        if state.has(Flag::Completing) && state.has(Flag::Drain) {
-            let since = node.reason.as_deref().and_then(reason_time);
-            if since.is_none_or(|t| now - t > grace) {
-                let reason = "completing and drained for too long".to_string();
-                steps.push(step(
-                    Action::SetState {
-                        state: STATE_DOWN,
-                        reason: Some(reason.clone()),
-                    },
-                    reason,
-                    None,
-                ));
+    }
+    (by_name, steps)
+}
+
+/// Node groups under an insufficient-capacity hold, with its code and end:
+/// a node that resume failed with a capacity code less than `hold` seconds
+/// ago, or a node already held, until the end its reason announces.
+fn capacity_holds(
+    ours: &[(&NodeInfo, &NodeGroup)],
+    hold: i64,
+    now: i64,
+) -> BTreeMap<String, (String, i64)> {
+    let mut holds: BTreeMap<String, (String, i64)> = BTreeMap::new();
+    if hold <= 0 {
+        return holds;
+    }
+    for (node, group) in ours {
+        if let Some((code, until)) = node.reason.as_deref().and_then(|r| hold_from(r, hold))
+            && until > now
+        {
+            let entry = holds
+                .entry(group.node_prefix())
+                .or_insert((code.clone(), until));
+            if until > entry.1 {
+                *entry = (code, until);
             }
         }
     }
-    steps
+    holds
 }
 
 /// The step for a live instance of this cluster whose Name is no node of the
@@ -324,38 +231,11 @@ fn not_a_node_of_ours(found: &Found, listed: Option<&NodeInfo>, name: Option<&st
     }
 }
 
-/// Of a node's live instances, the one to keep (the one at the address Slurm
-/// holds, else running before pending and the oldest, as resume picks) and
-/// the others that are past the launch grace.
-fn duplicates<'f>(
-    node: &NodeInfo,
-    live: &[&'f Found],
-    now: i64,
-    grace: i64,
-) -> (&'f Found, Vec<&'f Found>) {
-    let mut ranked: Vec<&Found> = live.to_vec();
-    ranked.sort_by_key(|f| {
-        let i = &f.instance;
-        (
-            node.address.is_none() || i.address != node.address,
-            i.state != InstanceState::Running,
-            i.launch_time.unwrap_or(i64::MAX),
-            i.id.clone(),
-        )
-    });
-    let kept = ranked[0];
-    let extra = ranked[1..]
-        .iter()
-        .copied()
-        .filter(|f| !young(&f.instance, now, grace))
-        .collect();
-    (kept, extra)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fixtures;
+    use crate::slurm::reason::hold_reason;
     use crate::slurm::{NodeState, parse_nodes};
 
     const NOW: i64 = 1_800_000_000;

@@ -113,34 +113,11 @@ pub async fn resume(
             (ec2, outcome)
         });
     }
-    let mut served: Vec<(Account, Served)> = Vec::new();
-    let mut handles: BTreeMap<Account, Ec2> = BTreeMap::new();
-    let mut to_terminate: BTreeMap<Account, Vec<String>> = BTreeMap::new();
-    while let Some(joined) = tasks.join_next().await {
-        let Ok((ec2, outcome)) = joined else {
-            tracing::error!("A node-group task ended abnormally");
-            continue;
-        };
-        let account = ec2.account().clone();
-        let GroupOutcome {
-            served: group_served,
-            failed,
-            to_terminate: extra,
-            launched,
-            reused,
-        } = outcome;
-        report.launched += launched;
-        report.reused += reused;
-        for failure in failed {
-            report.fail(&failure.code, [failure.node]);
-        }
-        served.extend(group_served.into_iter().map(|s| (account.clone(), s)));
-        to_terminate
-            .entry(account.clone())
-            .or_default()
-            .extend(extra);
-        handles.insert(account, ec2);
-    }
+    let Gathered {
+        served,
+        handles,
+        mut to_terminate,
+    } = gather(tasks, &mut report).await;
     for (account, ids) in tell_slurm(scontrol, served, &mut report) {
         to_terminate.entry(account).or_default().extend(ids);
     }
@@ -159,6 +136,42 @@ pub async fn resume(
         }
     }
     report
+}
+
+/// What the node groups' tasks gave, by account.
+#[derive(Default)]
+struct Gathered {
+    served: Vec<(Account, Served)>,
+    handles: BTreeMap<Account, Ec2>,
+    to_terminate: BTreeMap<Account, Vec<String>>,
+}
+
+async fn gather(
+    mut tasks: tokio::task::JoinSet<(Ec2, GroupOutcome)>,
+    report: &mut ResumeReport,
+) -> Gathered {
+    let mut gathered = Gathered::default();
+    while let Some(joined) = tasks.join_next().await {
+        let Ok((ec2, outcome)) = joined else {
+            tracing::error!("A node-group task ended abnormally");
+            continue;
+        };
+        let account = ec2.account().clone();
+        report.launched += outcome.launched;
+        report.reused += outcome.reused;
+        for failure in outcome.failed {
+            report.fail(&failure.code, [failure.node]);
+        }
+        let served = outcome.served.into_iter().map(|s| (account.clone(), s));
+        gathered.served.extend(served);
+        gathered
+            .to_terminate
+            .entry(account.clone())
+            .or_default()
+            .extend(outcome.to_terminate);
+        gathered.handles.insert(account, ec2);
+    }
+    gathered
 }
 
 /// Gives Slurm every served node's address. When Slurm refuses a batch, the

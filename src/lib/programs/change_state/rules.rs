@@ -1,0 +1,200 @@
+//! The rows of the action table, one function each, for one node of ours.
+//! Two rows add steps and let the others be read (duplicates, leaks); of the
+//! rest, the first that applies decides.
+
+use super::plan::{
+    Action, Found, STATE_DOWN, STATE_POWER_DOWN_FORCE, STATE_RESUME, STATE_UNDRAIN, Step, young,
+};
+use crate::config::NodeGroup;
+use crate::ec2::InstanceState;
+use crate::slurm::reason::{self as reasons, hold_end, hold_reason, reason_time};
+use crate::slurm::{Flag, NodeInfo};
+
+/// One node of ours as the rules see it.
+pub(super) struct NodeView<'a> {
+    pub node: &'a NodeInfo,
+    pub group: &'a NodeGroup,
+    /// Every instance named for the node, live or not.
+    pub instances: Vec<&'a Found>,
+    pub live: Vec<&'a Found>,
+    /// Live and past the launch grace.
+    pub old_live: Vec<&'a Found>,
+    /// The group's capacity hold: the code and its end.
+    pub hold: Option<&'a (String, i64)>,
+    pub now: i64,
+    pub grace: i64,
+}
+
+impl NodeView<'_> {
+    fn step(&self, action: Action, why: String, found: Option<&Found>) -> Step {
+        Step {
+            node: Some(self.node.name.clone()),
+            slurm_state: self.node.state_text.clone(),
+            instance: found.map(|f| f.instance.id.clone()),
+            ec2_state: found.map_or("none".to_string(), |f| f.instance.state.to_string()),
+            account: found.map(|f| f.account.clone()),
+            action,
+            why,
+        }
+    }
+
+    fn set(&self, state: &'static str, reason: Option<String>, why: String) -> Step {
+        self.step(Action::SetState { state, reason }, why, None)
+    }
+
+    fn reason(&self) -> &str {
+        self.node.reason.as_deref().unwrap_or_default()
+    }
+}
+
+/// A rule that applies gives its steps (perhaps none) and ends the reading.
+type Rule = fn(&NodeView) -> Option<Vec<Step>>;
+
+const DECIDING_RULES: [Rule; 6] = [
+    powered_down,
+    drained_while_powered_down,
+    powering_down,
+    instance_gone,
+    down_and_not_responding,
+    stuck_completing,
+];
+
+pub(super) fn steps_for(view: &NodeView) -> Vec<Step> {
+    let mut steps = duplicates(view);
+    steps.extend(leak(view));
+    if let Some(decided) = DECIDING_RULES.iter().find_map(|rule| rule(view)) {
+        steps.extend(decided);
+    }
+    steps
+}
+
+/// Not powered down, several live instances: keep the one at the address
+/// Slurm holds (else running before pending, then the oldest, as resume
+/// picks), terminate the others past the grace.
+fn duplicates(view: &NodeView) -> Vec<Step> {
+    let state = &view.node.state;
+    if state.powered_down() || state.powering_down() || view.live.len() < 2 {
+        return Vec::new();
+    }
+    let mut ranked = view.live.clone();
+    ranked.sort_by_key(|f| {
+        let i = &f.instance;
+        (
+            view.node.address.is_none() || i.address != view.node.address,
+            i.state != InstanceState::Running,
+            i.launch_time.unwrap_or(i64::MAX),
+            i.id.clone(),
+        )
+    });
+    let kept = &ranked[0].instance.id;
+    ranked[1..]
+        .iter()
+        .filter(|f| !young(&f.instance, view.now, view.grace))
+        .map(|found| {
+            let why = format!(
+                "duplicate: the node's instance is {kept} (the address Slurm holds, or else the oldest)"
+            );
+            view.step(Action::Terminate, why, Some(found))
+        })
+        .collect()
+}
+
+/// Powered down or powering down, with a live instance past the grace.
+fn leak(view: &NodeView) -> Vec<Step> {
+    let state = &view.node.state;
+    if !(state.powered_down() || state.powering_down()) {
+        return Vec::new();
+    }
+    let why = "powered down but its instance still runs (a leak)";
+    view.old_live
+        .iter()
+        .map(|found| view.step(Action::Terminate, why.into(), Some(found)))
+        .collect()
+}
+
+/// Powered down, not drained: held DOWN while its group's capacity hold
+/// lasts; back to power saving when DOWN otherwise.
+fn powered_down(view: &NodeView) -> Option<Vec<Step>> {
+    let state = &view.node.state;
+    if !state.powered_down() || state.has(Flag::Drain) {
+        return None;
+    }
+    if let Some((code, until)) = view.hold {
+        let held_already = state.is_down() && hold_end(view.reason()) == Some(*until);
+        if held_already {
+            return Some(Vec::new());
+        }
+        let held = hold_reason(code, *until, &view.group.node_prefix());
+        return Some(vec![view.set(STATE_DOWN, Some(held.clone()), held)]);
+    }
+    if !state.is_down() {
+        return Some(Vec::new());
+    }
+    let after = match view.reason() {
+        "" => "DOWN",
+        reason => reason,
+    };
+    let why = format!("back to power saving after: {after}");
+    Some(vec![view.set(STATE_RESUME, None, why)])
+}
+
+fn drained_while_powered_down(view: &NodeView) -> Option<Vec<Step>> {
+    let state = &view.node.state;
+    (state.powered_down() && state.has(Flag::Drain)).then(|| {
+        let why = "drained while powered down".to_string();
+        vec![view.set(STATE_UNDRAIN, None, why)]
+    })
+}
+
+/// Slurm is powering it down: suspend is at work.
+fn powering_down(view: &NodeView) -> Option<Vec<Step>> {
+    view.node.state.powering_down().then(Vec::new)
+}
+
+/// In service with no live instance (terminated, a Spot interruption): DOWN
+/// with a reason naming the last instance (its jobs are requeued), then
+/// powered down.
+fn instance_gone(view: &NodeView) -> Option<Vec<Step>> {
+    let state = &view.node.state;
+    if !state.in_service() || !view.live.is_empty() || state.has(Flag::Drain) {
+        return None;
+    }
+    let last = view
+        .instances
+        .iter()
+        .max_by_key(|f| f.instance.launch_time.unwrap_or(0))
+        .copied();
+    let reason =
+        reasons::instance_gone(last.map(|f| (f.instance.id.as_str(), f.instance.state.as_str())));
+    let action = Action::DownThenPowerDown {
+        reason: reason.clone(),
+    };
+    Some(vec![view.step(action, reason, last)])
+}
+
+fn down_and_not_responding(view: &NodeView) -> Option<Vec<Step>> {
+    let state = &view.node.state;
+    let applies = state.is_down() && state.has(Flag::NotResponding) && !state.powering_up();
+    applies.then(|| {
+        let action = Action::SetState {
+            state: STATE_POWER_DOWN_FORCE,
+            reason: None,
+        };
+        let why = "down and not responding".to_string();
+        vec![view.step(action, why, view.live.first().copied())]
+    })
+}
+
+/// Completing and drained for longer than the grace: a job that will not end.
+fn stuck_completing(view: &NodeView) -> Option<Vec<Step>> {
+    let state = &view.node.state;
+    if !(state.has(Flag::Completing) && state.has(Flag::Drain)) {
+        return None;
+    }
+    let since = view.node.reason.as_deref().and_then(reason_time);
+    if since.is_some_and(|t| view.now - t <= view.grace) {
+        return Some(Vec::new());
+    }
+    let reason = "completing and drained for too long".to_string();
+    Some(vec![view.set(STATE_DOWN, Some(reason.clone()), reason)])
+}
