@@ -16,13 +16,13 @@ pub enum ClusterError {
 /// `ClusterName` of config.json, else Slurm's own `ClusterName`.
 pub fn cluster_name(config: &Config, scontrol: &Scontrol) -> Result<String, ClusterError> {
     if let Some(name) = &config.cluster_name {
-        return Ok(name.clone());
+        return Ok(name.to_string());
     }
     let name = scontrol
         .cluster_name()?
         .filter(|n| !n.is_empty() && n != "(null)")
         .ok_or(ClusterError::Unnamed)?;
-    crate::ec2::check_filter_literal(&name).map_err(|why| ClusterError::Pattern {
+    crate::config::ClusterName::parse(&name).map_err(|why| ClusterError::Pattern {
         name: name.clone(),
         why,
     })?;

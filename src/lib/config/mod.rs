@@ -5,13 +5,18 @@
 //! [`validate`], which reports every problem with its file and JSON path and
 //! builds the typed [`Config`]. A `Config` that exists is valid.
 
+mod config_file;
 mod json;
 mod locate;
 mod model;
+mod name;
+mod partitions_file;
 mod validate;
+mod walker;
 
 pub use locate::{DEFAULT_CONFIG_DIR, find_config_dir};
 pub use model::*;
+pub use name::{ClusterName, NodeGroupName, PartitionName, check_filter_literal};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

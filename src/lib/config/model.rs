@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Problem;
+pub use super::name::{ClusterName, NodeGroupName, PartitionName};
 
 /// Where a node group's EC2 calls go: a Region and, optionally, a named
 /// profile of the shared AWS configuration. Groups of one account share a client.
@@ -145,8 +146,8 @@ pub struct FleetOptions {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeGroup {
-    pub partition: String,
-    pub name: String,
+    pub partition: PartitionName,
+    pub name: NodeGroupName,
     pub max_nodes: u32,
     pub region: String,
     pub profile: Option<String>,
@@ -191,7 +192,7 @@ impl NodeGroup {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Partition {
-    pub name: String,
+    pub name: PartitionName,
     pub node_groups: Vec<NodeGroup>,
     /// `PartitionOptions`, in file order, values as written to slurm.conf.
     pub options: Vec<(String, String)>,
@@ -205,7 +206,7 @@ pub struct Config {
     pub slurm_bin: PathBuf,
     /// `SlurmConf`, in file order, values as written to slurm.conf.
     pub slurm_conf: Vec<(String, String)>,
-    pub cluster_name: Option<String>,
+    pub cluster_name: Option<ClusterName>,
     /// `Environment`, applied to the process at start.
     pub environment: Vec<(String, String)>,
     pub settings: Settings,

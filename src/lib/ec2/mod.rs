@@ -31,20 +31,6 @@ pub const MAX_FILTER_VALUES: usize = 200;
 /// The most instance ids per DescribeInstances or TerminateInstances call.
 pub const MAX_IDS_PER_CALL: usize = 1000;
 
-/// Refuses a value that EC2 would read as a pattern in a filter: `*` and `?`
-/// are wildcards there and `\\` escapes them, so `prod*` would also match `prod2`.
-pub fn check_filter_literal(value: &str) -> Result<(), String> {
-    match value.chars().find(|c| matches!(c, '*' | '?' | '\\')) {
-        Some(c) => Err(format!(
-            "must not hold {c:?}: EC2 filters read it as a wildcard or an escape, so the value would match other clusters' instances"
-        )),
-        None if value.contains(char::is_control) => {
-            Err("must not hold control characters".to_string())
-        }
-        None => Ok(()),
-    }
-}
-
 /// Error codes that mean "slow down and try again".
 pub fn is_throttling(code: &str) -> bool {
     matches!(

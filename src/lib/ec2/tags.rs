@@ -19,8 +19,8 @@ pub const NODE_GROUP_TAG: &str = "slurm-ec2:node-group";
 pub fn launch_tags(group: &NodeGroup, cluster: &str) -> Vec<(String, String)> {
     let mut tags = vec![
         (CLUSTER_TAG.to_string(), cluster.to_string()),
-        (PARTITION_TAG.to_string(), group.partition.clone()),
-        (NODE_GROUP_TAG.to_string(), group.name.clone()),
+        (PARTITION_TAG.to_string(), group.partition.to_string()),
+        (NODE_GROUP_TAG.to_string(), group.name.to_string()),
     ];
     tags.extend(
         group

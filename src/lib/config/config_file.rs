@@ -1,0 +1,159 @@
+//! The schema of `config.json`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::json::join;
+use super::model::{ClusterName, Config, LogLevel, Settings};
+use super::walker::{Walker, describe};
+
+const REQUIRED_SLURM_CONF: &[&str] = &[
+    "PrivateData",
+    "ResumeProgram",
+    "SuspendProgram",
+    "ResumeRate",
+    "SuspendRate",
+    "ResumeTimeout",
+    "SuspendTime",
+    "TreeWidth",
+];
+/// slurm.conf keys that take YES or NO, so that a JSON boolean may stand for them.
+const BOOLEAN_SLURM_CONF: &[&str] = &[
+    "AllowSpecResourcesUsage",
+    "DisableRootJobs",
+    "EnforcePartLimits",
+    "TrackWCKey",
+    "UsePAM",
+];
+const DAY: i64 = 86_400;
+
+pub(super) fn config_file(w: &mut Walker, dir: &Path, json: &Value) -> Option<Config> {
+    let root = w.object(json, "")?;
+    let log_level = log_level(w, root);
+    let log_file = match w.get(root, "", "LogFileName") {
+        None => Some(dir.join("aws_plugin.log")),
+        Some(value) => w.path(value, "LogFileName"),
+    };
+    let slurm_bin = w
+        .required(root, "", "SlurmBinPath")
+        .and_then(|value| w.path(value, "SlurmBinPath"));
+    let slurm_conf = slurm_conf(w, root);
+    let cluster_name = w.optional_string(root, "", "ClusterName").and_then(|name| {
+        ClusterName::parse(&name)
+            .map_err(|why| w.problem("ClusterName", why))
+            .ok()
+    });
+    let environment = w
+        .get(root, "", "Environment")
+        .and_then(|value| w.object(value, "Environment"))
+        .map(|map| environment(w, map))
+        .unwrap_or_default();
+    let settings = settings(w, root, &slurm_conf);
+    w.unread_keys(root, "", "ignored");
+    Some(Config {
+        dir: dir.to_path_buf(),
+        log_level: log_level?,
+        log_file: log_file?,
+        slurm_bin: slurm_bin?,
+        slurm_conf,
+        cluster_name,
+        environment,
+        settings,
+        partitions: Vec::new(),
+        warnings: Vec::new(),
+    })
+}
+
+fn log_level(w: &mut Walker, root: &Map<String, Value>) -> Option<LogLevel> {
+    let Some(value) = w.get(root, "", "LogLevel") else {
+        return Some(LogLevel::Debug);
+    };
+    let name = w.string(value, "LogLevel")?;
+    let level = LogLevel::parse(&name);
+    if level.is_none() {
+        let names = LogLevel::NAMES.join(", ");
+        w.problem("LogLevel", format!("must be one of {names}, got {name:?}"));
+    }
+    level
+}
+
+fn slurm_conf(w: &mut Walker, root: &Map<String, Value>) -> Vec<(String, String)> {
+    let Some(value) = w.required(root, "", "SlurmConf") else {
+        return Vec::new();
+    };
+    if let Some(map) = value.as_object() {
+        for key in REQUIRED_SLURM_CONF
+            .iter()
+            .filter(|k| !map.contains_key(**k))
+        {
+            w.problem(&join("SlurmConf", key), "required key is missing");
+        }
+    }
+    w.slurm_pairs(value, "SlurmConf", BOOLEAN_SLURM_CONF)
+}
+
+/// Seconds from a number or a string of digits (the original accepts both).
+fn seconds(value: Option<&String>) -> Option<u64> {
+    value.and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+fn settings(
+    w: &mut Walker,
+    root: &Map<String, Value>,
+    slurm_conf: &[(String, String)],
+) -> Settings {
+    let conf_value = |key: &str| slurm_conf.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+    let resume_timeout = seconds(conf_value("ResumeTimeout"));
+    if resume_timeout.is_none() && conf_value("ResumeTimeout").is_some() {
+        w.warning(
+            "SlurmConf.ResumeTimeout",
+            "is not a number of seconds; resume works to a budget of 150 s",
+        );
+    }
+    let defaults = Settings::default();
+    let resume_timeout = resume_timeout.map_or(defaults.launch_grace, Duration::from_secs);
+    let mut seconds_or = |key: &'static str, low: i64, default: Duration| {
+        w.optional_integer(root, "", key, (low, DAY))
+            .map_or(default, |n| Duration::from_secs(n.unsigned_abs()))
+    };
+    let half_timeout = (resume_timeout / 2).max(Duration::from_secs(1));
+    let resume_budget = seconds_or("ResumeBudgetSeconds", 1, half_timeout);
+    let ec2_timeout = seconds_or("Ec2TimeoutSeconds", 1, defaults.ec2_timeout);
+    let scontrol_timeout = seconds_or("ScontrolTimeoutSeconds", 1, defaults.scontrol_timeout);
+    let capacity_hold = seconds_or("InsufficientCapacityHoldSeconds", 0, defaults.capacity_hold);
+    let launch_grace = seconds_or("LaunchGraceSeconds", 0, resume_timeout);
+    let mut count_or = |key: &'static str, high: i64, default: usize| {
+        w.optional_integer(root, "", key, (1, high))
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(default)
+    };
+    let attempts = defaults.ec2_max_attempts as usize;
+    Settings {
+        resume_budget,
+        fleet_batch_size: count_or("FleetBatchSize", 1000, defaults.fleet_batch_size),
+        tag_concurrency: count_or("TagConcurrency", 256, defaults.tag_concurrency),
+        ec2_max_attempts: u32::try_from(count_or("Ec2MaxAttempts", 10, attempts)).unwrap_or(3),
+        ec2_timeout,
+        scontrol_timeout,
+        capacity_hold,
+        launch_grace,
+    }
+}
+
+fn environment(w: &mut Walker, map: &Map<String, Value>) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    for (key, value) in map {
+        let path = join("Environment", key);
+        if key.is_empty() || key.contains(['=', '\0']) {
+            w.problem(&path, "is not a valid environment variable name");
+            continue;
+        }
+        match value {
+            Value::String(s) if !s.contains('\0') => pairs.push((key.clone(), s.clone())),
+            other => w.problem(&path, format!("must be a string, got {}", describe(other))),
+        }
+    }
+    pairs
+}
