@@ -46,6 +46,33 @@ async fn another_clusters_instance_with_the_same_name_is_never_touched() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_instance_gone_before_its_termination_is_not_a_failure() {
+    let (_server, fake, workspace) = setup(10).await;
+    let ids: Vec<String> = (0..3)
+        .map(|n| fake.add_instance(&our_tags(&format!("aws-od-{n}"))))
+        .collect();
+    fake.state().faults.vanish_on_terminate = [ids[1].clone()].into_iter().collect();
+    let output = workspace.run_async("suspend", &["aws-od-[0-2]"]).await;
+    assert!(output.status.success(), "{}", workspace.log());
+    assert!(fake.live().is_empty(), "the other two are terminated");
+    let terminations = fake.calls("TerminateInstances");
+    assert_eq!(
+        terminations.len(),
+        2,
+        "the call EC2 refused, then one for the rest"
+    );
+    assert_eq!(
+        list(&terminations[1], "InstanceId"),
+        vec![ids[0].clone(), ids[2].clone()]
+    );
+    assert!(
+        workspace.log().contains("already gone"),
+        "{}",
+        workspace.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn nodes_without_instances_and_foreign_names_succeed_quietly() {
     let (_server, fake, workspace) = setup(10).await;
     let output = workspace.run_async("suspend", &["aws-od-[2-3]"]).await;

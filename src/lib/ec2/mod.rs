@@ -71,6 +71,9 @@ pub struct Ec2Error {
     pub request_id: Option<String>,
     /// Worth another try: throttling, a server error, a timeout or a lost connection.
     pub retryable: bool,
+    /// The SDK's error, kept whole for whoever wants its details.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 /// Error codes of server-side failures, worth another try.
@@ -107,7 +110,7 @@ impl Ec2Error {
         error: SdkError<E, HttpResponse>,
     ) -> Self
     where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         let (code, message, request_id, retryable) = match &error {
             SdkError::ServiceError(service) => {
@@ -140,6 +143,7 @@ impl Ec2Error {
             message,
             request_id,
             retryable,
+            source: Some(Box::new(error)),
         }
     }
 }

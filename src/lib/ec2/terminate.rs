@@ -1,8 +1,10 @@
-use super::{CallCounter, Ec2Error, MAX_IDS_PER_CALL};
+use super::describe::describe_by_filters;
+use super::{CallCounter, Ec2Error, InstanceState, MAX_IDS_PER_CALL};
 
 /// Terminates instances, at most 1000 ids per call. One unknown id fails a
-/// whole call (`InvalidInstanceID.NotFound`): the ids EC2 names are dropped
-/// and the rest retried. Returns the ids that could not be terminated.
+/// whole call (`InvalidInstanceID.NotFound`): the ids still live are then
+/// looked up (an `instance-id` filter, which never fails on an unknown id)
+/// and only those retried. Returns the ids that could not be terminated.
 pub(super) async fn terminate(
     client: &aws_sdk_ec2::Client,
     ids: &[String],
@@ -32,11 +34,18 @@ pub(super) async fn terminate(
                     e,
                 ),
             };
-            let unknown = unknown_ids(&error.message);
-            if error.code == "InvalidInstanceID.NotFound" && !unknown.is_empty() {
-                tracing::info!("Instances already gone: {}", unknown.join(", "));
-                remaining.retain(|id| !unknown.contains(id));
-                continue;
+            if error.code == "InvalidInstanceID.NotFound" {
+                match still_live(client, &remaining, calls).await {
+                    Ok(live) => {
+                        let gone: Vec<&String> =
+                            remaining.iter().filter(|id| !live.contains(id)).collect();
+                        let gone: Vec<&str> = gone.iter().map(|id| id.as_str()).collect();
+                        tracing::info!("Instances already gone: {}", gone.join(", "));
+                        remaining = live;
+                        continue;
+                    }
+                    Err(lookup) => tracing::warn!("{lookup}"),
+                }
             }
             if !error.retryable {
                 failures.push((std::mem::take(&mut remaining), error));
@@ -52,6 +61,7 @@ pub(super) async fn terminate(
                 message: "gave up after 3 attempts".to_string(),
                 request_id: None,
                 retryable: false,
+                source: None,
             };
             failures.push((remaining, error));
         }
@@ -59,26 +69,18 @@ pub(super) async fn terminate(
     failures
 }
 
-/// The instance ids an EC2 error message names (`The instance IDs 'i-1, i-2' do not exist`).
-fn unknown_ids(message: &str) -> Vec<String> {
-    message
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-        .filter(|word| {
-            word.starts_with("i-")
-                && word.len() > 2
-                && word[2..].bytes().all(|b| b.is_ascii_hexdigit())
-        })
-        .map(str::to_string)
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn finds_the_ids_in_not_found_messages() {
-        let message =
-            "InvalidInstanceID.NotFound: The instance IDs 'i-0abc123, i-0def456' do not exist";
-        assert_eq!(super::unknown_ids(message), vec!["i-0abc123", "i-0def456"]);
-        assert!(super::unknown_ids("The instance ID 'i-xyz' is malformed").is_empty());
-    }
+/// Which of `ids` EC2 still lists as live, in the order given.
+async fn still_live(
+    client: &aws_sdk_ec2::Client,
+    ids: &[String],
+    calls: &CallCounter,
+) -> Result<Vec<String>, Ec2Error> {
+    let by_id = ("instance-id".to_string(), ids.to_vec());
+    let fixed = [("instance-state-name".to_string(), InstanceState::live())];
+    let found = describe_by_filters(client, &fixed, Some(&by_id), calls).await?;
+    Ok(ids
+        .iter()
+        .filter(|id| found.iter().any(|i| &i.id == *id))
+        .cloned()
+        .collect())
 }

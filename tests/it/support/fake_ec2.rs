@@ -47,6 +47,9 @@ pub struct Faults {
     /// DescribeInstances answers as if tag filters matched every instance, as
     /// EC2 does for a pattern: the programs must check the tags themselves.
     pub ignore_tag_filters: bool,
+    /// These instances vanish just before a TerminateInstances names them, so
+    /// that it answers InvalidInstanceID.NotFound for the whole call, as EC2 does.
+    pub vanish_on_terminate: HashSet<String>,
     /// CreateFleet answers this late (its instances exist at once, as on EC2).
     pub fleet_delay: Option<std::time::Duration>,
 }
@@ -266,6 +269,7 @@ fn describe(state: &mut State, params: &Params) -> ResponseTemplate {
         }
         let matches = filters.iter().all(|(name, values)| match name.as_str() {
             "instance-state-name" => values.contains(&instance.state),
+            "instance-id" => values.contains(&instance.id),
             tag if tag.starts_with("tag:") && ignore_tags => true,
             tag if tag.starts_with("tag:") => instance
                 .tag(&tag[4..])
@@ -330,6 +334,8 @@ fn create_tags(state: &mut State, params: &Params) -> ResponseTemplate {
 
 fn terminate(state: &mut State, params: &Params) -> ResponseTemplate {
     let ids = list(params, "InstanceId");
+    let vanish = std::mem::take(&mut state.faults.vanish_on_terminate);
+    state.instances.retain(|i| !vanish.contains(&i.id));
     let unknown: Vec<&String> = ids
         .iter()
         .filter(|id| !state.instances.iter().any(|i| &i.id == *id))

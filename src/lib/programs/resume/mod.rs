@@ -115,7 +115,6 @@ pub async fn resume(
     }
     let Gathered {
         served,
-        handles,
         mut to_terminate,
     } = gather(tasks, &mut report).await;
     for (account, ids) in tell_slurm(scontrol, served, &mut report) {
@@ -124,9 +123,7 @@ pub async fn resume(
     // Jobs are requeued now; terminations may take their retries afterwards.
     report_failures_to_slurm(scontrol, &report);
     for (account, ids) in to_terminate.iter().filter(|(_, ids)| !ids.is_empty()) {
-        let Some(ec2) = handles.get(account) else {
-            continue;
-        };
+        let ec2 = clients.get(account).await;
         tracing::info!(
             "Terminating instances that serve no node: {}",
             ids.join(", ")
@@ -142,7 +139,6 @@ pub async fn resume(
 #[derive(Default)]
 struct Gathered {
     served: Vec<(Account, Served)>,
-    handles: BTreeMap<Account, Ec2>,
     to_terminate: BTreeMap<Account, Vec<String>>,
 }
 
@@ -169,7 +165,6 @@ async fn gather(
             .entry(account.clone())
             .or_default()
             .extend(outcome.to_terminate);
-        gathered.handles.insert(account, ec2);
     }
     gathered
 }
