@@ -6,7 +6,7 @@ mod nodes;
 pub mod reason;
 
 pub use command::{Scontrol, SlurmError};
-pub use nodes::{Flag, NodeInfo, NodeState, parse_nodes};
+pub use nodes::{BaseState, Flag, NodeInfo, NodeState, parse_nodes};
 
 /// At most this many nodes per `scontrol update`.
 pub const UPDATE_BATCH: usize = 100;

@@ -79,10 +79,67 @@ impl Flag {
     }
 }
 
+/// The base state Slurm prints first (`IDLE` of `IDLE+CLOUD+POWERED_DOWN`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseState {
+    Idle,
+    Allocated,
+    Mixed,
+    Down,
+    Completing,
+    Future,
+    Unknown,
+    /// A state this parser does not know, as printed.
+    Other(String),
+}
+
+impl BaseState {
+    fn parse(text: &str) -> BaseState {
+        match text {
+            "IDLE" => Self::Idle,
+            "ALLOCATED" | "ALLOC" => Self::Allocated,
+            "MIXED" => Self::Mixed,
+            "DOWN" => Self::Down,
+            "COMPLETING" => Self::Completing,
+            "FUTURE" => Self::Future,
+            "UNKNOWN" => Self::Unknown,
+            other => Self::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Idle => "IDLE",
+            Self::Allocated => "ALLOCATED",
+            Self::Mixed => "MIXED",
+            Self::Down => "DOWN",
+            Self::Completing => "COMPLETING",
+            Self::Future => "FUTURE",
+            Self::Unknown => "UNKNOWN",
+            Self::Other(text) => text,
+        }
+    }
+
+    pub fn contains(&self, c: char) -> bool {
+        self.as_str().contains(c)
+    }
+}
+
+impl PartialEq<&str> for BaseState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for BaseState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeState {
-    /// `IDLE`, `ALLOCATED`, `MIXED`, `DOWN`, `FUTURE`, `UNKNOWN`, …
-    pub base: String,
+    pub base: BaseState,
     pub flags: BTreeSet<Flag>,
 }
 
@@ -98,7 +155,7 @@ impl NodeState {
             .filter_map(Flag::from_suffix)
             .collect();
         flags.extend(tokens.map(Flag::from_token));
-        let mut base = first[..base_end].to_ascii_uppercase();
+        let mut base = BaseState::parse(&first[..base_end].to_ascii_uppercase());
         // 20.02 and 20.11 print MAINT, REBOOT or RESERVED in place of an IDLE
         // (or FUTURE, UNKNOWN) base state; ALLOCATED, MIXED and DOWN keep their own.
         let flag_as_base = match base.as_str() {
@@ -109,7 +166,7 @@ impl NodeState {
         };
         if let Some(flag) = flag_as_base {
             flags.insert(flag);
-            base = "IDLE".to_string();
+            base = BaseState::Idle;
         }
         NodeState { base, flags }
     }
@@ -119,7 +176,7 @@ impl NodeState {
     }
 
     pub fn is_down(&self) -> bool {
-        self.base == "DOWN"
+        self.base == BaseState::Down
     }
 
     pub fn powered_down(&self) -> bool {
@@ -137,8 +194,8 @@ impl NodeState {
     /// Up and usable or in use: not powered or powering down, not powering up, not down.
     pub fn in_service(&self) -> bool {
         matches!(
-            self.base.as_str(),
-            "IDLE" | "ALLOCATED" | "ALLOC" | "MIXED" | "COMPLETING"
+            self.base,
+            BaseState::Idle | BaseState::Allocated | BaseState::Mixed | BaseState::Completing
         ) && !self.powered_down()
             && !self.powering_down()
             && !self.powering_up()
