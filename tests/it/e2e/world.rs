@@ -106,7 +106,9 @@ impl World {
     }
 
     pub fn sbatch(&self, args: &[&str]) -> String {
-        let mut all = vec!["--parsable"];
+        // Job output goes to the world's folder, not to the working directory.
+        let output = format!("--output={}/slurm-%j.out", self.dir.display());
+        let mut all = vec!["--parsable", output.as_str()];
         all.extend_from_slice(args);
         let output = self.slurm("sbatch", &all);
         assert!(output.status.success(), "sbatch {args:?}: {output:?}");
