@@ -8,6 +8,7 @@ mod e2e;
 mod generate_conf;
 mod get_nodename;
 mod isolation_wire;
+mod jobs_wire;
 pub mod resume_wire;
 mod support;
 mod suspend_wire;

@@ -104,6 +104,7 @@ fn settings(
     root: &Map<String, Value>,
     slurm_conf: &[(String, String)],
 ) -> Settings {
+    let job_tags = w.boolean(root, "", "JobTags").unwrap_or(true);
     let conf_value = |key: &str| slurm_conf.iter().find(|(k, _)| k == key).map(|(_, v)| v);
     let resume_timeout = seconds(conf_value("ResumeTimeout"));
     if resume_timeout.is_none() && conf_value("ResumeTimeout").is_some() {
@@ -139,6 +140,7 @@ fn settings(
         scontrol_timeout,
         capacity_hold,
         launch_grace,
+        job_tags,
     }
 }
 

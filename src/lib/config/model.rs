@@ -78,6 +78,8 @@ pub struct Settings {
     /// Instances younger than this are left alone by change-state
     /// (`LaunchGraceSeconds`; default `SlurmConf.ResumeTimeout`).
     pub launch_grace: Duration,
+    /// Tag each instance launched for a job with its job id, user and account (`JobTags`, default true).
+    pub job_tags: bool,
 }
 
 impl Default for Settings {
@@ -92,6 +94,7 @@ impl Default for Settings {
             scontrol_timeout: Duration::from_secs(30),
             capacity_hold: Duration::from_secs(600),
             launch_grace: Duration::from_secs(300),
+            job_tags: true,
         }
     }
 }
@@ -106,9 +109,7 @@ impl Tag {
     /// Whether the value holds `{ip_address}`, `{node_name}` or `{hostname}`,
     /// which can only be filled in once the instance is known.
     pub fn has_placeholder(&self) -> bool {
-        ["{ip_address}", "{node_name}", "{hostname}"]
-            .iter()
-            .any(|p| self.value.contains(p))
+        PLACEHOLDERS.iter().any(|p| self.value.contains(p))
     }
 }
 
@@ -160,7 +161,41 @@ pub struct NodeGroup {
     pub overrides: Vec<Override>,
     pub subnet_ids: Vec<String>,
     pub tags: Vec<Tag>,
+    pub job_level_scaling: JobLevelScaling,
 }
+
+/// How the nodes of one job in a node group are launched (`JobLevelScaling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JobLevelScaling {
+    /// Many jobs' nodes in one fleet; each node served as capacity allows.
+    #[default]
+    BestEffort,
+    /// Each job's nodes in one fleet with `MinTargetCapacity` equal to their
+    /// count: EC2 launches all of them or none.
+    AllOrNothing,
+}
+
+impl JobLevelScaling {
+    pub const NAMES: [&'static str; 2] = ["best-effort", "all-or-nothing"];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "best-effort" => Some(Self::BestEffort),
+            "all-or-nothing" => Some(Self::AllOrNothing),
+            _ => None,
+        }
+    }
+}
+
+/// The placeholders a custom tag value may hold, filled in per instance.
+pub const PLACEHOLDERS: [&str; 6] = [
+    "{ip_address}",
+    "{node_name}",
+    "{hostname}",
+    "{job_id}",
+    "{user}",
+    "{account}",
+];
 
 impl NodeGroup {
     /// `<partition>-<group>-`, the prefix of every node name of the group.

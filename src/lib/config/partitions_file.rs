@@ -136,6 +136,12 @@ fn node_group(
         .get(map, path, "Tags")
         .map(|v| tags(w, v, &join(path, "Tags")))
         .unwrap_or(Some(Vec::new()));
+    let job_level_scaling = job_level_scaling(
+        w,
+        map,
+        path,
+        on_demand_options.as_ref().or(spot_options.as_ref()),
+    );
     w.unread_keys(map, path, "ignored");
     Some(NodeGroup {
         partition: partition?.clone(),
@@ -151,7 +157,41 @@ fn node_group(
         overrides: overrides?,
         subnet_ids: subnet_ids?,
         tags: tags?,
+        job_level_scaling: job_level_scaling?,
     })
+}
+
+/// `JobLevelScaling`; all-or-nothing needs EC2's `SingleAvailabilityZone` (sent
+/// unless the options ask for `SingleInstanceType`), so the options may not refuse both.
+fn job_level_scaling(
+    w: &mut Walker,
+    map: &serde_json::Map<String, Value>,
+    path: &str,
+    options: Option<&FleetOptions>,
+) -> Option<JobLevelScaling> {
+    let key_path = join(path, "JobLevelScaling");
+    let Some(name) = w.optional_string(map, path, "JobLevelScaling") else {
+        return w
+            .get(map, path, "JobLevelScaling")
+            .is_none()
+            .then_some(JobLevelScaling::BestEffort);
+    };
+    let Some(scaling) = JobLevelScaling::parse(&name) else {
+        let names = JobLevelScaling::NAMES.join("\" or \"");
+        w.problem(&key_path, format!("must be \"{names}\", got {name:?}"));
+        return None;
+    };
+    let refuses_both = options.is_some_and(|o| {
+        o.single_availability_zone == Some(false) && o.single_instance_type != Some(true)
+    });
+    if scaling == JobLevelScaling::AllOrNothing && refuses_both {
+        w.problem(
+            &key_path,
+            "all-or-nothing needs SingleAvailabilityZone or SingleInstanceType in the fleet options (EC2 requires one for MinTargetCapacity); drop SingleAvailabilityZone=false",
+        );
+        return None;
+    }
+    Some(scaling)
 }
 
 fn slurm_specifications(

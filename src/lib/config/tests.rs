@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use crate::config::{ConfigError, LogLevel, Purchasing};
+use crate::config::{ConfigError, JobLevelScaling, LogLevel, Purchasing};
 use crate::fixtures;
 
 fn example_partitions() -> Value {
@@ -712,4 +712,53 @@ proptest::proptest! {
             }
         }
     }
+}
+
+#[test]
+fn job_level_scaling_and_job_tags_are_validated() {
+    let config = example_config();
+    let mut partitions = example_partitions();
+    let loaded = fixtures::load(&config.to_string(), &partitions.to_string()).unwrap();
+    let group = loaded.node_group("aws", "ondemand").unwrap();
+    assert_eq!(group.job_level_scaling, JobLevelScaling::BestEffort);
+    assert!(loaded.settings.job_tags);
+
+    group_mut(&mut partitions, 0, 0).insert("JobLevelScaling".into(), json!("all_or_nothing"));
+    assert_problem(
+        &config,
+        &partitions,
+        "Partitions[0].NodeGroups[0].JobLevelScaling: must be \"best-effort\" or \"all-or-nothing\", got \"all_or_nothing\"",
+    );
+    group_mut(&mut partitions, 0, 0).insert("JobLevelScaling".into(), json!("all-or-nothing"));
+    let loaded = fixtures::load(&config.to_string(), &partitions.to_string()).unwrap();
+    let group = loaded.node_group("aws", "ondemand").unwrap();
+    assert_eq!(group.job_level_scaling, JobLevelScaling::AllOrNothing);
+
+    group_mut(&mut partitions, 0, 0).insert(
+        "OnDemandOptions".into(),
+        json!({"SingleAvailabilityZone": false}),
+    );
+    let found = problems(&config, &partitions);
+    assert!(
+        found.iter().any(|p| p.starts_with(
+            "Partitions[0].NodeGroups[0].JobLevelScaling: all-or-nothing needs SingleAvailabilityZone or SingleInstanceType"
+        )),
+        "{found:#?}"
+    );
+    group_mut(&mut partitions, 0, 0).insert(
+        "OnDemandOptions".into(),
+        json!({"SingleAvailabilityZone": false, "SingleInstanceType": true}),
+    );
+    assert!(problems(&config, &partitions).is_empty());
+
+    let mut config = example_config();
+    config["JobTags"] = json!(false);
+    let loaded = fixtures::load(&config.to_string(), fixtures::EXAMPLE_1).unwrap();
+    assert!(!loaded.settings.job_tags);
+    config["JobTags"] = json!("no");
+    assert_problem(
+        &config,
+        &example_partitions(),
+        "JobTags: must be true or false, got the string \"no\"",
+    );
 }

@@ -69,6 +69,17 @@ fn spot_options(options: Option<&FleetOptions>) -> SpotOptionsRequest {
         .build()
 }
 
+/// All or none of `count`: `MinTargetCapacity=count`, which EC2 accepts only
+/// with `SingleInstanceType` or `SingleAvailabilityZone`; the latter is set
+/// unless the node group asks for the former.
+fn all_or_nothing_options(mut options: FleetOptions, count: i32) -> FleetOptions {
+    options.min_target_capacity = Some(count);
+    if options.single_instance_type != Some(true) {
+        options.single_availability_zone = Some(true);
+    }
+    options
+}
+
 /// The launch template with every override × every subnet, each of weight 1.
 fn launch_template_config(group: &NodeGroup) -> FleetLaunchTemplateConfigRequest {
     let template = FleetLaunchTemplateSpecificationRequest::builder()
@@ -119,6 +130,7 @@ pub(super) async fn create_fleet(
     group: &NodeGroup,
     count: usize,
     tags: &[(String, String)],
+    all_or_nothing: bool,
     calls: &CallCounter,
 ) -> Result<FleetOutcome, Ec2Error> {
     let capacity_type = match group.purchasing {
@@ -136,11 +148,19 @@ pub(super) async fn create_fleet(
         .target_capacity_specification(capacity)
         .launch_template_configs(launch_template_config(group))
         .tag_specifications(instance_tags(tags));
+    let options = match group.purchasing {
+        Purchasing::OnDemand => group.on_demand_options.clone(),
+        Purchasing::Spot => group.spot_options.clone(),
+    };
+    let options = match all_or_nothing {
+        true => Some(all_or_nothing_options(options.unwrap_or_default(), total)),
+        false => options,
+    };
     request = match group.purchasing {
         Purchasing::OnDemand => {
-            request.set_on_demand_options(group.on_demand_options.as_ref().map(on_demand_options))
+            request.set_on_demand_options(options.as_ref().map(on_demand_options))
         }
-        Purchasing::Spot => request.spot_options(spot_options(group.spot_options.as_ref())),
+        Purchasing::Spot => request.spot_options(spot_options(options.as_ref())),
     };
     calls.count("CreateFleet");
     let output = request.send().await.map_err(|e| {

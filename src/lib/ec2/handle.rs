@@ -34,14 +34,24 @@ impl Ec2 {
         &self.account
     }
 
-    /// One instant CreateFleet of `count` instances of `group`, carrying `tags` from launch.
+    /// One instant CreateFleet of `count` instances of `group`, carrying `tags`
+    /// from launch; with `all_or_nothing`, EC2 launches all of them or none.
     pub async fn launch(
         &self,
         group: &NodeGroup,
         count: usize,
         tags: &[(String, String)],
+        all_or_nothing: bool,
     ) -> Result<FleetOutcome, Ec2Error> {
-        fleet::create_fleet(&self.client, group, count, tags, &self.calls).await
+        fleet::create_fleet(
+            &self.client,
+            group,
+            count,
+            tags,
+            all_or_nothing,
+            &self.calls,
+        )
+        .await
     }
 
     /// The instances that carry each of `tags` exactly (compared on every

@@ -33,21 +33,26 @@ pub fn launch_tags(group: &NodeGroup, cluster: &str) -> Vec<(String, String)> {
 }
 
 /// The tags one instance gets once its node is known: `Name`, and the custom
-/// tags with `{ip_address}`, `{node_name}` and `{hostname}` filled in for this
+/// tags with `{ip_address}`, `{node_name}`, `{hostname}` and the job's
+/// placeholders (`{job_id}`, `{user}`, `{account}`) filled in for this
 /// instance alone.
 pub fn node_tags(
     group: &NodeGroup,
     node: &str,
     address: &str,
     hostname: &str,
+    job_values: &[(&str, String)],
 ) -> Vec<(String, String)> {
     let mut tags = vec![("Name".to_string(), node.to_string())];
     tags.extend(group.tags.iter().filter(|t| t.has_placeholder()).map(|t| {
-        let value = t
+        let mut value = t
             .value
             .replace("{ip_address}", address)
             .replace("{node_name}", node)
             .replace("{hostname}", hostname);
+        for (placeholder, job_value) in job_values {
+            value = value.replace(placeholder, job_value);
+        }
         (t.key.clone(), value)
     }));
     tags

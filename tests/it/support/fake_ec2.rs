@@ -205,6 +205,14 @@ fn create_fleet(state: &mut State, params: &Params) -> ResponseTemplate {
         ));
     } else if let Some(left) = state.faults.capacity_left {
         count = wanted.min(left);
+        // MinTargetCapacity: EC2 launches at least that many, or none.
+        let minimum: usize = ["OnDemandOptions", "SpotOptions"]
+            .iter()
+            .find_map(|o| params.get(&format!("{o}.MinTargetCapacity"))?.parse().ok())
+            .unwrap_or(0);
+        if count < minimum {
+            count = 0;
+        }
         state.faults.capacity_left = Some(left - count);
         if count < wanted {
             let code = state

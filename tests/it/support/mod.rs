@@ -23,6 +23,14 @@ if [ "$1" = update ] && [ -e "$here/fail-update" ]; then echo "slurm_update erro
 exit 0
 "#;
 
+/// Answers `squeue` with squeue.txt (as `%A|%u|%a` lines), recording its arguments.
+const FAKE_SQUEUE: &str = r#"#!/bin/bash
+here="$(dirname "$0")"
+(IFS=$'\t'; echo "$*") >> "$here/squeue.calls"
+cat "$here/squeue.txt" 2>/dev/null
+exit 0
+"#;
+
 pub struct Workspace {
     pub dir: tempfile::TempDir,
 }
@@ -35,6 +43,9 @@ impl Workspace {
         let scontrol = bin.join("scontrol");
         std::fs::write(&scontrol, FAKE_SCONTROL).expect("fake scontrol");
         std::fs::set_permissions(&scontrol, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let squeue = bin.join("squeue");
+        std::fs::write(&squeue, FAKE_SQUEUE).expect("fake squeue");
+        std::fs::set_permissions(&squeue, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let workspace = Workspace { dir };
         workspace.write_config(config, partitions);
         workspace
@@ -92,6 +103,27 @@ impl Workspace {
     /// as slurmctld would.
     pub fn run(&self, program: &str, args: &[&str]) -> Output {
         run_binary(self.path(), program, args)
+    }
+
+    /// Runs a binary as slurmctld runs resume: `SLURM_RESUME_FILE` names `resume_file`.
+    pub async fn run_with_resume_file(
+        &self,
+        program: &'static str,
+        args: &[&str],
+        resume_file: &Path,
+    ) -> Output {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let path = self.path().to_path_buf();
+        let env = vec![(
+            "SLURM_RESUME_FILE".to_string(),
+            resume_file.display().to_string(),
+        )];
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_binary_with_env(&path, program, &refs, &env)
+        })
+        .await
+        .expect("the blocking task ends")
     }
 
     /// Runs a binary from async test code without blocking the mock server.

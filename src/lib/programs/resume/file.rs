@@ -1,25 +1,18 @@
 //! `SLURM_RESUME_FILE`: a descriptor of slurmctld's, read at once.
 
-/// Reads the resume file and returns the job ids it names, for the log.
-pub fn read_resume_file(path: &std::path::Path) -> Result<Vec<u64>, String> {
+use super::jobs::ResumeFile;
+
+/// Reads the resume file: the jobs it names and the nodes each needs.
+pub fn read_resume_file(path: &std::path::Path) -> Result<ResumeFile, String> {
     let text = crate::files::read_bounded(path, crate::files::MAX_CONFIG_BYTES)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     parse_resume_file(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))
 }
 
-/// The job ids of a resume file's text, in either schema (`nodes` up to
-/// 22.05, `nodes_resume` from 23.02).
-pub fn parse_resume_file(text: &str) -> Result<Vec<u64>, serde_json::Error> {
-    let json: serde_json::Value = serde_json::from_str(text)?;
-    Ok(json
-        .get("jobs")
-        .and_then(|jobs| jobs.as_array())
-        .map(|jobs| {
-            jobs.iter()
-                .filter_map(|j| j.get("job_id")?.as_u64())
-                .collect()
-        })
-        .unwrap_or_default())
+/// A resume file's text, in either schema (`nodes` up to 22.05,
+/// `nodes_resume` from 23.02).
+pub fn parse_resume_file(text: &str) -> Result<ResumeFile, serde_json::Error> {
+    ResumeFile::parse(text)
 }
 
 #[cfg(test)]
@@ -43,7 +36,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("resume.json");
         std::fs::write(&path, r#"{"jobs":[{"job_id":1,"nodes":"aws-node-[0-1]"},{"job_id":7,"nodes_resume":"x"}],"all_nodes":"aws-node-[0-1]"}"#).unwrap();
-        assert_eq!(read_resume_file(&path).unwrap(), vec![1, 7]);
+        assert_eq!(read_resume_file(&path).unwrap().job_ids(), vec![1, 7]);
         assert!(
             read_resume_file(&dir.path().join("gone"))
                 .unwrap_err()

@@ -11,19 +11,21 @@ use crate::ec2::{Backoff, Deadline, Ec2, Instance, is_throttling};
 /// Launches up to `count` instances, retrying a shortfall caused by throttling
 /// (an HTTP error or an `Errors` entry) with back-off until the deadline.
 /// Returns the instance ids and, when fewer than `count` launched, the code
-/// that explains it.
+/// that explains it. With `all_or_nothing` a shortfall is never topped up:
+/// the caller terminates what came and fails every node.
 pub(super) async fn launch_batch(
     ec2: &Ec2,
     group: &NodeGroup,
     count: usize,
     tags: &[(String, String)],
+    all_or_nothing: bool,
     deadline: Deadline,
 ) -> (Vec<String>, Option<String>) {
     let mut ids: Vec<String> = Vec::new();
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
     loop {
         let wanted = count - ids.len().min(count);
-        let code = match ec2.launch(group, wanted, tags).await {
+        let code = match ec2.launch(group, wanted, tags, all_or_nothing).await {
             Ok(outcome) => {
                 for (code, message) in &outcome.errors {
                     tracing::warn!(
@@ -37,6 +39,13 @@ pub(super) async fn launch_batch(
                     return (ids, None);
                 }
                 let codes: Vec<&String> = outcome.errors.iter().map(|(c, _)| c).collect();
+                let unfulfilled = || CODE_UNFULFILLED.to_string();
+                if all_or_nothing && !ids.is_empty() {
+                    return (
+                        ids,
+                        Some(codes.first().map_or_else(unfulfilled, |c| (*c).clone())),
+                    );
+                }
                 match codes.iter().find(|c| !is_throttling(c)) {
                     Some(code) => return (ids, Some((*code).clone())),
                     None if codes.is_empty() => return (ids, Some(CODE_UNFULFILLED.to_string())),

@@ -7,11 +7,13 @@
 //! no node terminated.
 
 mod file;
+mod jobs;
 mod launch;
 mod report;
 mod serve;
 
 pub use file::{parse_resume_file, read_resume_file};
+pub use jobs::{ACCOUNT_TAG, JOB_ID_TAG, JobOwner, Jobs, ResumeFile, USER_TAG};
 pub use report::ResumeReport;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,27 +27,33 @@ use crate::lock;
 use crate::logging::Logging;
 use crate::names::{self, NodeName};
 use crate::slurm::{self, NodeAddress, Scontrol};
-use serve::{GroupOutcome, Served};
+use serve::{GroupOutcome, GroupRun, Served};
 
 /// Our own codes, for failures that carry no EC2 error code.
 pub const CODE_NO_ADDRESS: &str = "InstanceAddressUnavailable";
 pub const CODE_UNFULFILLED: &str = "UnfulfilledCapacity";
 pub const CODE_SLURM_UPDATE: &str = "SlurmUpdateFailed";
 pub const CODE_NO_LOG: &str = "LogFileUnavailable";
+pub const CODE_JOB_TOO_LARGE: &str = "AllOrNothingOver1000Nodes";
 
 /// `SLURM_RESUME_FILE` as read at the start of the run (it vanishes with slurmctld).
-pub type ResumeFile = Option<(OsString, Result<Vec<u64>, String>)>;
+pub type ResumeFileRead = Option<(OsString, Result<ResumeFile, String>)>;
 
 /// The program: `resume <hostlist>`.
-pub fn run(context: &Context, hostlist: &Hostlist, resume_file: &ResumeFile) -> Outcome {
+pub fn run(context: &Context, hostlist: &Hostlist, resume_file: &ResumeFileRead) -> Outcome {
     let config = context.config;
-    match resume_file {
-        Some((_, Ok(jobs))) => tracing::info!("Resume file names job(s): {jobs:?}"),
-        Some((path, Err(error))) => {
-            tracing::warn!("SLURM_RESUME_FILE {}: {error}", path.to_string_lossy())
+    let file = match resume_file {
+        Some((_, Ok(file))) => {
+            tracing::info!("Resume file names job(s): {:?}", file.job_ids());
+            file.clone()
         }
-        None => {}
-    }
+        Some((path, Err(error))) => {
+            let path = path.to_string_lossy();
+            tracing::warn!("SLURM_RESUME_FILE {path}: {error}; serving the nodes of the hostlist");
+            ResumeFile::default()
+        }
+        None => ResumeFile::default(),
+    };
     let names = match hostlist.expand() {
         Ok(names) => names,
         Err(outcome) => return outcome,
@@ -65,14 +73,36 @@ pub fn run(context: &Context, hostlist: &Hostlist, resume_file: &ResumeFile) -> 
         Ok(session) => session,
         Err(outcome) => return outcome,
     };
+    let jobs = Jobs::new(&file, owners(config, &file), config.settings.job_tags);
     let calls = Arc::new(CallCounter::default());
     let clients = Clients::new(&config.settings, calls.clone());
-    let report = runtime.block_on(resume(config, &scontrol, &clients, &cluster, &names));
+    let report = runtime.block_on(resume(config, &scontrol, &clients, &cluster, &names, &jobs));
     tracing::info!("{}", report.summary(&calls, &scontrol, context.started));
     if report.failed_count() == 0 {
         Outcome::Done
     } else {
         Outcome::Failed
+    }
+}
+
+/// Who runs the resume file's jobs: one `squeue` call for all of them, when
+/// `JobTags` is on. A failure costs the user and account tags, never a node.
+fn owners(config: &Config, file: &ResumeFile) -> BTreeMap<u64, JobOwner> {
+    if !config.settings.job_tags || file.jobs.is_empty() {
+        return BTreeMap::new();
+    }
+    let squeue = Scontrol::new(
+        &config.slurm_bin.join("squeue"),
+        config.settings.scontrol_timeout,
+    );
+    match squeue.run(&jobs::squeue_arguments(&file.job_ids())) {
+        Ok(text) => jobs::parse_owners(&text),
+        Err(error) => {
+            tracing::warn!(
+                "Cannot ask squeue who runs the jobs, so no user or account tags: {error}"
+            );
+            BTreeMap::new()
+        }
     }
 }
 
@@ -84,6 +114,7 @@ pub async fn resume(
     clients: &Clients,
     cluster: &str,
     names: &[String],
+    jobs: &Jobs,
 ) -> ResumeReport {
     let deadline = Deadline::after(config.settings.resume_budget);
     let sorted = names::sort_names(config, names);
@@ -99,7 +130,7 @@ pub async fn resume(
     for (group, nodes) in sorted.by_group.values() {
         let ec2 = clients.get(&group.account()).await;
         let (group, nodes, cluster) = ((*group).clone(), nodes.clone(), cluster.to_string());
-        let settings = config.settings.clone();
+        let (settings, jobs) = (config.settings.clone(), jobs.clone());
         let lock_path = lock::path_for(
             &config.log_file,
             &format!("resume-{}-{}", group.partition, group.name),
@@ -108,8 +139,15 @@ pub async fn resume(
             // Another resume of this group (Slurm runs several) must not look
             // up, launch and tag the same nodes at the same time.
             let _held = hold_group_lock(&lock_path, &group, deadline).await;
-            let outcome =
-                serve::serve_group(&ec2, &group, &nodes, &cluster, &settings, deadline).await;
+            let run = GroupRun {
+                ec2: &ec2,
+                group: &group,
+                cluster: &cluster,
+                settings: &settings,
+                jobs: &jobs,
+                deadline,
+            };
+            let outcome = run.serve(&nodes).await;
             (ec2, outcome)
         });
     }

@@ -3,9 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::CODE_NO_ADDRESS;
+use futures_util::future::join_all;
+
+use super::jobs::Jobs;
 use super::launch::{launch_batch, wait_for_addresses};
-use crate::config::{NodeGroup, Settings};
+use super::{CODE_JOB_TOO_LARGE, CODE_NO_ADDRESS, CODE_UNFULFILLED};
+use crate::config::{JobLevelScaling, NodeGroup, Settings};
 use crate::ec2::{
     self, CLUSTER_TAG, Deadline, Ec2, Ec2Error, Instance, InstanceState, NODE_GROUP_TAG,
     PARTITION_TAG,
@@ -49,6 +52,9 @@ impl GroupOutcome {
     }
 }
 
+/// The most nodes EC2 launches all-or-nothing in one fleet (`MinTargetCapacity`).
+const MAX_ALL_OR_NOTHING: usize = 1000;
+
 /// The nodes of one CreateFleet and the instances it gave them.
 struct Batch {
     nodes: Vec<String>,
@@ -62,191 +68,281 @@ struct Assignment {
     launched_now: bool,
 }
 
-pub(super) async fn serve_group(
-    ec2: &Ec2,
-    group: &NodeGroup,
-    nodes: &[NodeName],
-    cluster: &str,
-    settings: &Settings,
-    deadline: Deadline,
-) -> GroupOutcome {
-    let mut outcome = GroupOutcome::default();
-    let wanted: BTreeSet<String> = nodes.iter().map(NodeName::to_string).collect();
-    let existing = match find_live_instances(ec2, group, cluster).await {
-        Ok(instances) => instances,
-        Err(error) => {
-            let prefix = group.node_prefix();
-            tracing::error!("Cannot look for existing instances of {prefix}: {error}");
-            outcome.fail(wanted, &error.code);
-            return outcome;
-        }
-    };
-    let (reused, duplicates) = pick_existing(&wanted, existing);
-    outcome.to_terminate.extend(duplicates);
-    for (node, instance) in &reused {
-        tracing::info!(
-            "Node {node} already has instance {} ({}): not launching another",
-            instance.id,
-            instance.state
-        );
-    }
-    outcome.reused = reused.len();
-    let to_launch: Vec<String> = nodes
-        .iter()
-        .map(NodeName::to_string)
-        .filter(|n| !reused.contains_key(n))
-        .collect();
-    let batches = launch(
-        ec2,
-        group,
-        &to_launch,
-        cluster,
-        settings,
-        deadline,
-        &mut outcome,
-    )
-    .await;
-    let assignments = assign(ec2, reused, batches, deadline, &mut outcome).await;
-    tag_and_serve(ec2, group, assignments, settings, deadline, &mut outcome).await;
-    outcome
+/// Serving one node group in one run: what every step needs.
+pub(super) struct GroupRun<'a> {
+    pub ec2: &'a Ec2,
+    pub group: &'a NodeGroup,
+    pub cluster: &'a str,
+    pub settings: &'a Settings,
+    pub jobs: &'a Jobs,
+    pub deadline: Deadline,
 }
 
-/// Launches `to_launch` in batches of `FleetBatchSize`; a batch's shortfall
-/// fails the tail of its nodes, and a surplus is marked for termination.
-async fn launch(
-    ec2: &Ec2,
-    group: &NodeGroup,
-    to_launch: &[String],
-    cluster: &str,
-    settings: &Settings,
-    deadline: Deadline,
-    outcome: &mut GroupOutcome,
-) -> Vec<Batch> {
-    let launch_tags = ec2::launch_tags(group, cluster);
-    let mut batches = Vec::new();
-    let mut queue = to_launch;
-    for size in ec2::fleet_request_plan(to_launch.len(), settings.fleet_batch_size) {
-        let (batch, rest) = queue.split_at(size);
-        queue = rest;
-        let mut tags = launch_tags.clone();
-        // A one-node batch can carry its Name from launch: its node is known.
-        if let [only] = batch {
-            tags.push(("Name".to_string(), only.clone()));
-        }
-        let (ids, shortfall_code) = launch_batch(ec2, group, size, &tags, deadline).await;
-        // Nodes are served in id order; the tail of the batch waits for capacity.
-        let served = ids.len().min(size);
-        if let Some(code) = shortfall_code {
-            outcome.fail(batch[served..].iter().cloned(), &code);
-        }
-        outcome.to_terminate.extend(ids.iter().skip(size).cloned());
-        batches.push(Batch {
-            nodes: batch[..served].to_vec(),
-            ids: ids.into_iter().take(size).collect(),
-        });
-    }
-    batches
+/// The nodes of one all-or-nothing job in this group.
+struct JobSet {
+    job_id: u64,
+    nodes: Vec<String>,
 }
 
-/// Describes every instance until it has an address, then gives each node
-/// its instance: reused ones keep their node, new ones go in a stable order.
-async fn assign(
-    ec2: &Ec2,
-    reused: BTreeMap<String, Instance>,
-    batches: Vec<Batch>,
-    deadline: Deadline,
-    outcome: &mut GroupOutcome,
-) -> Vec<Assignment> {
-    let mut all_ids: Vec<String> = batches.iter().flat_map(|b| b.ids.iter().cloned()).collect();
-    all_ids.extend(reused.values().map(|i| i.id.clone()));
-    let described = wait_for_addresses(ec2, &all_ids, deadline).await;
-    let mut assignments = Vec::new();
-    for (node, instance) in reused {
-        match described.get(&instance.id) {
-            Some(instance) => assignments.push(Assignment {
-                node,
-                instance: instance.clone(),
-                launched_now: false,
-            }),
-            None => outcome.fail([node], CODE_NO_ADDRESS),
-        }
-    }
-    for Batch { nodes, ids } in batches {
-        let mut ready: Vec<&Instance> = ids.iter().filter_map(|id| described.get(id)).collect();
-        ready.sort_by(|a, b| a.id.cmp(&b.id));
-        for id in ids.iter().filter(|id| !described.contains_key(*id)) {
-            tracing::error!(
-                "Instance {id} has no private address within the budget: terminating it"
+impl GroupRun<'_> {
+    pub(super) async fn serve(&self, nodes: &[NodeName]) -> GroupOutcome {
+        let mut outcome = GroupOutcome::default();
+        let wanted: BTreeSet<String> = nodes.iter().map(NodeName::to_string).collect();
+        let existing = match find_live_instances(self.ec2, self.group, self.cluster).await {
+            Ok(instances) => instances,
+            Err(error) => {
+                let prefix = self.group.node_prefix();
+                tracing::error!("Cannot look for existing instances of {prefix}: {error}");
+                outcome.fail(wanted, &error.code);
+                return outcome;
+            }
+        };
+        let (reused, duplicates) = pick_existing(&wanted, existing);
+        outcome.to_terminate.extend(duplicates);
+        for (node, instance) in &reused {
+            tracing::info!(
+                "Node {node} already has instance {} ({}): not launching another",
+                instance.id,
+                instance.state
             );
-            outcome.to_terminate.push(id.clone());
         }
-        let mut nodes = nodes.into_iter();
-        for instance in ready {
-            if let Some(node) = nodes.next() {
-                let instance = instance.clone();
-                assignments.push(Assignment {
-                    node,
-                    instance,
-                    launched_now: true,
-                });
+        outcome.reused = reused.len();
+        let to_launch: Vec<String> = nodes
+            .iter()
+            .map(NodeName::to_string)
+            .filter(|n| !reused.contains_key(n))
+            .collect();
+        let (job_sets, rest) = self.split_by_job(to_launch);
+        let mut batches = self.launch(&rest, &mut outcome).await;
+        batches.extend(self.launch_jobs(&job_sets, &mut outcome).await);
+        let assignments = self.assign(reused, batches, &mut outcome).await;
+        self.tag_and_serve(assignments, &mut outcome).await;
+        all_or_nothing(&job_sets, &mut outcome);
+        outcome
+    }
+
+    /// Under all-or-nothing, the nodes each job needs here, apart from the
+    /// nodes no job names (launched best-effort, as a manual power-up is).
+    fn split_by_job(&self, to_launch: Vec<String>) -> (Vec<JobSet>, Vec<String>) {
+        if self.group.job_level_scaling != JobLevelScaling::AllOrNothing {
+            return (Vec::new(), to_launch);
+        }
+        let mut by_job: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        let mut rest = Vec::new();
+        for node in to_launch {
+            match self.jobs.job_of(&node) {
+                Some(job_id) => by_job.entry(job_id).or_default().push(node),
+                None => rest.push(node),
             }
         }
-        outcome.fail(nodes, CODE_NO_ADDRESS);
+        let sets = by_job
+            .into_iter()
+            .map(|(job_id, nodes)| JobSet { job_id, nodes })
+            .collect();
+        (sets, rest)
     }
-    assignments
+
+    /// Launches `to_launch` in batches of `FleetBatchSize`; a batch's shortfall
+    /// fails the tail of its nodes, and a surplus is marked for termination.
+    async fn launch(&self, to_launch: &[String], outcome: &mut GroupOutcome) -> Vec<Batch> {
+        let launch_tags = ec2::launch_tags(self.group, self.cluster);
+        let mut batches = Vec::new();
+        let mut queue = to_launch;
+        for size in ec2::fleet_request_plan(to_launch.len(), self.settings.fleet_batch_size) {
+            let (batch, rest) = queue.split_at(size);
+            queue = rest;
+            let mut tags = launch_tags.clone();
+            // A one-node batch can carry its Name (and job) from launch: its node is known.
+            if let [only] = batch {
+                tags.push(("Name".to_string(), only.clone()));
+                tags.extend(self.jobs.tags_of_node(only));
+            }
+            let (ids, shortfall_code) =
+                launch_batch(self.ec2, self.group, size, &tags, false, self.deadline).await;
+            // Nodes are served in id order; the tail of the batch waits for capacity.
+            let served = ids.len().min(size);
+            if let Some(code) = shortfall_code {
+                outcome.fail(batch[served..].iter().cloned(), &code);
+            }
+            outcome.to_terminate.extend(ids.iter().skip(size).cloned());
+            batches.push(Batch {
+                nodes: batch[..served].to_vec(),
+                ids: ids.into_iter().take(size).collect(),
+            });
+        }
+        batches
+    }
+
+    /// One fleet per all-or-nothing job, launched concurrently, its job's tags
+    /// on the instances from launch: all of a job's nodes, or none and the
+    /// EC2 code on each.
+    async fn launch_jobs(&self, sets: &[JobSet], outcome: &mut GroupOutcome) -> Vec<Batch> {
+        let launches = sets.iter().map(|set| async move {
+            if set.nodes.len() > MAX_ALL_OR_NOTHING {
+                return (set, Vec::new(), Some(CODE_JOB_TOO_LARGE.to_string()));
+            }
+            let mut tags = ec2::launch_tags(self.group, self.cluster);
+            tags.extend(self.jobs.tags_of_job(set.job_id));
+            if let [only] = set.nodes.as_slice() {
+                tags.push(("Name".to_string(), only.clone()));
+            }
+            let count = set.nodes.len();
+            let (ids, code) =
+                launch_batch(self.ec2, self.group, count, &tags, true, self.deadline).await;
+            (set, ids, code)
+        });
+        let mut batches = Vec::new();
+        for (set, ids, code) in join_all(launches).await {
+            if ids.len() >= set.nodes.len() {
+                outcome
+                    .to_terminate
+                    .extend(ids.iter().skip(set.nodes.len()).cloned());
+                let ids = ids.into_iter().take(set.nodes.len()).collect();
+                batches.push(Batch {
+                    nodes: set.nodes.clone(),
+                    ids,
+                });
+                continue;
+            }
+            let code = code.unwrap_or_else(|| CODE_UNFULFILLED.to_string());
+            tracing::error!(
+                "Job {}: EC2 cannot launch all {} node(s) of {} at once ({code}): none is kept",
+                set.job_id,
+                set.nodes.len(),
+                self.group.node_prefix()
+            );
+            outcome.to_terminate.extend(ids);
+            outcome.fail(set.nodes.iter().cloned(), &code);
+        }
+        batches
+    }
+
+    /// Describes every instance until it has an address, then gives each node
+    /// its instance: reused ones keep their node, new ones go in a stable order.
+    async fn assign(
+        &self,
+        reused: BTreeMap<String, Instance>,
+        batches: Vec<Batch>,
+        outcome: &mut GroupOutcome,
+    ) -> Vec<Assignment> {
+        let mut all_ids: Vec<String> = batches.iter().flat_map(|b| b.ids.iter().cloned()).collect();
+        all_ids.extend(reused.values().map(|i| i.id.clone()));
+        let described = wait_for_addresses(self.ec2, &all_ids, self.deadline).await;
+        let mut assignments = Vec::new();
+        for (node, instance) in reused {
+            match described.get(&instance.id) {
+                Some(instance) => assignments.push(Assignment {
+                    node,
+                    instance: instance.clone(),
+                    launched_now: false,
+                }),
+                None => outcome.fail([node], CODE_NO_ADDRESS),
+            }
+        }
+        for Batch { nodes, ids } in batches {
+            let mut ready: Vec<&Instance> = ids.iter().filter_map(|id| described.get(id)).collect();
+            ready.sort_by(|a, b| a.id.cmp(&b.id));
+            for id in ids.iter().filter(|id| !described.contains_key(*id)) {
+                tracing::error!(
+                    "Instance {id} has no private address within the budget: terminating it"
+                );
+                outcome.to_terminate.push(id.clone());
+            }
+            let mut nodes = nodes.into_iter();
+            for instance in ready {
+                if let Some(node) = nodes.next() {
+                    let instance = instance.clone();
+                    assignments.push(Assignment {
+                        node,
+                        instance,
+                        launched_now: true,
+                    });
+                }
+            }
+            outcome.fail(nodes, CODE_NO_ADDRESS);
+        }
+        assignments
+    }
+
+    /// Tags the instances that lack some of their tags (`Name` and the
+    /// substituted custom tags); an instance that cannot be tagged fails its node.
+    async fn tag_and_serve(&self, assignments: Vec<Assignment>, outcome: &mut GroupOutcome) {
+        let requests: Vec<(String, Vec<(String, String)>)> = assignments
+            .iter()
+            .filter_map(|a| {
+                let address = a.instance.address.clone().unwrap_or_default();
+                let hostname = a.instance.hostname().unwrap_or_default();
+                let job_values = self.jobs.placeholders(&a.node);
+                let mut tags =
+                    ec2::node_tags(self.group, &a.node, &address, &hostname, &job_values);
+                tags.extend(self.jobs.tags_of_node(&a.node));
+                let missing = tags
+                    .iter()
+                    .any(|(k, v)| a.instance.tag(k) != Some(v.as_str()));
+                missing.then(|| (a.instance.id.clone(), tags))
+            })
+            .collect();
+        let concurrency = self.settings.tag_concurrency;
+        let failures = self
+            .ec2
+            .tag_each(requests, concurrency, self.deadline)
+            .await;
+        let untagged: BTreeMap<String, Ec2Error> = failures.into_iter().collect();
+        for Assignment {
+            node,
+            instance,
+            launched_now,
+        } in assignments
+        {
+            if let Some(error) = untagged.get(&instance.id) {
+                tracing::error!("Failed to tag node {node} ({}): {error}", instance.id);
+                outcome.to_terminate.push(instance.id.clone());
+                outcome.fail([node], &error.code);
+                continue;
+            }
+            if launched_now {
+                outcome.launched += 1;
+            }
+            let address = NodeAddress {
+                node,
+                hostname: instance.hostname().unwrap_or_default(),
+                address: instance.address.clone().unwrap_or_default(),
+            };
+            outcome.served.push(Served {
+                address,
+                instance_id: instance.id,
+                launched_now,
+            });
+        }
+    }
 }
 
-/// Tags the instances that lack some of their tags (`Name` and the
-/// substituted custom tags); an instance that cannot be tagged fails its node.
-async fn tag_and_serve(
-    ec2: &Ec2,
-    group: &NodeGroup,
-    assignments: Vec<Assignment>,
-    settings: &Settings,
-    deadline: Deadline,
-    outcome: &mut GroupOutcome,
-) {
-    let requests: Vec<(String, Vec<(String, String)>)> = assignments
-        .iter()
-        .filter_map(|a| {
-            let address = a.instance.address.clone().unwrap_or_default();
-            let hostname = a.instance.hostname().unwrap_or_default();
-            let tags = ec2::node_tags(group, &a.node, &address, &hostname);
-            let missing = tags
-                .iter()
-                .any(|(k, v)| a.instance.tag(k) != Some(v.as_str()));
-            missing.then(|| (a.instance.id.clone(), tags))
-        })
-        .collect();
-    let failures = ec2
-        .tag_each(requests, settings.tag_concurrency, deadline)
-        .await;
-    let untagged: BTreeMap<String, Ec2Error> = failures.into_iter().collect();
-    for Assignment {
-        node,
-        instance,
-        launched_now,
-    } in assignments
-    {
-        if let Some(error) = untagged.get(&instance.id) {
-            tracing::error!("Failed to tag node {node} ({}): {error}", instance.id);
-            outcome.to_terminate.push(instance.id.clone());
-            outcome.fail([node], &error.code);
+/// Under all-or-nothing a job is served whole or not at all: when any of its
+/// nodes failed (no address, no tags), all of them fail with that code and
+/// the instances launched for them are terminated.
+fn all_or_nothing(sets: &[JobSet], outcome: &mut GroupOutcome) {
+    for set in sets {
+        let Some(code) = outcome
+            .failed
+            .iter()
+            .find(|f| set.nodes.contains(&f.node))
+            .map(|f| f.code.clone())
+        else {
             continue;
-        }
-        if launched_now {
-            outcome.launched += 1;
-        }
-        let address = NodeAddress {
-            node,
-            hostname: instance.hostname().unwrap_or_default(),
-            address: instance.address.clone().unwrap_or_default(),
         };
-        outcome.served.push(Served {
-            address,
-            instance_id: instance.id,
-            launched_now,
-        });
+        let (partial, kept): (Vec<Served>, Vec<Served>) = std::mem::take(&mut outcome.served)
+            .into_iter()
+            .partition(|s| set.nodes.contains(&s.address.node));
+        outcome.served = kept;
+        for served in partial {
+            outcome.launched -= usize::from(served.launched_now);
+            outcome.to_terminate.push(served.instance_id);
+            outcome.fail([served.address.node], &code);
+        }
+        tracing::error!(
+            "Job {}: not every node could be served ({code}): none is kept",
+            set.job_id
+        );
     }
 }
 
