@@ -83,7 +83,8 @@ class Proxy(http.server.BaseHTTPRequestHandler):
     """Forwards EC2 requests to moto. faults.json holds, per node group
     (`<partition>-<group>`, from the CreateFleet's tags), a list of faults
     consumed in order:
-      {"capacity": N}          launch at most N, list InsufficientInstanceCapacity for the rest
+      {"capacity": N}          launch at most N (none below MinTargetCapacity), list
+                               InsufficientInstanceCapacity for the rest
       {"fail": "Code"}         fail the whole CreateFleet (HTTP 400)
       {"throttle_http": true}  HTTP 503 RequestLimitExceeded
       {"server_error": true}   HTTP 500 InternalError
@@ -151,6 +152,10 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         if "capacity" in fault:
             wanted = int(params["TargetCapacitySpecification.TotalTargetCapacity"][0])
             launch = min(wanted, fault["capacity"])
+            # MinTargetCapacity (all-or-nothing): EC2 launches at least that many, or none.
+            minimum = max(int(params.get(f"{o}.MinTargetCapacity", ["0"])[0]) for o in ("OnDemandOptions", "SpotOptions"))
+            if launch < minimum:
+                launch = 0
             ids = []
             if launch:
                 forwarded = dict(params)

@@ -365,6 +365,7 @@ fn generated_configuration_and_hostlists_agree_with_slurm() {
     let partitions = w.scontrol(&["show", "partitions", "-o"]);
     for name in [
         "burst", "part", "fail", "stuck", "twice", "big", "die", "notag", "ice", "shrink", "race",
+        "aon",
     ] {
         assert!(
             partitions.contains(&format!("PartitionName={name} ")),
@@ -415,13 +416,17 @@ fn a_node_that_leaves_the_configuration_under_a_job_keeps_its_instance() {
     });
     let instance = w.live_named("shrink-a-1");
     assert_eq!(instance.len(), 1);
-    let shrunk = w.edited_config("shrunk", |partitions| {
-        for partition in partitions["Partitions"].as_array_mut().unwrap() {
-            if partition["PartitionName"] == "shrink" {
-                partition["NodeGroups"][0]["MaxNodes"] = json!(1);
+    let shrunk = w.edited_config(
+        "shrunk",
+        |_| {},
+        |partitions| {
+            for partition in partitions["Partitions"].as_array_mut().unwrap() {
+                if partition["PartitionName"] == "shrink" {
+                    partition["NodeGroups"][0]["MaxNodes"] = json!(1);
+                }
             }
-        }
-    });
+        },
+    );
     let dir = shrunk.to_str().unwrap();
     let output = w.run("change-state", &["--config-dir", dir, "--dry-run"]);
     assert!(output.status.success(), "{output:?}");
@@ -499,4 +504,95 @@ fn two_resumes_at_once_and_a_duplicate_reaped_by_change_state() {
             .all(|n| idle_powered_down(&w.node(n)))
             .then_some(())
     });
+}
+
+/// Issue 13: a 3-node job meets capacity for 2 in its all-or-nothing node
+/// group: no instance of it is left, its nodes go DOWN with the code, the job
+/// is requeued and completes on the heavier node group of the same
+/// partition; every instance launched for it carries its job, user and
+/// account.
+#[test]
+fn an_all_or_nothing_job_fails_over_to_the_next_node_group() {
+    let Some(w) = world() else { return };
+    w.faults("aon-a", json!([{"capacity": 2}]));
+    let job = w.sbatch(&[
+        "-p",
+        "aon",
+        "-N",
+        "3",
+        "-A",
+        "physics",
+        "--wrap",
+        "hostname; sleep 20",
+    ]);
+    let nodes = ["aon-a-0", "aon-a-1", "aon-a-2"];
+    wait_for(
+        "the job's nodes DOWN with the code",
+        Duration::from_secs(30),
+        || {
+            nodes
+                .iter()
+                .all(|n| {
+                    w.node(n)
+                        .reason
+                        .unwrap_or_default()
+                        .starts_with("(Code:InsufficientInstanceCapacity)")
+                })
+                .then_some(())
+        },
+    );
+    assert!(
+        nodes.iter().all(|n| w.live_named(n).is_empty()),
+        "no instance of the all-or-nothing launch is left"
+    );
+    // What cron's change-state does: hold the group DOWN after insufficient
+    // capacity (longer here than Slurm's hold on the requeued job), so that
+    // Slurm places the job on the next group by Weight.
+    let long_hold = w.edited_config(
+        "long-hold",
+        |config| config["InsufficientCapacityHoldSeconds"] = json!(600),
+        |_| {},
+    );
+    let dir = long_hold.to_str().unwrap();
+    wait_for("aon-a held", Duration::from_secs(60), || {
+        let output = w.run("change-state", &["--config-dir", dir]);
+        assert!(output.status.success(), "{}", w.plugin_log());
+        nodes
+            .iter()
+            .all(|n| w.node(n).reason.unwrap_or_default().contains("Held until"))
+            .then_some(())
+    });
+    let fleet = w
+        .requests()
+        .into_iter()
+        .find(|r| r["action"] == "CreateFleet" && r["group"] == "aon-a")
+        .expect("a fleet for aon-a");
+    assert_eq!(fleet["capacity"], 3);
+    wait_for("the job requeued", Duration::from_secs(30), || {
+        (w.job_field(&job, "Restarts") != "0").then_some(())
+    });
+    // On the second group: every instance carries the job's tags.
+    let instances = wait_for(
+        "instances of the job on aon-b",
+        Duration::from_secs(300),
+        || {
+            let found: Vec<_> = ["aon-b-0", "aon-b-1", "aon-b-2"]
+                .iter()
+                .flat_map(|n| w.live_named(n))
+                .collect();
+            (found.len() == 3).then_some(found)
+        },
+    );
+    for instance in &instances {
+        let tags = &instance["tags"];
+        assert_eq!(tags["slurm-ec2:job-id"], job.as_str(), "{instance}");
+        assert_eq!(tags["slurm-ec2:user"], "root", "{instance}");
+        assert_eq!(tags["slurm-ec2:account"], "physics", "{instance}");
+    }
+    let state = wait_for("the job to end", Duration::from_secs(180), || {
+        let state = w.job_field(&job, "JobState");
+        job_done(&state).then_some(state)
+    });
+    assert_eq!(state, "COMPLETED", "{}", w.plugin_log());
+    assert_eq!(w.job_field(&job, "NodeList"), "aon-b-[0-2]");
 }

@@ -191,17 +191,24 @@ impl World {
         .to_string()
     }
 
-    /// A copy of the programs' configuration with `partitions` changed, in a
-    /// folder of its own, for `--config-dir`.
-    pub fn edited_config(&self, name: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
+    /// A copy of the programs' configuration with `config.json` and
+    /// `partitions.json` changed, in a folder of its own, for `--config-dir`.
+    pub fn edited_config(
+        &self,
+        name: &str,
+        edit_config: impl FnOnce(&mut Value),
+        edit_partitions: impl FnOnce(&mut Value),
+    ) -> PathBuf {
         let dir = self.dir.join(name);
         std::fs::create_dir_all(&dir).expect("a config folder");
-        std::fs::copy(self.bin.join("config.json"), dir.join("config.json")).expect("config.json");
-        let mut partitions: Value = serde_json::from_str(
-            &std::fs::read_to_string(self.bin.join("partitions.json")).expect("partitions.json"),
-        )
-        .expect("partitions.json is JSON");
-        edit(&mut partitions);
+        let read = |file: &str| -> Value {
+            serde_json::from_str(&std::fs::read_to_string(self.bin.join(file)).expect(file))
+                .expect("JSON")
+        };
+        let (mut config, mut partitions) = (read("config.json"), read("partitions.json"));
+        edit_config(&mut config);
+        edit_partitions(&mut partitions);
+        std::fs::write(dir.join("config.json"), config.to_string()).expect("written");
         std::fs::write(dir.join("partitions.json"), partitions.to_string()).expect("written");
         dir
     }
