@@ -4,6 +4,7 @@ counting proxy of the end-to-end suite), with a recording stand-in for
 `scontrol`. Prints the figures and writes docs/benchmarks.md.
 
   bench.py --bin target/release --out docs/benchmarks.md [--sizes 1,10,100,1000] [--runs 3]
+  bench.py --bin target/debug --jobs docs/benchmarks-jobs.md   (the calls for jobs only)
 """
 
 import argparse
@@ -37,6 +38,17 @@ exit 0
 """
 
 
+# Answers squeue as `<job id>|<user>|<account>` for the ids of --jobs=.
+SQUEUE = r"""#!/bin/bash
+here="$(dirname "$0")"
+(IFS=$'\t'; echo "squeue	$*") >> "$here/calls"
+for arg in "$@"; do
+  case "$arg" in --jobs=*) IFS=, read -ra ids <<< "${arg#--jobs=}"; for id in "${ids[@]}"; do echo "$id|user$id|project"; done ;; esac
+done
+exit 0
+"""
+
+
 class Bench:
     def __init__(self, binaries, directory):
         self.d = directory
@@ -50,6 +62,9 @@ class Bench:
         with open(os.path.join(self.slurm_bin, "scontrol"), "w") as f:
             f.write(SCONTROL)
         os.chmod(os.path.join(self.slurm_bin, "scontrol"), 0o755)
+        with open(os.path.join(self.slurm_bin, "squeue"), "w") as f:
+            f.write(SQUEUE)
+        os.chmod(os.path.join(self.slurm_bin, "squeue"), 0o755)
         self.world = {"dir": directory, "moto_port": harness.free_port(), "proxy_port": harness.free_port(),
                       "pids": {}}
         moto = os.path.join(os.path.dirname(sys.executable), "moto_server")
@@ -80,7 +95,9 @@ class Bench:
             "LaunchTemplateSpecification": {"LaunchTemplateId": self.world["launch_template"], "Version": "$Latest"},
             "LaunchTemplateOverrides": [{"InstanceType": "t3.micro"}], "SubnetIds": self.world["subnets"],
             "Tags": [{"Key": "Owner", "Value": "bench"}, {"Key": "Address", "Value": "{ip_address}"}]}
-        partitions = {"Partitions": [{"PartitionName": "bench", "NodeGroups": [group("a", 1000), group("c", 10000)]}]}
+        all_or_nothing = dict(group("k", 1000), JobLevelScaling="all-or-nothing")
+        partitions = {"Partitions": [{"PartitionName": "bench", "NodeGroups": [
+            group("a", 1000), group("c", 10000), all_or_nothing]}]}
         config = {
             "LogLevel": "INFO", "LogFileName": os.path.join(self.d, "log", "slurm-ec2.log"),
             "SlurmBinPath": self.slurm_bin, "ResumeBudgetSeconds": 150, "ClusterName": "bench",
@@ -100,7 +117,7 @@ class Bench:
         if os.path.exists(os.path.join(self.slurm_bin, "calls")):
             os.remove(os.path.join(self.slurm_bin, "calls"))
 
-    def run(self, program, *args):
+    def run(self, program, *args, env=None):
         """Runs a program as slurmctld does; returns its figures and the requests it made."""
         before = len(self.requests())
         scontrol_before = len(self.scontrol_calls())
@@ -111,7 +128,7 @@ class Bench:
         figures = os.path.join(self.d, "time.out")
         process = subprocess.Popen(["/usr/bin/time", "-f", "%M %U %S", "-o", figures,
                                     os.path.join(self.bin, program), *args],
-                                   env={}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   env=env or {}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _, status, _ = os.wait4(process.pid, 0)
         wall = time.perf_counter() - t0
         with open(figures) as f:
@@ -231,15 +248,63 @@ def change_state(bench):
     return summarize(runs)
 
 
+def jobs(bench):
+    """The calls of resume for 100 one-node jobs and for one 1000-node job, best-effort and all-or-nothing."""
+    cases = []
+    for group, label in (("a", "best-effort"), ("k", "all-or-nothing")):
+        for count, size in ((100, 1), (1, 1000)):
+            bench.reset()
+            nodes = [f"bench-{group}-{i}" for i in range(count * size)]
+            file_jobs = [{"job_id": j + 1, "nodes_resume": f"bench-{group}-[{j * size}-{(j + 1) * size - 1}]"}
+                         for j in range(count)]
+            path = os.path.join(bench.d, "resume.json")
+            with open(path, "w") as f:
+                json.dump({"jobs": file_jobs, "all_nodes_resume": f"bench-{group}-[0-{len(nodes) - 1}]"}, f)
+            result = bench.run("resume", f"bench-{group}-[0-{len(nodes) - 1}]", env={"SLURM_RESUME_FILE": path})
+            result["correct"] = result["exit"] == 0 and sorted(bench.live(group)) == sorted(nodes)
+            squeue = sum(1 for c in bench.scontrol_calls() if c[0] == "squeue")
+            cases.append((label, f"{count} job(s) of {size} node(s)", result, squeue))
+            print(f"jobs {label:15} {count} x {size}: {calls_text(result['calls'])} scontrol {result['scontrol']} "
+                  f"(squeue {squeue}) wall {result['wall']:.2f} s correct {result['correct']}", flush=True)
+    return cases
+
+
+def write_jobs_report(path, cases):
+    lines = ["# Calls for jobs", "",
+             f"Measured {datetime.date.today()} by `tests/e2e/bench.py --jobs` against moto behind the counting proxy "
+             "(call counts do not depend on the build; times are the emulator's and a debug build's).", "",
+             "| JobLevelScaling | resume of | EC2 calls | Slurm commands (of which squeue) | correct | wall |",
+             "|---|---|---|---|---|---|"]
+    for label, what, r, squeue in cases:
+        lines.append(f"| {label} | {what} | {calls_text(r['calls'])} | {r['scontrol']} ({squeue}) | "
+                     f"{'yes' if r['correct'] else 'NO'} | {r['wall']:.1f} s |")
+    lines += ["", "Best-effort batches every job's nodes into one fleet; all-or-nothing launches one fleet per job "
+              "(`MinTargetCapacity` = its node count), so 100 one-node jobs take 100 CreateFleet calls. The job, "
+              "user and account tags ride in the same CreateTags call as `Name`, or in the launch's "
+              "`TagSpecifications`: no extra EC2 call. One squeue call serves all the jobs.", ""]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", required=True)
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out")
     parser.add_argument("--sizes", default="1,10,100,1000")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--jobs", metavar="OUT", help="measure only the calls for jobs, into OUT")
     args = parser.parse_args()
     directory = tempfile.mkdtemp(prefix="slurm-ec2-bench.")
     bench = Bench(os.path.abspath(args.bin), directory)
+    if args.jobs:
+        try:
+            write_jobs_report(args.jobs, jobs(bench))
+        finally:
+            bench.stop()
+            shutil.rmtree(directory, ignore_errors=True)
+        return
+    if not args.out:
+        parser.error("--out is required (or --jobs)")
     results = {}
     try:
         for n in [int(s) for s in args.sizes.split(",")]:
