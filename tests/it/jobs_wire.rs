@@ -48,7 +48,12 @@ async fn workspace(partitions: serde_json::Value) -> (wiremock::MockServer, Fake
 #[tokio::test(flavor = "multi_thread")]
 async fn job_tags_ride_in_the_name_call_in_both_schemas() {
     for schema in [OLD_SCHEMA, NEW_SCHEMA] {
-        let (_server, fake, workspace) = workspace(test_partitions(10)).await;
+        let mut partitions = test_partitions(10);
+        partitions["Partitions"][0]["NodeGroups"][0]["Tags"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"Key": "CostCenter", "Value": "{job_id}/{user}/{account}"}));
+        let (_server, fake, workspace) = workspace(partitions).await;
         let file = workspace.path().join("resume.json");
         std::fs::write(&file, schema).unwrap();
         let output = workspace
@@ -72,6 +77,8 @@ async fn job_tags_ride_in_the_name_call_in_both_schemas() {
             );
             assert_eq!(has(&tags, "slurm-ec2:user", "alice"), of_job, "{name}");
             assert_eq!(has(&tags, "slurm-ec2:account", "physics"), of_job, "{name}");
+            let cost = if of_job { "12/alice/physics" } else { "//" };
+            assert!(has(&tags, "CostCenter", cost), "{name}: {tags:?}");
         }
         let squeue = std::fs::read_to_string(workspace.path().join("bin/squeue.calls")).unwrap();
         assert_eq!(

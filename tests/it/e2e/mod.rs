@@ -514,6 +514,7 @@ fn two_resumes_at_once_and_a_duplicate_reaped_by_change_state() {
 #[test]
 fn an_all_or_nothing_job_fails_over_to_the_next_node_group() {
     let Some(w) = world() else { return };
+    aon_at_rest(&w);
     w.faults("aon-a", json!([{"capacity": 2}]));
     let job = w.sbatch(&[
         "-p",
@@ -528,7 +529,7 @@ fn an_all_or_nothing_job_fails_over_to_the_next_node_group() {
     let nodes = ["aon-a-0", "aon-a-1", "aon-a-2"];
     wait_for(
         "the job's nodes DOWN with the code",
-        Duration::from_secs(30),
+        Duration::from_secs(15),
         || {
             nodes
                 .iter()
@@ -595,4 +596,74 @@ fn an_all_or_nothing_job_fails_over_to_the_next_node_group() {
     });
     assert_eq!(state, "COMPLETED", "{}", w.plugin_log());
     assert_eq!(w.job_field(&job, "NodeList"), "aon-b-[0-2]");
+    // Lift the long hold, as its end would.
+    resume_down_nodes(&w, &["aon-a-0", "aon-a-1", "aon-a-2"]);
+}
+
+/// Every node of partition aon powered down, idle and without a reason (an
+/// earlier scenario's DOWN nodes are returned to power saving), so that a job
+/// needs a resume and a reason is this scenario's own.
+fn aon_at_rest(w: &world::World) {
+    let nodes = [
+        "aon-a-0", "aon-a-1", "aon-a-2", "aon-b-0", "aon-b-1", "aon-b-2",
+    ];
+    wait_for("the aon nodes at rest", Duration::from_secs(120), || {
+        resume_down_nodes(w, &nodes);
+        nodes
+            .iter()
+            .all(|n| {
+                let node = w.node(n);
+                idle_powered_down(&node) && node.reason.is_none()
+            })
+            .then_some(())
+    });
+}
+
+/// Back to power saving for the nodes that are DOWN (`state=resume` is refused for others).
+fn resume_down_nodes(w: &world::World, nodes: &[&str]) {
+    for node in nodes {
+        if w.node(node).state.is_down() {
+            w.scontrol(&["update", &format!("nodename={node}"), "state=resume"]);
+        }
+    }
+}
+
+/// Issue 13: two jobs in one resume call, one all-or-nothing that EC2 cannot
+/// serve whole and one that fits: the second runs, unaffected.
+#[test]
+fn a_failing_all_or_nothing_job_leaves_the_other_jobs_of_its_resume_alone() {
+    let Some(w) = world() else { return };
+    aon_at_rest(&w);
+    w.faults("aon-a", json!([{"capacity": 2}]));
+    // Held, then released together, so that one scheduling pass starts both.
+    let failing = w.sbatch(&["-H", "-p", "aon", "-N", "3", "--wrap", "hostname"]);
+    let fitting = w.sbatch(&["-H", "-p", "burst", "-N", "1", "--wrap", "hostname"]);
+    w.scontrol(&["release", &format!("{failing},{fitting}")]);
+    let state = wait_for("the fitting job to end", Duration::from_secs(120), || {
+        let state = w.job_field(&fitting, "JobState");
+        job_done(&state).then_some(state)
+    });
+    assert_eq!(state, "COMPLETED", "{}", w.plugin_log());
+    let log = w.plugin_log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("Hostlist: aon-a-[0-2],burst-a-0")),
+        "both jobs in one resume call: {log}"
+    );
+    for node in ["aon-a-0", "aon-a-1", "aon-a-2"] {
+        let reason = w.node(node).reason.unwrap_or_default();
+        assert!(
+            reason.starts_with("(Code:InsufficientInstanceCapacity)"),
+            "{node}: {reason}"
+        );
+        assert!(w.live_named(node).is_empty(), "{node}");
+    }
+    w.cancel(&failing);
+    wait_for("aon-a powered down", Duration::from_secs(60), || {
+        ["aon-a-0", "aon-a-1", "aon-a-2"]
+            .iter()
+            .all(|n| w.node(n).state.powered_down())
+            .then_some(())
+    });
+    resume_down_nodes(&w, &["aon-a-0", "aon-a-1", "aon-a-2"]);
 }
