@@ -21,6 +21,8 @@ pub struct JobRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResumeFile {
     pub jobs: Vec<JobRequest>,
+    /// The text as slurmctld wrote it, for the log at DEBUG.
+    pub text: String,
 }
 
 impl ResumeFile {
@@ -61,7 +63,10 @@ impl ResumeFile {
                 partition,
             });
         }
-        Ok(ResumeFile { jobs })
+        Ok(ResumeFile {
+            jobs,
+            text: text.to_string(),
+        })
     }
 
     pub fn job_ids(&self) -> Vec<u64> {

@@ -45,6 +45,7 @@ pub fn run(context: &Context, hostlist: &Hostlist, resume_file: &ResumeFileRead)
     let file = match resume_file {
         Some((_, Ok(file))) => {
             tracing::info!("Resume file names job(s): {:?}", file.job_ids());
+            tracing::debug!("Resume file: {}", file.text.trim());
             file.clone()
         }
         Some((path, Err(error))) => {

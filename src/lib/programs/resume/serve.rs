@@ -334,6 +334,9 @@ fn all_or_nothing(sets: &[JobSet], outcome: &mut GroupOutcome) {
             .into_iter()
             .partition(|s| set.nodes.contains(&s.address.node));
         outcome.served = kept;
+        if partial.is_empty() {
+            continue; // the launch failed whole, and said so
+        }
         for served in partial {
             outcome.launched -= usize::from(served.launched_now);
             outcome.to_terminate.push(served.instance_id);
