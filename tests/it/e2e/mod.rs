@@ -619,11 +619,20 @@ fn aon_at_rest(w: &world::World) {
     });
 }
 
-/// Back to power saving for the nodes that are DOWN (`state=resume` is refused for others).
+/// Back to power saving, without a reason, for the nodes that are DOWN or
+/// keep a reason: Slurm clears a reason only when a DOWN node is resumed, so
+/// an idle~ node that kept one (`idle_on_node_suspend`) goes DOWN first.
 fn resume_down_nodes(w: &world::World, nodes: &[&str]) {
-    for node in nodes {
-        if w.node(node).state.is_down() {
-            w.scontrol(&["update", &format!("nodename={node}"), "state=resume"]);
+    for name in nodes {
+        let node = w.node(name);
+        let nodename = format!("nodename={name}");
+        let mut down = node.state.is_down();
+        if !down && node.reason.is_some() && node.state.powered_down() {
+            w.scontrol(&["update", &nodename, "state=down", "reason=e2e reset"]);
+            down = true;
+        }
+        if down {
+            w.scontrol(&["update", &nodename, "state=resume"]);
         }
     }
 }

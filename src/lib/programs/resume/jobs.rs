@@ -142,6 +142,20 @@ mod tests {
     }
 
     #[test]
+    fn files_slurm_wrote() {
+        // Captured from slurmctld 22.05.8 in the end-to-end world (two jobs in one call).
+        let old = ResumeFile::parse(include_str!("testdata/resume-file-22.05.json")).unwrap();
+        assert_eq!(old.job_ids(), vec![1, 2]);
+        assert_eq!(old.jobs[0].nodes, vec!["aon-a-0", "aon-a-1", "aon-a-2"]);
+        assert_eq!(old.job_of_nodes().get("burst-a-0"), Some(&2));
+        // As slurmctld 24.11.5 hands it over (issue 15's measurement in a Debian 13 chroot).
+        let new = ResumeFile::parse(include_str!("testdata/resume-file-24.11.json")).unwrap();
+        assert_eq!(new.job_ids(), vec![3]);
+        assert_eq!(new.jobs[0].nodes, vec!["aws-node-5"]);
+        assert_eq!(new.jobs[0].partition.as_deref(), Some("aws"));
+    }
+
+    #[test]
     fn owners_from_squeue() {
         let owners = parse_owners("12|alice|physics\n13|bob|(null)\nnot a line\n");
         assert_eq!(owners[&12].user, "alice");
