@@ -16,7 +16,7 @@ mod walker;
 
 pub use locate::{DEFAULT_CONFIG_DIR, find_config_dir};
 pub use model::*;
-pub use name::{ClusterName, NodeGroupName, PartitionName, check_filter_literal};
+pub use name::{ClusterName, NodeGroupName, PartitionName};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -59,7 +59,7 @@ word!(
 
 /// Refuses a value that EC2 would read as a pattern in a filter: `*` and `?`
 /// are wildcards there and `\\` escapes them, so `prod*` would also match `prod2`.
-pub fn check_filter_literal(value: &str) -> Result<(), String> {
+fn check_filter_literal(value: &str) -> Result<(), String> {
     match value.chars().find(|c| matches!(c, '*' | '?' | '\\')) {
         Some(c) => Err(format!(
             "must not hold {c:?}: EC2 filters read it as a wildcard or an escape, so the value would match other clusters' instances"

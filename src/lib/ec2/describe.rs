@@ -226,7 +226,7 @@ pub(super) async fn describe_tagged(
 }
 
 /// Whether the instance carries each tag with exactly that value.
-pub fn carries_exactly(instance: &Instance, tags: &[(&str, &str)]) -> bool {
+fn carries_exactly(instance: &Instance, tags: &[(&str, &str)]) -> bool {
     tags.iter()
         .all(|(key, value)| instance.tag(key) == Some(*value))
 }

@@ -12,7 +12,7 @@ mod terminate;
 
 pub use crate::config::Account;
 pub use client::https_client;
-pub use describe::{Instance, carries_exactly};
+pub use describe::Instance;
 pub use fleet::{FleetOutcome, fleet_request_plan};
 pub use handle::{Clients, Ec2};
 pub use retry::{Backoff, Deadline};

@@ -85,7 +85,7 @@ pub fn run(config: Option<&Config>, options: &Options) -> Outcome {
         Err(error) => {
             eprintln!("get-nodename: {error}");
             if options.fallback_hostname
-                && let Some(hostname) = hostname()
+                && let Some(hostname) = super::hostname()
             {
                 eprintln!("get-nodename: falling back to the host name {hostname}");
                 print(&hostname);
@@ -94,13 +94,6 @@ pub fn run(config: Option<&Config>, options: &Options) -> Outcome {
             Outcome::Failed
         }
     }
-}
-
-fn hostname() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

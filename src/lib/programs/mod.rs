@@ -131,6 +131,14 @@ pub(crate) fn session(config: &Config) -> Result<Session, Outcome> {
     })
 }
 
+/// This host's name, from the kernel.
+pub(crate) fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
 /// A Tokio runtime for the EC2 work of one program run.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()

@@ -80,9 +80,9 @@ pub fn run(context: &Context, dry_run: bool) -> Outcome {
         Ok(session) => session,
         Err(outcome) => return outcome,
     };
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let hostname = super::hostname().unwrap_or_default();
     match scontrol.run(&["ping".into()]) {
-        Ok(ping) if !should_run(&ping, hostname.trim()) => {
+        Ok(ping) if !should_run(&ping, &hostname) => {
             tracing::info!("This host is a backup controller and the primary is up: nothing to do");
             return Outcome::Done;
         }
