@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use super::{Context, Hostlist, Outcome, Session};
 use crate::config::{Config, NodeGroup};
-use crate::ec2::{Account, CallCounter, Clients, Deadline, Ec2};
+use crate::ec2::{Account, CallCounter, Clients, Deadline};
 use crate::lock;
 use crate::logging::Logging;
 use crate::names::{self, NodeName};
@@ -42,18 +42,19 @@ pub type ResumeFileRead = Option<(OsString, Result<ResumeFile, String>)>;
 /// The program: `resume <hostlist>`.
 pub fn run(context: &Context, hostlist: &Hostlist, resume_file: &ResumeFileRead) -> Outcome {
     let config = context.config;
+    let none = ResumeFile::default();
     let file = match resume_file {
         Some((_, Ok(file))) => {
             tracing::info!("Resume file names job(s): {:?}", file.job_ids());
             tracing::debug!("Resume file: {}", file.text.trim());
-            file.clone()
+            file
         }
         Some((path, Err(error))) => {
             let path = path.to_string_lossy();
             tracing::warn!("SLURM_RESUME_FILE {path}: {error}; serving the nodes of the hostlist");
-            ResumeFile::default()
+            &none
         }
-        None => ResumeFile::default(),
+        None => &none,
     };
     let names = match hostlist.expand() {
         Ok(names) => names,
@@ -74,7 +75,7 @@ pub fn run(context: &Context, hostlist: &Hostlist, resume_file: &ResumeFileRead)
         Ok(session) => session,
         Err(outcome) => return outcome,
     };
-    let jobs = Jobs::new(&file, owners(config, &file), config.settings.job_tags);
+    let jobs = Jobs::new(file, owners(config, file), config.settings.job_tags);
     let calls = Arc::new(CallCounter::default());
     let clients = Clients::new(&config.settings, calls.clone());
     let report = runtime.block_on(resume(config, &scontrol, &clients, &cluster, &names, &jobs));
@@ -148,16 +149,15 @@ pub async fn resume(
                 jobs: &jobs,
                 deadline,
             };
-            let outcome = run.serve(&nodes).await;
-            (ec2, outcome)
+            (ec2.account().clone(), run.serve(&nodes).await)
         });
     }
     let Gathered {
         served,
         mut to_terminate,
     } = gather(tasks, &mut report).await;
-    for (account, ids) in tell_slurm(scontrol, served, &mut report) {
-        to_terminate.entry(account).or_default().extend(ids);
+    for (account, id) in tell_slurm(scontrol, served, &mut report) {
+        to_terminate.entry(account).or_default().push(id);
     }
     // Jobs are requeued now; terminations may take their retries afterwards.
     report_failures_to_slurm(scontrol, &report);
@@ -182,16 +182,15 @@ struct Gathered {
 }
 
 async fn gather(
-    mut tasks: tokio::task::JoinSet<(Ec2, GroupOutcome)>,
+    mut tasks: tokio::task::JoinSet<(Account, GroupOutcome)>,
     report: &mut ResumeReport,
 ) -> Gathered {
     let mut gathered = Gathered::default();
     while let Some(joined) = tasks.join_next().await {
-        let Ok((ec2, outcome)) = joined else {
+        let Ok((account, outcome)) = joined else {
             tracing::error!("A node-group task ended abnormally");
             continue;
         };
-        let account = ec2.account().clone();
         report.launched += outcome.launched;
         report.reused += outcome.reused;
         for failure in outcome.failed {
@@ -215,7 +214,7 @@ fn tell_slurm(
     scontrol: &Scontrol,
     served: Vec<(Account, Served)>,
     report: &mut ResumeReport,
-) -> Vec<(Account, Vec<String>)> {
+) -> Vec<(Account, String)> {
     let addresses: Vec<NodeAddress> = served.iter().map(|(_, s)| s.address.clone()).collect();
     let mut refused = BTreeSet::new();
     for (batch, error) in scontrol.update_addresses(&addresses) {
@@ -232,7 +231,7 @@ fn tell_slurm(
                 one.address.address
             );
         } else if one.launched_now {
-            to_terminate.push((account, vec![one.instance_id]));
+            to_terminate.push((account, one.instance_id));
             report.fail(CODE_SLURM_UPDATE, [node]);
         } else {
             tracing::error!(
