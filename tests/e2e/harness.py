@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """The end-to-end world of slurm-ec2 on loopback, from real parts.
 
-  up      --dir D --bin B   start munged, moto (EC2), the fault proxy, the
-                            instance player and slurmctld; write D/world.json
+  up      --dir D --bin B [--root R]
+                            start munged, moto (EC2), the fault proxy, the
+                            instance player and slurmctld; write D/world.json.
+                            With --root, Slurm and munge run from the Debian
+                            root R (scripts/slurm-chroot: Slurm 24.11), with
+                            /proc, /dev and D bound into it at their own paths
   down    --dir D           stop what `up` started, by PID
   instances --dir D         print this world's EC2 instances as JSON
   proxy   --dir D           (internal) the fault-injecting, counting proxy
@@ -279,7 +283,7 @@ def run_player(args):
     booting = {}  # instance id -> {"thread", "slurmd", "metadata"}
     log = open(os.path.join(args.dir, "log", "player.log"), "a", buffering=1)
 
-    def boot(instance_id, tags):
+    def boot(instance_id, tags, address):
         control = load(os.path.join(args.dir, "player.json"), {})
         partition = tags.get("slurm-ec2:partition")
         metadata = start_metadata(ec2, instance_id, partition not in control.get("hide_tags_partitions", []))
@@ -300,8 +304,13 @@ def run_player(args):
         time.sleep(control.get("delay", {}).get(name, 0))
         if booting.get(instance_id, {}).get("gone"):
             return
-        slurmd = subprocess.Popen(["slurmd", "-D", "-b", "-N", name, "-f", world["slurm_conf"]],
-                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(args.dir, "log", f"slurmd-{name}.err"), "a"))
+        slurmd_env = dict(os.environ)
+        if world.get("source_shim"):
+            # Slurm 23.11+ takes NodeAddr from the address a node registers from.
+            slurmd_env.update(LD_PRELOAD=world["source_shim"], SLURM_EC2_SOURCE_ADDR=address)
+        slurmd = subprocess.Popen(world["prefix"] + ["/usr/sbin/slurmd", "-D", "-b", "-N", name, "-f", world["slurm_conf"]],
+                                  stdout=subprocess.DEVNULL, env=slurmd_env,
+                                  stderr=open(os.path.join(args.dir, "log", f"slurmd-{name}.err"), "a"))
         booting[instance_id]["slurmd"] = slurmd
         log.write(f"{instance_id}: slurmd for {name} pid {slurmd.pid}\n")
 
@@ -330,7 +339,8 @@ def run_player(args):
                 continue
             if instance_id not in booting:
                 booting[instance_id] = {}
-                thread = threading.Thread(target=boot, args=(instance_id, tags), daemon=True)
+                thread = threading.Thread(target=boot, args=(instance_id, tags, instance.get("PrivateIpAddress", "")),
+                                          daemon=True)
                 booting[instance_id]["thread"] = thread
                 thread.start()
         for instance_id, state in list(booting.items()):
@@ -385,6 +395,49 @@ SuspendTimeout=10
 SlurmctldParameters=idle_on_node_suspend
 """
 
+# Slurm 24.11's slurmd loads a cgroup plugin whatever the task and proctrack
+# plugins, and dies in a root without /sys/fs/cgroup.
+CGROUP_CONF = "CgroupPlugin=disabled\n"
+
+
+def bind_mounts(root, d):
+    """(source, target) pairs bound into the Debian root, in mounting order."""
+    return [(path, os.path.join(root, path.lstrip("/"))) for path in ("/proc", "/dev", d)]
+
+
+def mounted(target):
+    """Whether `target` is a mount point (os.path.ismount misses a bind mount
+    from the same file system)."""
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == target for line in f)
+
+
+def mount_root(root, d):
+    for source, target in bind_mounts(root, d):
+        os.makedirs(target, exist_ok=True)
+        if not mounted(target):
+            subprocess.run(["mount", "--bind", source, target], check=True)
+
+
+def unmount_root(root, d):
+    for _, target in reversed(bind_mounts(root, d)):
+        if mounted(target):
+            subprocess.run(["umount", "-l", target], check=False)
+    target = os.path.join(root, d.lstrip("/"))
+    if os.path.isdir(target) and not mounted(target):
+        try:
+            os.rmdir(target)
+        except OSError:
+            pass
+
+
+def slurm_version(world):
+    """`24.11.5` from `scontrol --version` (`slurm 24.11.5`, `slurm-wlm 22.05.8`);
+    24.11 needs a slurm.conf even for that."""
+    text = subprocess.run(world["prefix"] + ["/usr/bin/scontrol", "--version"], capture_output=True, text=True,
+                          env=dict(os.environ, SLURM_CONF=world["slurm_conf"])).stdout
+    return text.split()[-1] if text.split() else "unknown"
+
 
 def spawn(argv, log_path, env=None):
     out = open(log_path, "a")
@@ -409,7 +462,20 @@ def up(args):
         except OSError:
             shutil.copy2(os.path.join(args.bin, program), target)
     world = {"dir": d, "bin": bindir, "moto_port": free_port(), "proxy_port": free_port(),
-             "ctld_port": free_port(), "slurmd_port": free_port(), "pids": {}}
+             "ctld_port": free_port(), "slurmd_port": free_port(), "pids": {}, "prefix": []}
+    if args.root:
+        root = os.path.abspath(args.root)
+        mount_root(root, d)
+        world["root"] = root
+        world["prefix"] = ["/usr/sbin/chroot", root]
+        shim = os.path.join(d, "lib", "bind_source.so")
+        os.makedirs(os.path.dirname(shim), exist_ok=True)
+        subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", shim,
+                        os.path.join(os.path.dirname(os.path.abspath(__file__)), "bind_source.c"), "-ldl"], check=True)
+        world["source_shim"] = shim
+        with open(os.path.join(d, "cgroup.conf"), "w") as f:
+            f.write(CGROUP_CONF)
+
     world["slurm_conf"] = os.path.join(d, "slurm.conf")
     with open(os.path.join(d, "world.json"), "w") as f:
         json.dump(world, f)
@@ -422,7 +488,7 @@ def up(args):
             f.write(os.urandom(1024))
     os.chmod(key, 0o400)
     world["pids"]["munged"] = spawn(
-        ["munged", "-F", "-S", f"{d}/munge/munge.socket", f"--key-file={key}", f"--pid-file={d}/munge/munged.pid",
+        world["prefix"] + ["/usr/sbin/munged", "-F", "-S", f"{d}/munge/munge.socket", f"--key-file={key}", f"--pid-file={d}/munge/munged.pid",
          f"--log-file={d}/log/munged.log", f"--seed-file={d}/munge/munge.seed", "--force"], f"{d}/log/munged.out")
     world["pids"]["moto"] = spawn([os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H", "127.0.0.1",
                                    "-p", str(world["moto_port"])], f"{d}/log/moto.log")
@@ -435,7 +501,11 @@ def up(args):
     write_plugin_config(world, args.partitions)
     host = socket.gethostname().split(".")[0]
     base = SLURM_CONF.format(cluster=CLUSTER, host=host, dir=d, **{k: world[k] for k in ("ctld_port", "slurmd_port")})
-    generated = subprocess.run([os.path.join(world["bin"], "generate-conf")],
+    with open(world["slurm_conf"], "w") as f:
+        f.write(base)
+    world["slurm_version"] = slurm_version(world)
+    generated = subprocess.run(world["prefix"] + [os.path.join(world["bin"], "generate-conf"),
+                                                  "--slurm-version", world["slurm_version"]],
                                capture_output=True, text=True, check=True).stdout
     with open(world["slurm_conf"], "w") as f:
         f.write(base + "\n" + generated)
@@ -448,14 +518,15 @@ def up(args):
         if os.path.exists(f"{d}/munge/munge.socket"):
             break
         time.sleep(0.1)
-    world["pids"]["slurmctld"] = spawn(["slurmctld", "-D", "-i", "-f", world["slurm_conf"]], f"{d}/log/slurmctld.out",
+    world["pids"]["slurmctld"] = spawn(world["prefix"] + ["/usr/sbin/slurmctld", "-D", "-i", "-f", world["slurm_conf"]],
+                                       f"{d}/log/slurmctld.out",
                                        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
     with open(os.path.join(d, "world.json"), "w") as f:
         json.dump(world, f, indent=2)
     env = dict(os.environ, SLURM_CONF=world["slurm_conf"])
     deadline = time.time() + 60
     while time.time() < deadline:
-        if subprocess.run(["scontrol", "ping"], env=env, capture_output=True, text=True).stdout.count("UP"):
+        if subprocess.run(world["prefix"] + ["/usr/bin/scontrol", "ping"], env=env, capture_output=True, text=True).stdout.count("UP"):
             print(json.dumps(world, indent=2))
             return
         time.sleep(0.5)
@@ -536,6 +607,8 @@ def down(args):
             except ProcessLookupError:
                 pass
     # The player's slurmd processes are in its process group, stopped with it.
+    if world.get("root"):
+        unmount_root(world["root"], world["dir"])
 
 
 def instances(args):
@@ -586,7 +659,7 @@ def demo(args):
     ec2 = ec2_client(f"http://127.0.0.1:{world['moto_port']}")
 
     def sh(*argv):
-        return subprocess.run(argv, env=env, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(world["prefix"] + list(argv), env=env, capture_output=True, text=True).stdout.strip()
 
     job = sh("sbatch", "--parsable", "-p", "burst", "-N", "2", "--wrap", "hostname; sleep 5").split(";")[0]
     print(f"Submitted job {job}: 2 nodes of the cloud partition 'burst' (burst-a-[0-3], all idle~ = powered down).\n")
@@ -630,6 +703,7 @@ def main():
     parser.add_argument("command", choices=["up", "down", "instances", "proxy", "player", "add-instance", "terminate", "demo"])
     parser.add_argument("--dir", required=True)
     parser.add_argument("--bin", default="")
+    parser.add_argument("--root", default="", help="up: run Slurm and munge from this Debian root")
     parser.add_argument("--name", default="")
     parser.add_argument("--cluster", default="")
     parser.add_argument("--no-boot", action="store_true", help="add-instance: the player never boots it")

@@ -16,6 +16,7 @@ pub struct Instance {
     pub tags: Vec<(String, String)>,
     /// Seconds since the epoch.
     pub launch_time: Option<i64>,
+    pub instance_type: Option<String>,
 }
 
 impl Instance {
@@ -87,6 +88,7 @@ impl Instance {
                 })
                 .collect(),
             launch_time: instance.launch_time().map(|t| t.secs()),
+            instance_type: instance.instance_type().map(|t| t.as_str().to_string()),
         })
     }
 }

@@ -4,9 +4,11 @@
 mod command;
 mod nodes;
 pub mod reason;
+mod version;
 
-pub use command::{Scontrol, SlurmError};
+pub use command::{NodeInstance, Scontrol, SlurmError};
 pub use nodes::{BaseState, Flag, NodeInfo, NodeState, parse_nodes};
+pub use version::{SlurmVersion, VersionError};
 
 /// At most this many nodes per `scontrol update`.
 pub const UPDATE_BATCH: usize = 100;

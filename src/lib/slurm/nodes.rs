@@ -209,6 +209,17 @@ pub struct NodeInfo {
     pub state_text: String,
     pub address: Option<String>,
     pub reason: Option<String>,
+    /// `InstanceId` (23.11+), when set.
+    pub instance_id: Option<String>,
+    /// `InstanceType` (23.11+), when set.
+    pub instance_type: Option<String>,
+}
+
+/// A field's value, unless Slurm printed one of its words for "none".
+fn set_value(value: Option<&str>) -> Option<String> {
+    value
+        .filter(|v| !v.is_empty() && !matches!(*v, "(null)" | "N/A" | "n/a" | "None"))
+        .map(str::to_string)
 }
 
 /// Splits a `-o` line into `Key=Value` fields. A key is a word of letters,
@@ -256,6 +267,8 @@ pub fn parse_nodes(text: &str) -> Vec<NodeInfo> {
                 reason: get("Reason")
                     .filter(|r| !r.is_empty() && *r != "(null)")
                     .map(str::to_string),
+                instance_id: set_value(get("InstanceId")),
+                instance_type: set_value(get("InstanceType")),
             })
         })
         .collect()

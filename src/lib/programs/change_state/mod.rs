@@ -15,8 +15,12 @@ use super::{Context, Outcome, Session};
 use crate::config::Config;
 use crate::ec2::{self, Account, CLUSTER_TAG, CallCounter, Clients};
 use crate::lock;
-use crate::slurm::{self, Scontrol, SlurmError};
+use crate::slurm::{self, NodeInstance, Scontrol, SlurmError};
 use plan::{Action, Found, Inputs, Step};
+
+/// How long a run may spend recording instances in Slurm (one call per node
+/// before Slurm 25.11.6); the next run goes on where it stopped.
+const RECORD_TIME: std::time::Duration = std::time::Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeStateError {
@@ -154,6 +158,7 @@ pub async fn make_plan(
         nodes: &nodes,
         instances: &instances,
         now,
+        record_instances: scontrol.version().is_some_and(|v| v.has_instance_fields()),
     }))
 }
 
@@ -164,6 +169,7 @@ pub async fn execute(steps: &[Step], scontrol: &Scontrol, clients: &Clients) -> 
     let mut terminations: BTreeMap<Account, Vec<String>> = BTreeMap::new();
     let mut updates: BTreeMap<(&'static str, Option<String>), Vec<String>> = BTreeMap::new();
     let mut power_downs = Vec::new();
+    let mut records = Vec::new();
     for step in steps {
         tracing::info!(
             "{}: {} ({}; instance {} {})",
@@ -183,12 +189,25 @@ pub async fn execute(steps: &[Step], scontrol: &Scontrol, clients: &Clients) -> 
                         .push(id.clone());
                 }
             }
+            Action::SetState {
+                state: plan::STATE_POWER_DOWN_FORCE,
+                reason: None,
+            } => power_downs.extend(step.node.clone()),
             Action::SetState { state, reason } => {
                 if let Some(node) = &step.node {
                     updates
                         .entry((state, reason.clone()))
                         .or_default()
                         .push(node.clone());
+                }
+            }
+            Action::RecordInstance { instance_type } => {
+                if let (Some(node), Some(id)) = (&step.node, &step.instance) {
+                    records.push(NodeInstance {
+                        node: node.clone(),
+                        instance_id: id.clone(),
+                        instance_type: instance_type.clone(),
+                    });
                 }
             }
             Action::DownThenPowerDown { reason } => {
@@ -219,10 +238,18 @@ pub async fn execute(steps: &[Step], scontrol: &Scontrol, clients: &Clients) -> 
         }
     }
     if !power_downs.is_empty() {
-        for (nodes, error) in scontrol.set_state(&power_downs, plan::STATE_POWER_DOWN_FORCE, None) {
+        for (nodes, error) in scontrol.power_down_force(&power_downs) {
             tracing::error!("Failed to power down {}: {error}", nodes.join(","));
             failures += nodes.len();
         }
+    }
+    let until = std::time::Instant::now() + RECORD_TIME;
+    for (nodes, error) in scontrol.set_instances(&records, 4, until) {
+        tracing::error!(
+            "Failed to record the instance of {}: {error}",
+            nodes.join(",")
+        );
+        failures += nodes.len();
     }
     failures
 }
@@ -241,6 +268,9 @@ fn describe(action: &Action) -> String {
         } => format!("state={state} reason={reason}"),
         Action::DownThenPowerDown { reason } => {
             format!("state=DOWN reason={reason}, then state=POWER_DOWN_FORCE")
+        }
+        Action::RecordInstance { instance_type } => {
+            format!("instanceid=<instance> instancetype={instance_type}")
         }
     }
 }

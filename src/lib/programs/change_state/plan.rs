@@ -45,6 +45,10 @@ pub enum Action {
     DownThenPowerDown {
         reason: String,
     },
+    /// `instanceid=<the step's instance> instancetype=…` (Slurm 23.11+).
+    RecordInstance {
+        instance_type: String,
+    },
 }
 
 /// One row of the plan (and of `--dry-run`'s table).
@@ -75,6 +79,9 @@ pub struct Inputs<'a> {
     pub instances: &'a [Found],
     /// Seconds since the epoch.
     pub now: i64,
+    /// Slurm has InstanceId and InstanceType (23.11+): record them, and
+    /// match nodes to instances by them first.
+    pub record_instances: bool,
 }
 
 /// The capacity code and the end of the hold that this node's reason starts or carries.
@@ -127,13 +134,15 @@ pub fn plan(inputs: &Inputs) -> Vec<Step> {
             hold: holds.get(&group.node_prefix()),
             now,
             grace,
+            record_instances: inputs.record_instances,
         };
         steps.extend(rules::steps_for(&view));
     }
     steps
 }
 
-/// This cluster's instances by the node their Name gives; the steps for
+/// This cluster's instances by their node: the one whose InstanceId in Slurm
+/// names it (when its tags agree), else the one its Name gives; the steps for
 /// those whose Name is no node of ours (past the grace, still live).
 fn sort_instances<'i>(
     inputs: &'i Inputs,
@@ -141,12 +150,22 @@ fn sort_instances<'i>(
 ) -> (BTreeMap<&'i str, Vec<&'i Found>>, Vec<Step>) {
     let listed: BTreeMap<&str, &NodeInfo> =
         inputs.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+    let by_instance_id: BTreeMap<&str, &str> = inputs
+        .nodes
+        .iter()
+        .filter(|_| inputs.record_instances)
+        .filter_map(|n| Some((n.instance_id.as_deref()?, n.name.as_str())))
+        .collect();
     let mut by_name: BTreeMap<&str, Vec<&Found>> = BTreeMap::new();
     let mut steps = Vec::new();
     for found in inputs.instances {
         let instance = &found.instance;
         let shutting_down = instance.state == InstanceState::ShuttingDown;
-        match instance.tag("Name") {
+        let recorded = by_instance_id
+            .get(instance.id.as_str())
+            .copied()
+            .filter(|node| recorded_for(inputs.config, instance, node));
+        match recorded.or(instance.tag("Name")) {
             Some(name) if names::parse(inputs.config, name).is_ok() => {
                 by_name.entry(name).or_default().push(found)
             }
@@ -160,6 +179,17 @@ fn sort_instances<'i>(
         }
     }
     (by_name, steps)
+}
+
+/// Whether Slurm's InstanceId may stand for the tags: the instance's partition
+/// and node group are the node's, and its Name, when it has one, is the node.
+fn recorded_for(config: &Config, instance: &Instance, node: &str) -> bool {
+    let Ok((_, group)) = names::parse(config, node) else {
+        return false;
+    };
+    instance.tag(ec2::PARTITION_TAG) == Some(group.partition.as_str())
+        && instance.tag(ec2::NODE_GROUP_TAG) == Some(group.name.as_str())
+        && instance.tag("Name").is_none_or(|name| name == node)
 }
 
 /// Node groups under an insufficient-capacity hold, with its code and end:
@@ -248,6 +278,8 @@ mod tests {
             state_text: state.into(),
             address: None,
             reason: reason.map(str::to_string),
+            instance_id: None,
+            instance_type: None,
         }
     }
 
@@ -268,6 +300,7 @@ mod tests {
                 private_dns_name: None,
                 tags,
                 launch_time: Some(launched),
+                instance_type: None,
             },
         }
     }
@@ -282,10 +315,111 @@ mod tests {
             nodes,
             instances,
             now: NOW,
+            record_instances: false,
         })
         .into_iter()
         .map(|s| (s.node, s.instance, s.action))
         .collect()
+    }
+
+    fn run_recording(nodes: &[NodeInfo], instances: &[Found]) -> Vec<Step> {
+        plan(&Inputs {
+            config: &fixtures::example(),
+            nodes,
+            instances,
+            now: NOW,
+            record_instances: true,
+        })
+    }
+
+    fn group_tags(found: &mut Found) {
+        found.instance.tags.extend([
+            ("slurm-ec2:partition".to_string(), "aws".to_string()),
+            ("slurm-ec2:node-group".to_string(), "ondemand".to_string()),
+        ]);
+    }
+
+    #[test]
+    fn an_instance_without_a_name_is_the_node_slurm_records_it_for() {
+        let mut recorded = node("aws-ondemand-3", "ALLOCATED+CLOUD", None);
+        recorded.instance_id = Some("i-3".into());
+        let mut nameless = found("i-3", None, "running", OLD);
+        group_tags(&mut nameless);
+        // Without the record it would be an orphan; with it, the node's instance.
+        let steps = run_recording(
+            std::slice::from_ref(&recorded),
+            std::slice::from_ref(&nameless),
+        );
+        assert!(steps.is_empty(), "{steps:?}");
+        let steps = run(&[recorded.clone()], std::slice::from_ref(&nameless));
+        assert!(steps.iter().any(|s| s.2 == Action::Terminate), "{steps:?}");
+        // A record whose tags disagree stands for nothing: the tags decide.
+        let mut other_group = found("i-3", None, "running", OLD);
+        other_group
+            .instance
+            .tags
+            .push(("slurm-ec2:partition".into(), "gpu".into()));
+        let steps = run_recording(&[recorded.clone()], &[other_group]);
+        assert!(
+            steps.iter().any(|s| s.action == Action::Terminate),
+            "{steps:?}"
+        );
+        let mut named_otherwise = found("i-3", Some("aws-ondemand-4"), "running", OLD);
+        group_tags(&mut named_otherwise);
+        let steps = run_recording(&[recorded], &[named_otherwise]);
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.node.as_deref() == Some("aws-ondemand-3")
+                    && matches!(s.action, Action::DownThenPowerDown { .. })),
+            "{steps:?}"
+        );
+    }
+
+    #[test]
+    fn records_the_instance_of_a_node_in_service_once() {
+        let mut instance = found("i-7", Some("aws-ondemand-7"), "running", OLD);
+        instance.instance.instance_type = Some("c5.large".into());
+        let unrecorded = node("aws-ondemand-7", "IDLE+CLOUD", None);
+        let steps = run_recording(
+            std::slice::from_ref(&unrecorded),
+            std::slice::from_ref(&instance),
+        );
+        assert_eq!(steps.len(), 1, "{steps:?}");
+        assert_eq!(steps[0].instance.as_deref(), Some("i-7"));
+        assert_eq!(
+            steps[0].action,
+            Action::RecordInstance {
+                instance_type: "c5.large".into()
+            }
+        );
+        let mut recorded = unrecorded.clone();
+        recorded.instance_id = Some("i-7".into());
+        assert!(run_recording(&[recorded], std::slice::from_ref(&instance)).is_empty());
+        // Older Slurm has no such field.
+        assert!(run(&[unrecorded], &[instance]).is_empty());
+    }
+
+    #[test]
+    fn resume_timeout_is_repaired_in_both_forms() {
+        // 22.05 keeps NOT_RESPONDING; 23.02.5 and later clear it.
+        for state in [
+            "DOWN+CLOUD+POWERED_DOWN+NOT_RESPONDING",
+            "DOWN+CLOUD+POWERED_DOWN",
+        ] {
+            let timed_out = node("aws-ondemand-5", state, Some("ResumeTimeout reached"));
+            let instance = found("i-5", Some("aws-ondemand-5"), "running", OLD);
+            let steps = run(&[timed_out], &[instance]);
+            let actions: Vec<&Action> = steps.iter().map(|s| &s.2).collect();
+            assert!(actions.contains(&&Action::Terminate), "{state}: {steps:?}");
+            assert!(
+                actions.contains(&&Action::SetState {
+                    state: STATE_RESUME,
+                    reason: None
+                }),
+                "{state}: {steps:?}"
+            );
+        }
     }
 
     fn stamp(seconds_ago: i64) -> String {
@@ -433,7 +567,8 @@ mod tests {
                 config: &config,
                 nodes: &nodes,
                 instances: &[],
-                now: NOW
+                now: NOW,
+                record_instances: false,
             })
             .is_empty()
         );
@@ -555,6 +690,7 @@ mod tests {
                 nodes: &[node("aws-ondemand-12", state, None)],
                 instances: std::slice::from_ref(&instance),
                 now: NOW,
+                record_instances: false,
             });
             assert_eq!(steps.len(), 1, "{state}");
             assert_eq!(steps[0].action, Action::Keep, "{state}");

@@ -23,6 +23,8 @@ pub(super) struct NodeView<'a> {
     pub hold: Option<&'a (String, i64)>,
     pub now: i64,
     pub grace: i64,
+    /// Slurm has InstanceId and InstanceType (23.11+).
+    pub record_instances: bool,
 }
 
 impl NodeView<'_> {
@@ -62,10 +64,32 @@ const DECIDING_RULES: [Rule; 6] = [
 pub(super) fn steps_for(view: &NodeView) -> Vec<Step> {
     let mut steps = duplicates(view);
     steps.extend(leak(view));
+    steps.extend(unrecorded_instance(view));
     if let Some(decided) = DECIDING_RULES.iter().find_map(|rule| rule(view)) {
         steps.extend(decided);
     }
     steps
+}
+
+/// Up or on its way up with one live instance that Slurm's InstanceId does
+/// not name (resume ran out of time, or an older Slurm set it): record it.
+fn unrecorded_instance(view: &NodeView) -> Option<Step> {
+    let state = &view.node.state;
+    let settled = !state.powered_down() && !state.powering_down() && !state.is_down();
+    let [found] = view.live.as_slice() else {
+        return None;
+    };
+    let recorded = view.node.instance_id.as_deref() == Some(found.instance.id.as_str());
+    (view.record_instances && settled && !recorded).then(|| {
+        let action = Action::RecordInstance {
+            instance_type: found.instance.instance_type.clone().unwrap_or_default(),
+        };
+        view.step(
+            action,
+            "Slurm's InstanceId does not name it".into(),
+            Some(found),
+        )
+    })
 }
 
 /// Not powered down, several live instances: keep the one at the address

@@ -26,7 +26,7 @@ use crate::ec2::{Account, CallCounter, Clients, Deadline};
 use crate::lock;
 use crate::logging::Logging;
 use crate::names::{self, NodeName};
-use crate::slurm::{self, NodeAddress, Scontrol};
+use crate::slurm::{self, NodeAddress, NodeInstance, Scontrol};
 use serve::{GroupOutcome, GroupRun, Served};
 
 /// Our own codes, for failures that carry no EC2 error code.
@@ -156,7 +156,8 @@ pub async fn resume(
         served,
         mut to_terminate,
     } = gather(tasks, &mut report).await;
-    for (account, id) in tell_slurm(scontrol, served, &mut report) {
+    let (refused, placed) = tell_slurm(scontrol, served, &mut report);
+    for (account, id) in refused {
         to_terminate.entry(account).or_default().push(id);
     }
     // Jobs are requeued now; terminations may take their retries afterwards.
@@ -171,7 +172,32 @@ pub async fn resume(
             tracing::error!("Failed to terminate {}: {error}", ids.join(", "));
         }
     }
+    record_instances(scontrol, &placed, deadline, config.settings.tag_concurrency);
     report
+}
+
+/// Slurm's InstanceId and InstanceType of the served nodes (23.11+), once
+/// every address is told: per node before 25.11.6, so only while the budget
+/// lasts. What is left is set by change-state; tags still find the instances.
+fn record_instances(
+    scontrol: &Scontrol,
+    placed: &[NodeInstance],
+    deadline: Deadline,
+    concurrency: usize,
+) {
+    if placed.is_empty() {
+        return;
+    }
+    let until = std::time::Instant::now() + deadline.remaining();
+    let failures = scontrol.set_instances(placed, concurrency.min(4), until);
+    if let Some((_, error)) = failures.first() {
+        let nodes: Vec<String> = failures.iter().flat_map(|(n, _)| n.clone()).collect();
+        tracing::warn!(
+            "InstanceId not set in Slurm for {} node(s): {} (first error: {error}); change-state sets it",
+            nodes.len(),
+            crate::hostlist::compress(&nodes)
+        );
+    }
 }
 
 /// What the node groups' tasks gave, by account.
@@ -214,7 +240,7 @@ fn tell_slurm(
     scontrol: &Scontrol,
     served: Vec<(Account, Served)>,
     report: &mut ResumeReport,
-) -> Vec<(Account, String)> {
+) -> (Vec<(Account, String)>, Vec<NodeInstance>) {
     let addresses: Vec<NodeAddress> = served.iter().map(|(_, s)| s.address.clone()).collect();
     let mut refused = BTreeSet::new();
     for (batch, error) in scontrol.update_addresses(&addresses) {
@@ -222,6 +248,7 @@ fn tell_slurm(
         refused.extend(batch.into_iter().map(|a| a.node));
     }
     let mut to_terminate = Vec::new();
+    let mut placed = Vec::new();
     for (account, one) in served {
         let node = one.address.node.clone();
         if !refused.contains(&node) {
@@ -230,6 +257,11 @@ fn tell_slurm(
                 one.instance_id,
                 one.address.address
             );
+            placed.push(NodeInstance {
+                node,
+                instance_id: one.instance_id,
+                instance_type: one.instance_type,
+            });
         } else if one.launched_now {
             to_terminate.push((account, one.instance_id));
             report.fail(CODE_SLURM_UPDATE, [node]);
@@ -241,7 +273,7 @@ fn tell_slurm(
             report.not_updated.push(node);
         }
     }
-    to_terminate
+    (to_terminate, placed)
 }
 
 /// The node group's resume lock, waited for during half of what is left of
@@ -310,7 +342,7 @@ fn report_failures_to_slurm(scontrol: &Scontrol, report: &ResumeReport) {
         }
     }
     let all: Vec<String> = report.failed.values().flatten().cloned().collect();
-    for (batch, error) in scontrol.set_state(&all, "POWER_DOWN_FORCE", None) {
+    for (batch, error) in scontrol.power_down_force(&all) {
         let batch = crate::hostlist::compress(&batch);
         tracing::error!("Failed to power down {batch}: {error}");
     }

@@ -21,6 +21,7 @@ use crate::slurm::NodeAddress;
 pub(super) struct Served {
     pub address: NodeAddress,
     pub instance_id: String,
+    pub instance_type: String,
     /// Launched by this run (else found running from an earlier one).
     pub launched_now: bool,
 }
@@ -310,6 +311,7 @@ impl GroupRun<'_> {
             };
             outcome.served.push(Served {
                 address,
+                instance_type: instance.instance_type.clone().unwrap_or_default(),
                 instance_id: instance.id,
                 launched_now,
             });
@@ -416,6 +418,7 @@ mod tests {
             private_dns_name: None,
             tags: vec![("Name".into(), name.into())],
             launch_time: Some(launch),
+            instance_type: None,
         }
     }
 
