@@ -10,5 +10,6 @@ mod get_nodename;
 mod isolation_wire;
 mod jobs_wire;
 pub mod resume_wire;
+mod slurm_versions_wire;
 mod support;
 mod suspend_wire;

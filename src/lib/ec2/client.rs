@@ -36,6 +36,29 @@ pub(super) async fn connect(
     aws_sdk_ec2::Client::new(&loader.load().await)
 }
 
+/// The certificate authorities on this host were not found: the SDK would
+/// panic building its HTTPS client.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no CA certificates found on this host (SSL_CERT_FILE, SSL_CERT_DIR or the system store{}): install the ca-certificates package; no AWS call can be made without them",
+    first_error.as_deref().map(|e| format!("; {e}")).unwrap_or_default()
+)]
+pub struct NoCertificates {
+    pub first_error: Option<String>,
+}
+
+/// Checks that the HTTPS client can be built: the host's store holds at
+/// least one certificate authority.
+pub fn check_trust_store() -> Result<(), NoCertificates> {
+    let found = rustls_native_certs::load_native_certs();
+    if found.certs.is_empty() {
+        return Err(NoCertificates {
+            first_error: found.errors.first().map(|e| e.to_string()),
+        });
+    }
+    Ok(())
+}
+
 /// The HTTPS client of every AWS call: rustls with the ring provider.
 pub fn https_client() -> aws_sdk_ec2::config::SharedHttpClient {
     aws_smithy_http_client::Builder::new()

@@ -11,7 +11,7 @@ mod tags;
 mod terminate;
 
 pub use crate::config::Account;
-pub use client::https_client;
+pub use client::{NoCertificates, check_trust_store, https_client};
 pub use describe::Instance;
 pub use fleet::{FleetOutcome, fleet_request_plan};
 pub use handle::{Clients, Ec2};

@@ -115,6 +115,10 @@ pub(crate) struct Session {
 
 /// Builds the [`Session`], or logs why it cannot.
 pub(crate) fn session(config: &Config) -> Result<Session, Outcome> {
+    crate::ec2::check_trust_store().map_err(|error| {
+        tracing::error!("{error}");
+        Outcome::Failed
+    })?;
     let scontrol = Scontrol::new(&config.scontrol(), config.settings.scontrol_timeout);
     let cluster = cluster::cluster_name(config, &scontrol).map_err(|error| {
         tracing::error!("{error}");

@@ -1,13 +1,19 @@
-//! suspend: Slurm's SuspendProgram. Finds this cluster's instances named for
-//! the nodes and terminates them.
+//! suspend: Slurm's SuspendProgram. Finds this cluster's instances of the
+//! nodes (by the InstanceId Slurm records, 23.11+, else by Name) and
+//! terminates them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Context, Hostlist, Outcome, Session};
-use crate::ec2::{Account, CLUSTER_TAG, CallCounter, Clients, InstanceState};
+use crate::config::NodeGroup;
+use crate::ec2::{
+    Account, CLUSTER_TAG, CallCounter, Clients, Instance, InstanceState, NODE_GROUP_TAG,
+    PARTITION_TAG,
+};
 use crate::names;
+use crate::slurm::{self, Scontrol};
 
 #[derive(Debug, Default)]
 pub struct SuspendReport {
@@ -57,7 +63,8 @@ pub fn run(context: &Context, hostlist: &Hostlist) -> Outcome {
     };
     let calls = Arc::new(CallCounter::default());
     let clients = Clients::new(&config.settings, calls.clone());
-    let report = runtime.block_on(suspend(&clients, &cluster, &sorted));
+    let recorded = recorded_instances(&scontrol, &sorted);
+    let report = runtime.block_on(suspend(&clients, &cluster, &sorted, &recorded));
     let line = summary(&report, &calls, scontrol.runs(), context.started);
     tracing::info!("{line}");
     if report.succeeded() {
@@ -67,47 +74,125 @@ pub fn run(context: &Context, hostlist: &Hostlist) -> Outcome {
     }
 }
 
+/// The InstanceId that Slurm (23.11+) records for each node of ours in
+/// `sorted`, from one `scontrol show nodes`; empty on older Slurm, and when
+/// the call fails (the tags then find every instance).
+fn recorded_instances(scontrol: &Scontrol, sorted: &names::Sorted<'_>) -> BTreeMap<String, String> {
+    if !scontrol.version().is_some_and(|v| v.has_instance_fields()) {
+        return BTreeMap::new();
+    }
+    let nodes: Vec<String> = sorted
+        .by_group
+        .values()
+        .flat_map(|(_, nodes)| nodes.iter().map(|n| n.to_string()))
+        .collect();
+    let args = [
+        "show".to_string(),
+        "nodes".to_string(),
+        crate::hostlist::compress(&nodes),
+        "-o".to_string(),
+    ];
+    match scontrol.run(&args) {
+        Ok(text) => slurm::parse_nodes(&text)
+            .into_iter()
+            .filter_map(|node| Some((node.name, node.instance_id?)))
+            .collect(),
+        Err(error) => {
+            tracing::warn!("Cannot read the nodes' InstanceId, finding instances by Name: {error}");
+            BTreeMap::new()
+        }
+    }
+}
+
+/// Whether `instance` is the live instance of `node` (of `group`) in this
+/// cluster, compared exactly: Slurm's InstanceId alone is not trusted.
+fn is_instance_of(instance: &Instance, node: &str, group: &NodeGroup, cluster: &str) -> bool {
+    instance.is_live()
+        && instance.tag(CLUSTER_TAG) == Some(cluster)
+        && instance.tag(PARTITION_TAG) == Some(group.partition.as_str())
+        && instance.tag(NODE_GROUP_TAG) == Some(group.name.as_str())
+        && instance.tag("Name").is_none_or(|name| name == node)
+}
+
 /// Terminates the instances of our nodes in `sorted` (names that are not ours
-/// were summarised by the caller). Only instances that carry this cluster's
-/// tag are ever touched.
+/// were summarised by the caller): those whose InstanceId Slurm records
+/// (`recorded`), described by id, and the others found by Name. Only
+/// instances that carry this cluster's tag are ever touched.
 pub async fn suspend(
     clients: &Clients,
     cluster: &str,
     sorted: &names::Sorted<'_>,
+    recorded: &BTreeMap<String, String>,
 ) -> SuspendReport {
     let mut report = SuspendReport {
         asked: sorted.node_count(),
         foreign: sorted.foreign.count,
         ..Default::default()
     };
-    let mut by_account: BTreeMap<Account, Vec<String>> = BTreeMap::new();
+    let mut by_account: BTreeMap<Account, Vec<(String, &NodeGroup)>> = BTreeMap::new();
     for (group, nodes) in sorted.by_group.values() {
         by_account
             .entry(group.account())
             .or_default()
-            .extend(nodes.iter().map(|n| n.to_string()));
+            .extend(nodes.iter().map(|n| (n.to_string(), *group)));
     }
     for (account, nodes) in by_account {
         let ec2 = clients.get(&account).await;
-        let tags = [(CLUSTER_TAG, cluster)];
-        let ours = match ec2
-            .find(&tags, Some(InstanceState::live()), Some(&nodes))
-            .await
-        {
-            Ok(instances) => instances,
-            Err(error) => {
-                tracing::error!("Failed to describe instances to terminate in {account}: {error}");
-                report.lookup_failures += 1;
-                continue;
-            }
+        let ids: Vec<String> = nodes
+            .iter()
+            .filter_map(|(node, _)| recorded.get(node).cloned())
+            .collect();
+        let described = if ids.is_empty() {
+            Vec::new()
+        } else {
+            ec2.describe(&ids).await.unwrap_or_else(|error| {
+                tracing::warn!(
+                    "Cannot describe the instances Slurm records, finding them by Name: {error}"
+                );
+                Vec::new()
+            })
         };
-        for node in &nodes {
-            if !ours.iter().any(|i| i.tag("Name") == Some(node.as_str())) {
+        let mut ours: Vec<(String, Instance)> = Vec::new();
+        let mut by_name = Vec::new();
+        for (node, group) in &nodes {
+            let found = recorded.get(node).and_then(|id| {
+                described
+                    .iter()
+                    .find(|i| &i.id == id && is_instance_of(i, node, group, cluster))
+            });
+            match found {
+                Some(instance) => ours.push((node.clone(), instance.clone())),
+                None => by_name.push(node.clone()),
+            }
+        }
+        if !by_name.is_empty() {
+            let tags = [(CLUSTER_TAG, cluster)];
+            match ec2
+                .find(&tags, Some(InstanceState::live()), Some(&by_name))
+                .await
+            {
+                Ok(instances) => ours.extend(instances.into_iter().filter_map(|i| {
+                    let name = i.tag("Name")?.to_string();
+                    Some((name, i))
+                })),
+                Err(error) => {
+                    tracing::error!(
+                        "Failed to describe instances to terminate in {account}: {error}"
+                    );
+                    report.lookup_failures += 1;
+                    continue;
+                }
+            }
+        }
+        ours.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+        ours.dedup_by(|a, b| a.1.id == b.1.id);
+        for (node, _) in &nodes {
+            if !ours.iter().any(|(n, _)| n == node) {
                 tracing::info!("Node {node} has no instance to terminate");
                 report.without_instance.push(node.clone());
             }
         }
-        let ids: Vec<String> = ours.iter().map(|i| i.id.clone()).collect();
+        let ids: Vec<String> = ours.iter().map(|(_, i)| i.id.clone()).collect();
         let failures = ec2.terminate(&ids).await;
         let failed: Vec<String> = failures
             .iter()
@@ -116,9 +201,8 @@ pub async fn suspend(
         for (ids, error) in &failures {
             tracing::error!("Failed to terminate instances {}: {error}", ids.join(", "));
         }
-        for instance in ours.iter().filter(|i| !failed.contains(&i.id)) {
-            let name = instance.tag("Name").unwrap_or_default();
-            tracing::info!("Terminated instance {name} {}", instance.id);
+        for (node, instance) in ours.iter().filter(|(_, i)| !failed.contains(&i.id)) {
+            tracing::info!("Terminated instance {node} {}", instance.id);
             report.terminated += 1;
         }
         report.failed_instances.extend(failed);

@@ -314,12 +314,15 @@ impl Scontrol {
 
 fn instance_arguments(batch: &[NodeInstance]) -> Vec<String> {
     let join = |f: fn(&NodeInstance) -> &str| batch.iter().map(f).collect::<Vec<_>>().join(",");
-    vec![
+    let mut args = vec![
         "update".to_string(),
         format!("nodename={}", join(|n| &n.node)),
         format!("instanceid={}", join(|n| &n.instance_id)),
-        format!("instancetype={}", join(|n| &n.instance_type)),
-    ]
+    ];
+    if batch.iter().all(|n| !n.instance_type.is_empty()) {
+        args.push(format!("instancetype={}", join(|n| &n.instance_type)));
+    }
+    args
 }
 
 impl SlurmError {

@@ -300,7 +300,7 @@ fn describe(state: &mut State, params: &Params) -> ResponseTemplate {
             // Launched an hour ago: past any launch grace of the tests.
             let launched = (chrono::Utc::now() - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%S.000Z");
             format!(
-                "<item><reservationId>r-1</reservationId><instancesSet><item><instanceId>{}</instanceId><instanceState><code>16</code><name>{}</name></instanceState><privateDnsName>{dns}</privateDnsName><privateIpAddress>{}</privateIpAddress><launchTime>{launched}</launchTime><tagSet>{tags}</tagSet></item></instancesSet></item>",
+                "<item><reservationId>r-1</reservationId><instancesSet><item><instanceId>{}</instanceId><instanceState><code>16</code><name>{}</name></instanceState><privateDnsName>{dns}</privateDnsName><privateIpAddress>{}</privateIpAddress><instanceType>c5.xlarge</instanceType><launchTime>{launched}</launchTime><tagSet>{tags}</tagSet></item></instancesSet></item>",
                 i.id, i.state, i.ip
             )
         })

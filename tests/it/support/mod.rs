@@ -17,6 +17,7 @@ pub use fake_ec2::FakeEc2;
 const FAKE_SCONTROL: &str = r#"#!/bin/bash
 here="$(dirname "$0")"
 (IFS=$'\t'; echo "$*") >> "$here/scontrol.calls"
+if [ "$1" = --version ]; then echo "slurm $(cat "$here/version" 2>/dev/null || echo 22.05.8)"; exit 0; fi
 if [ "$1" = show ] && [ "$2" = config ]; then echo "ClusterName             = testcluster"; exit 0; fi
 if [ "$1" = show ] && [ "$2" = nodes ]; then cat "$here/nodes.txt" 2>/dev/null; exit 0; fi
 if [ "$1" = update ] && [ -e "$here/fail-update" ]; then echo "slurm_update error: Invalid node state specified" >&2; exit 1; fi

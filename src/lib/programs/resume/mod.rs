@@ -34,6 +34,8 @@ pub const CODE_NO_ADDRESS: &str = "InstanceAddressUnavailable";
 pub const CODE_UNFULFILLED: &str = "UnfulfilledCapacity";
 pub const CODE_SLURM_UPDATE: &str = "SlurmUpdateFailed";
 pub const CODE_NO_LOG: &str = "LogFileUnavailable";
+/// The code of nodes failed because this host has no CA certificates.
+pub const CODE_NO_CERTIFICATES: &str = "NoCACertificates";
 pub const CODE_JOB_TOO_LARGE: &str = "AllOrNothingOver1000Nodes";
 
 /// `SLURM_RESUME_FILE` as read at the start of the run (it vanishes with slurmctld).
@@ -60,9 +62,15 @@ pub fn run(context: &Context, hostlist: &Hostlist, resume_file: &ResumeFileRead)
         Ok(names) => names,
         Err(outcome) => return outcome,
     };
-    if let Logging::Fallback { reason } = &context.logging {
+    // Nodes that cannot be served are failed at once, not left to ResumeTimeout.
+    let refusal = match (&context.logging, crate::ec2::check_trust_store()) {
+        (Logging::Fallback { reason }, _) => Some((CODE_NO_LOG, reason.clone())),
+        (_, Err(error)) => Some((CODE_NO_CERTIFICATES, error.to_string())),
+        _ => None,
+    };
+    if let Some((code, reason)) = refusal {
         let scontrol = Scontrol::new(&config.scontrol(), config.settings.scontrol_timeout);
-        let report = refuse_without_log(config, &scontrol, &names, reason);
+        let report = refuse(config, &scontrol, &names, code, &reason);
         let line = report.summary(&CallCounter::default(), &scontrol, context.started);
         tracing::info!("{line}");
         return Outcome::Failed;
@@ -302,13 +310,15 @@ async fn hold_group_lock(
     }
 }
 
-/// Without a log file nobody could tell what a launch did: launches nothing
-/// and fails our nodes with `(Code:LogFileUnavailable)`, so that their jobs
-/// are requeued now.
-pub fn refuse_without_log(
+/// Launches nothing and fails our nodes with `code`, so that their jobs are
+/// requeued now: without a log file nobody could tell what a launch did
+/// (`LogFileUnavailable`), without CA certificates no AWS call can be made
+/// (`NoCACertificates`).
+pub fn refuse(
     config: &Config,
     scontrol: &Scontrol,
     names: &[String],
+    code: &str,
     reason: &str,
 ) -> ResumeReport {
     let sorted = names::sort_names(config, names);
@@ -321,7 +331,7 @@ pub fn refuse_without_log(
         .by_group
         .values()
         .flat_map(|(_, nodes)| nodes.iter().map(NodeName::to_string));
-    report.fail(CODE_NO_LOG, nodes);
+    report.fail(code, nodes);
     tracing::error!("Launching nothing: {reason}");
     report_failures_to_slurm(scontrol, &report);
     report
