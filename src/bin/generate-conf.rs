@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use slurm_ec2::programs::generate_conf;
+use slurm_ec2::slurm::SlurmVersion;
 
 #[derive(Parser)]
 #[command(
@@ -22,11 +23,28 @@ struct Args {
     /// Write slurm.conf.aws and gres.conf.aws into this folder instead of printing
     #[arg(long, value_name = "DIR")]
     output_dir: Option<PathBuf>,
+    /// The Slurm version the fragment is for (default: what `scontrol --version` says)
+    #[arg(long, value_name = "VERSION", value_parser = parse_version)]
+    slurm_version: Option<SlurmVersion>,
+    /// Add cloud_dns to SlurmctldParameters: slurmctld then resolves the node
+    /// names (in DNS) instead of using the addresses resume sets
+    #[arg(long)]
+    cloud_dns: bool,
+}
+
+fn parse_version(text: &str) -> Result<SlurmVersion, String> {
+    SlurmVersion::parse(text).map_err(|error| error.to_string())
 }
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     process::head_node("generate_conf", &args.common, false, |context| {
-        generate_conf::run(context, args.gres, args.output_dir.as_deref())
+        generate_conf::run(
+            context,
+            args.gres,
+            args.output_dir.as_deref(),
+            args.slurm_version,
+            args.cloud_dns,
+        )
     })
 }

@@ -140,3 +140,111 @@ fn gres_fragment_and_output_dir() {
         "NodeName=aws-node-0 Name=gpu Type=volta File=/dev/nvidia[0-3]\n"
     );
 }
+
+/// generate-conf's stdout and stderr, for a configuration whose SlurmConf has
+/// `extra` added, on a Slurm that says it is `version`.
+fn generate_for(version: &str, extra: &[(&str, &str)], args: &[&str]) -> (String, String) {
+    let mut config: Value = serde_json::from_str(CONFIG).unwrap();
+    for (key, value) in extra {
+        config["SlurmConf"][*key] = Value::String(value.to_string());
+    }
+    let partitions: Value = serde_json::from_str(include_str!(
+        "../../config/examples/partitions-example-1.json"
+    ))
+    .unwrap();
+    let workspace = Workspace::new(&config, &partitions);
+    std::fs::write(workspace.path().join("bin/version"), version).unwrap();
+    let output = workspace.run("generate-conf", args);
+    assert!(output.status.success(), "{output:?}");
+    (
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn the_fragment_for_22_05_is_the_same_whether_detected_or_given() {
+    let (detected, _) = generate_for("22.05.8", &[], &[]);
+    let (given, _) = generate_for("24.11.5", &[], &["--slurm-version", "22.05"]);
+    assert_eq!(detected, given);
+    assert!(detected.starts_with(HEADER), "{detected}");
+}
+
+#[test]
+fn slurm_24_11_gets_no_private_data_cloud_and_a_warning_why() {
+    let (text, stderr) = generate_for("24.11.5", &[], &[]);
+    assert!(!text.contains("PrivateData"), "{text}");
+    assert!(
+        text.contains("ResumeProgram=/slurm/etc/aws/resume\n"),
+        "{text}"
+    );
+    assert!(
+        stderr.contains("PrivateData: cloud left out for Slurm 24.11.5"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("make the node names resolvable"),
+        "{stderr}"
+    );
+    // Other items of the list stay.
+    let (text, _) = generate_for("24.11.5", &[("PrivateData", "CLOUD,jobs")], &[]);
+    assert!(text.contains("PrivateData=jobs\n"), "{text}");
+}
+
+#[test]
+fn cloud_reg_addrs_is_left_out_from_23_11_and_cloud_dns_is_offered() {
+    let extra = [(
+        "SlurmctldParameters",
+        "cloud_reg_addrs,idle_on_node_suspend",
+    )];
+    let (old, _) = generate_for("23.02.7", &extra, &[]);
+    assert!(
+        old.contains("SlurmctldParameters=cloud_reg_addrs,idle_on_node_suspend\n"),
+        "{old}"
+    );
+    assert!(old.contains("PrivateData=CLOUD\n"), "{old}");
+    let (new, stderr) = generate_for("23.11.1", &extra, &[]);
+    assert!(
+        new.contains("SlurmctldParameters=idle_on_node_suspend\n"),
+        "{new}"
+    );
+    assert!(
+        stderr.contains("cloud_reg_addrs left out for Slurm 23.11.1"),
+        "{stderr}"
+    );
+    let (dns, stderr) = generate_for("24.11.5", &extra, &["--cloud-dns"]);
+    assert!(
+        dns.contains("SlurmctldParameters=idle_on_node_suspend,cloud_dns\n"),
+        "{dns}"
+    );
+    assert!(
+        !stderr.contains("make the node names resolvable"),
+        "{stderr}"
+    );
+    let (alone, _) = generate_for("24.11.5", &[], &["--cloud-dns"]);
+    assert!(
+        alone.contains("\nSlurmctldParameters=cloud_dns\n"),
+        "{alone}"
+    );
+}
+
+#[test]
+fn a_budget_as_long_as_resume_timeout_is_warned_about_from_23_02() {
+    let mut config: Value = serde_json::from_str(CONFIG).unwrap();
+    config["ResumeBudgetSeconds"] = Value::from(300);
+    let partitions: Value = serde_json::from_str(include_str!(
+        "../../config/examples/partitions-example-1.json"
+    ))
+    .unwrap();
+    let workspace = Workspace::new(&config, &partitions);
+    let output = workspace.run("generate-conf", &["--slurm-version", "23.02.1"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("Slurm 23.02.1 kills a resume that runs that long"),
+        "{stderr}"
+    );
+    let output = workspace.run("generate-conf", &["--slurm-version", "22.05.8"]);
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("kills"));
+    let output = workspace.run("generate-conf", &["--slurm-version", "24.13"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+}

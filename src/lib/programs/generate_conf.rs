@@ -1,16 +1,53 @@
 //! The `slurm.conf` and `gres.conf` fragments for the configured partitions,
-//! in the original plugin's format without its stray spaces.
+//! in the original plugin's format without its stray spaces, fitted to the
+//! Slurm version they are for.
 
 use std::path::Path;
 
 use super::{Context, Outcome};
 use crate::config::Config;
 use crate::gres;
+use crate::slurm::{Scontrol, SlurmVersion};
+
+/// What the fragment is for: the Slurm version (None: unknown, the fragment
+/// is written as for 22.05), and whether to add `cloud_dns`.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    pub version: Option<SlurmVersion>,
+    pub cloud_dns: bool,
+}
 
 /// The program: prints the slurm.conf fragment (or, with `gres`, the
-/// gres.conf fragment), or writes both into `output_dir`.
-pub fn run(context: &Context, gres: bool, output_dir: Option<&Path>) -> Outcome {
-    let slurm = slurm_conf(context.config);
+/// gres.conf fragment), or writes both into `output_dir`. `version` is the
+/// one given with `--slurm-version`, else `scontrol --version` tells.
+pub fn run(
+    context: &Context,
+    gres: bool,
+    output_dir: Option<&Path>,
+    version: Option<SlurmVersion>,
+    cloud_dns: bool,
+) -> Outcome {
+    let version = version.or_else(|| {
+        let scontrol = Scontrol::new(
+            &context.config.scontrol(),
+            context.config.settings.scontrol_timeout,
+        );
+        let detected = scontrol.version();
+        if detected.is_none() && !gres {
+            eprintln!(
+                "generate-conf: cannot tell Slurm's version from {}: the fragment is written as for 22.05; give --slurm-version",
+                context.config.scontrol().display()
+            );
+        }
+        detected
+    });
+    let target = Target { version, cloud_dns };
+    let fragment = slurm_conf_for(context.config, &target);
+    for warning in &fragment.warnings {
+        eprintln!("generate-conf: warning: {warning}");
+        tracing::warn!("{warning}");
+    }
+    let slurm = fragment.text;
     let gres_text = gres_conf(context.config);
     let Some(dir) = output_dir else {
         print!("{}", if gres { gres_text } else { slurm });
@@ -28,12 +65,93 @@ pub fn run(context: &Context, gres: bool, output_dir: Option<&Path>) -> Outcome 
     Outcome::Done
 }
 
-/// The `slurm.conf` fragment: `SlurmConf` pairs in file order, then per
-/// partition its `NodeName` lines and its `PartitionName` line.
+/// The fragment and what the administrator should know about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fragment {
+    pub text: String,
+    pub warnings: Vec<String>,
+}
+
+/// The `slurm.conf` fragment for an unknown Slurm version, as for 22.05.
 pub fn slurm_conf(config: &Config) -> String {
+    slurm_conf_for(config, &Target::default()).text
+}
+
+/// A `SlurmConf` item that a Slurm version no longer takes.
+struct Defunct {
+    key: &'static str,
+    item: &'static str,
+    since: fn(&SlurmVersion) -> bool,
+    why: &'static str,
+}
+
+const DEFUNCT: [Defunct; 2] = [
+    Defunct {
+        key: "SlurmctldParameters",
+        item: "cloud_reg_addrs",
+        since: SlurmVersion::cloud_reg_addrs_is_default,
+        why: "the default since 23.11, which refuses the option as defunct",
+    },
+    Defunct {
+        key: "PrivateData",
+        item: "cloud",
+        since: SlurmVersion::ignores_private_data_cloud,
+        why: "ignored since 24.11, which always lists cloud nodes",
+    },
+];
+
+/// `value` (a comma-separated list) of `key` without the items `version`
+/// no longer takes, with a warning for each; None when nothing is left.
+fn fit_value(
+    key: &str,
+    value: &str,
+    target: &Target,
+    warnings: &mut Vec<String>,
+) -> Option<String> {
+    let mut items: Vec<String> = value.split(',').map(str::to_string).collect();
+    if let Some(version) = target.version {
+        for defunct in DEFUNCT
+            .iter()
+            .filter(|d| d.key.eq_ignore_ascii_case(key) && (d.since)(&version))
+        {
+            let before = items.len();
+            items.retain(|item| !item.trim().eq_ignore_ascii_case(defunct.item));
+            if items.len() < before {
+                warnings.push(format!(
+                    "SlurmConf.{key}: {} left out for Slurm {version}: {}",
+                    defunct.item, defunct.why
+                ));
+            }
+        }
+    }
+    if target.cloud_dns
+        && key.eq_ignore_ascii_case("SlurmctldParameters")
+        && !items
+            .iter()
+            .any(|i| i.trim().eq_ignore_ascii_case("cloud_dns"))
+    {
+        items.push("cloud_dns".to_string());
+    }
+    let value = items.join(",");
+    (!value.is_empty()).then_some(value)
+}
+
+/// The `slurm.conf` fragment: `SlurmConf` pairs in file order (fitted to
+/// the target version), then per partition its `NodeName` lines and its
+/// `PartitionName` line.
+pub fn slurm_conf_for(config: &Config, target: &Target) -> Fragment {
     let mut out = String::new();
+    let mut warnings = Vec::new();
     for (key, value) in &config.slurm_conf {
-        out.push_str(&format!("{key}={value}\n"));
+        if let Some(value) = fit_value(key, value, target, &mut warnings) {
+            out.push_str(&format!("{key}={value}\n"));
+        }
+    }
+    if target.cloud_dns && config.slurm_conf_value("SlurmctldParameters").is_none() {
+        out.push_str("SlurmctldParameters=cloud_dns\n");
+    }
+    if let Some(version) = target.version {
+        warnings.extend(version_warnings(config, &version, target.cloud_dns));
     }
     if config.slurm_conf_value("ResumeFailProgram").is_none()
         && let Some(suspend) = config.slurm_conf_value("SuspendProgram")
@@ -82,7 +200,37 @@ pub fn slurm_conf(config: &Config) -> String {
         out.push_str(&line);
         out.push_str("\n\n");
     }
-    out
+    Fragment {
+        text: out,
+        warnings,
+    }
+}
+
+/// What the administrator of `version` should know about the programs'
+/// budget and the nodes' names.
+fn version_warnings(config: &Config, version: &SlurmVersion, cloud_dns: bool) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let seconds = |key: &str| {
+        config
+            .slurm_conf_value(key)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    let limit = seconds("ResumeTimeout").max(seconds("SuspendTimeout"));
+    if version.kills_slow_programs()
+        && let Some(limit) = limit
+        && config.settings.resume_budget.as_secs() >= limit
+    {
+        warnings.push(format!(
+            "ResumeBudgetSeconds ({}) is not below the largest of ResumeTimeout and SuspendTimeout ({limit} s): Slurm {version} kills a resume that runs that long",
+            config.settings.resume_budget.as_secs()
+        ));
+    }
+    if version.resets_address_at_power_down() && !cloud_dns {
+        warnings.push(format!(
+            "Slurm {version} resets a powered-down node's NodeAddr to its name: make the node names resolvable (/etc/hosts, or DNS with --cloud-dns), or slurmctld stalls resolving them"
+        ));
+    }
+    warnings
 }
 
 /// The `gres.conf` fragment: one line per generic resource of each node group
