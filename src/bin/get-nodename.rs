@@ -20,9 +20,13 @@ struct Args {
     /// On failure print the host name instead (the original plugin's behaviour)
     #[arg(long)]
     fallback_hostname: bool,
-    /// Print SLURM_NODENAME=<name>, for a systemd environment file
+    /// Print SLURM_NODENAME=<name> and SLURM_EC2_SLURMD_ARGS (the instance's
+    /// id and type for a slurmd of 23.11 or later), for a systemd environment file
     #[arg(long)]
     env: bool,
+    /// The local slurmd, whose version --env asks
+    #[arg(long, value_name = "PATH", default_value = "/usr/sbin/slurmd")]
+    slurmd: std::path::PathBuf,
 }
 
 fn main() -> std::process::ExitCode {
@@ -32,6 +36,7 @@ fn main() -> std::process::ExitCode {
         timeout,
         fallback_hostname: args.fallback_hostname,
         env: args.env,
+        slurmd: args.slurmd,
     };
     process::compute_node("get_nodename", &args.common, |config| {
         get_nodename::run(config, &options)

@@ -245,6 +245,7 @@ class Metadata(http.server.BaseHTTPRequestHandler):
         base = "/latest/meta-data/"
         fixed = {
             "instance-id": instance["InstanceId"],
+            "instance-type": instance.get("InstanceType", ""),
             "local-ipv4": instance.get("PrivateIpAddress", ""),
             "hostname": instance.get("PrivateDnsName", ""),
             "placement/region": REGION,
@@ -291,9 +292,13 @@ def run_player(args):
         env = {"PATH": "/usr/bin:/bin", "AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://127.0.0.1:{metadata.server_port}/",
                "AWS_ENDPOINT_URL_EC2": f"http://127.0.0.1:{world['moto_port']}", "AWS_ACCESS_KEY_ID": "testing",
                "AWS_SECRET_ACCESS_KEY": "testing"}
-        result = subprocess.run([os.path.join(world["bin"], "get-nodename"), "--config-dir", args.dir, "--timeout", "60"],
+        # As the systemd drop-in does: --env, where slurmd runs (its version decides the arguments).
+        result = subprocess.run(world["prefix"] + [os.path.join(world["bin"], "get-nodename"), "--config-dir", args.dir,
+                                                   "--timeout", "60", "--env"],
                                 capture_output=True, text=True, env=env)
-        name = result.stdout.strip()
+        variables = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+        name = variables.get("SLURM_NODENAME", "")
+        slurmd_args = variables.get("SLURM_EC2_SLURMD_ARGS", "").split()
         log.write(f"{instance_id}: get-nodename exit {result.returncode} name {name!r} {result.stderr.strip()!r}\n")
         if result.returncode != 0 or not name:
             return
@@ -308,7 +313,8 @@ def run_player(args):
         if world.get("source_shim"):
             # Slurm 23.11+ takes NodeAddr from the address a node registers from.
             slurmd_env.update(LD_PRELOAD=world["source_shim"], SLURM_EC2_SOURCE_ADDR=address)
-        slurmd = subprocess.Popen(world["prefix"] + ["/usr/sbin/slurmd", "-D", "-b", "-N", name, "-f", world["slurm_conf"]],
+        slurmd = subprocess.Popen(world["prefix"] + ["/usr/sbin/slurmd", "-D", "-b", "-N", name, "-f", world["slurm_conf"]]
+                                  + slurmd_args,
                                   stdout=subprocess.DEVNULL, env=slurmd_env,
                                   stderr=open(os.path.join(args.dir, "log", f"slurmd-{name}.err"), "a"))
         booting[instance_id]["slurmd"] = slurmd

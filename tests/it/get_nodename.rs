@@ -40,6 +40,10 @@ async fn serve_metadata(
         .respond_with(ResponseTemplate::new(200).set_body_string(instance_id))
         .mount(&server)
         .await;
+    get("/latest/meta-data/instance-type")
+        .respond_with(ResponseTemplate::new(200).set_body_string("c5.xlarge"))
+        .mount(&server)
+        .await;
     get("/latest/meta-data/placement/region")
         .respond_with(ResponseTemplate::new(200).set_body_string("us-east-1"))
         .mount(&server)
@@ -110,8 +114,25 @@ async fn reads_the_name_tag_over_imdsv2() {
     assert!(output.status.success(), "{output:?}");
     assert_eq!(stdout(&output), "aws-od-3\n");
     assert!(String::from_utf8_lossy(&output.stderr).contains("instance metadata tags"));
-    let output = get_nodename(&workspace, &imds.uri(), "http://127.0.0.1:1", &["--env"]).await;
-    assert_eq!(stdout(&output), "SLURM_NODENAME=aws-od-3\n");
+    // For the systemd drop-in: slurmd's arguments follow its version.
+    for (version, args) in [
+        ("22.05.8", ""),
+        ("23.11.0", "--instance-id i-0123 --instance-type c5.xlarge"),
+    ] {
+        let slurmd = workspace.path().join(format!("slurmd-{version}"));
+        std::fs::write(&slurmd, format!("#!/bin/sh\necho slurm-wlm {version}\n")).unwrap();
+        std::fs::set_permissions(&slurmd, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let slurmd = slurmd.display().to_string();
+        let flags = ["--env", "--slurmd", slurmd.as_str()];
+        let output = get_nodename(&workspace, &imds.uri(), "http://127.0.0.1:1", &flags).await;
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(
+            stdout(&output),
+            format!("SLURM_NODENAME=aws-od-3\nSLURM_EC2_SLURMD_ARGS={args}\n"),
+            "slurmd {version}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

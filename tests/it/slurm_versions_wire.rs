@@ -216,3 +216,34 @@ async fn a_host_without_ca_certificates_fails_the_nodes_at_once_instead_of_panic
     );
     assert!(fake.calls("CreateFleet").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_update_that_slurmctld_did_not_answer_in_time_is_repeated() {
+    let (_server, fake, workspace) = setup(10).await;
+    // slurmctld busy resolving names (24.11) answers the first two too late.
+    std::fs::write(workspace.path().join("bin/timeouts"), "2").unwrap();
+    let output = workspace.run_async("resume", &["aws-od-[0-1]"]).await;
+    assert!(output.status.success(), "{}", workspace.log());
+    let addresses = workspace
+        .scontrol_updates()
+        .into_iter()
+        .filter(|c| c.iter().any(|a| a.starts_with("nodeaddr=")))
+        .count();
+    assert_eq!(
+        addresses, 3,
+        "two timeouts, then the call that went through"
+    );
+    assert!(
+        workspace.log().contains("trying again in 1 s"),
+        "{}",
+        workspace.log()
+    );
+    assert_eq!(fake.live().len(), 2, "both nodes served");
+
+    // Three in a row are the end of it: the nodes fail and nothing is left running.
+    let (_server, fake, workspace) = setup(10).await;
+    std::fs::write(workspace.path().join("bin/timeouts"), "3").unwrap();
+    let output = workspace.run_async("resume", &["aws-od-[0-1]"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", workspace.log());
+    assert!(fake.live().is_empty(), "{}", workspace.log());
+}

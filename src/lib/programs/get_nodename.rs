@@ -22,8 +22,12 @@ pub struct Options {
     pub timeout: Duration,
     /// On failure print the host name instead (the original plugin's behaviour).
     pub fallback_hostname: bool,
-    /// Print `SLURM_NODENAME=<name>`, for a systemd environment file.
+    /// Print `SLURM_NODENAME=<name>`, for a systemd environment file, and
+    /// `SLURM_EC2_SLURMD_ARGS`: this instance's id and type for slurmd when
+    /// the local `slurmd` is 23.11 or later (empty before).
     pub env: bool,
+    /// The local slurmd, asked for its version with `--env`.
+    pub slurmd: std::path::PathBuf,
 }
 
 /// On a compute node the configuration is optional: with it, the name is
@@ -80,6 +84,10 @@ pub fn run(config: Option<&Config>, options: &Options) -> Outcome {
     match result {
         Ok(name) => {
             print(&name);
+            if options.env {
+                let args = runtime.block_on(slurmd_arguments(&imds_client(), &options.slurmd));
+                println!("SLURM_EC2_SLURMD_ARGS={args}");
+            }
             Outcome::Done
         }
         Err(error) => {
@@ -92,6 +100,41 @@ pub fn run(config: Option<&Config>, options: &Options) -> Outcome {
                 return Outcome::Done;
             }
             Outcome::Failed
+        }
+    }
+}
+
+/// `--instance-id <id> --instance-type <type>` for a slurmd of 23.11 or
+/// later, so that it registers with them: slurmctld replaces the InstanceId
+/// that resume recorded with the one slurmd reports, none without these.
+/// Empty for an older slurmd, which refuses the options, and when metadata
+/// does not give both.
+async fn slurmd_arguments(imds: &aws_config::imds::Client, slurmd: &Path) -> String {
+    let version = crate::slurm::Scontrol::new(slurmd, Duration::from_secs(10)).version();
+    if !version.is_some_and(|v| v.has_instance_fields()) {
+        return String::new();
+    }
+    let id = get(imds, "/latest/meta-data/instance-id").await;
+    let kind = get(imds, "/latest/meta-data/instance-type").await;
+    let plain = |v: &str| {
+        !v.is_empty()
+            && v.len() <= 64
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    };
+    match (id, kind) {
+        (Ok(id), Ok(kind)) if plain(&id) && plain(&kind) => {
+            format!("--instance-id {id} --instance-type {kind}")
+        }
+        (id, kind) => {
+            let why = [id.err(), kind.err()]
+                .into_iter()
+                .flatten()
+                .map(|e| e.to_string())
+                .next()
+                .unwrap_or_else(|| "not an instance id and type".to_string());
+            tracing::warn!("slurmd will not report this instance to Slurm: {why}");
+            String::new()
         }
     }
 }

@@ -419,6 +419,118 @@ NodeName=aws-node-1 State=IDLE+CLOUD+POWERED_DOWN Reason=(null) SomeFutureField=
         assert_eq!(nodes[5].address.as_deref(), Some("127.1.0.11"));
     }
 
+    /// (name, base state, flags) of each node in a fixture.
+    fn summary(text: &str) -> Vec<(String, String, Vec<Flag>)> {
+        parse_nodes(text)
+            .into_iter()
+            .map(|n| {
+                let mut flags: Vec<Flag> = n.state.flags.iter().copied().collect();
+                flags.retain(|f| *f != Flag::Cloud);
+                (n.name, n.state.base.as_str().to_string(), flags)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn real_output_of_slurm_24_11() {
+        // Captured from Debian 13's slurmctld 24.11.5 in the end-to-end suite.
+        let nodes = parse_nodes(include_str!("testdata/show-nodes-24.11.txt"));
+        assert!(nodes.len() > 20);
+        assert!(nodes.iter().all(|n| n.state.has(Flag::Cloud)));
+        let burst = nodes.iter().find(|n| n.name == "burst-a-0").unwrap();
+        assert!(burst.state.powering_down(), "{burst:?}");
+        assert_eq!(burst.address.as_deref(), Some("127.1.0.4"));
+        let recorded: Vec<&NodeInfo> = nodes.iter().filter(|n| n.instance_id.is_some()).collect();
+        assert!(!recorded.is_empty());
+        for node in recorded {
+            assert!(
+                node.instance_id.as_deref().unwrap().starts_with("i-"),
+                "{node:?}"
+            );
+            assert_eq!(node.instance_type.as_deref(), Some("t3.micro"), "{node:?}");
+            // The record outlives the power-down.
+            assert!(
+                node.state.powered_down() || node.state.powering_down(),
+                "{node:?}"
+            );
+        }
+        let failed = nodes.iter().find(|n| n.name == "fail-a-0").unwrap();
+        assert!(
+            failed
+                .reason
+                .as_deref()
+                .unwrap()
+                .starts_with("(Code:InvalidLaunchTemplateId.NotFound)")
+        );
+        assert!(
+            nodes
+                .iter()
+                .filter(|n| n.instance_id.is_none())
+                .all(|n| n.instance_type.is_none())
+        );
+    }
+
+    #[test]
+    fn output_of_slurm_23_02_to_25_05() {
+        use Flag::*;
+        let expect = |text: &str, wanted: &[(&str, &str, &[Flag])]| {
+            let wanted: Vec<(String, String, Vec<Flag>)> = wanted
+                .iter()
+                .map(|(n, b, f)| (n.to_string(), b.to_string(), f.to_vec()))
+                .collect();
+            assert_eq!(summary(text), wanted);
+        };
+        expect(
+            include_str!("testdata/show-nodes-23.02.txt"),
+            &[
+                ("aws-node-0", "IDLE", &[PoweredDown]),
+                // ResumeTimeout since 23.02.5: no NOT_RESPONDING.
+                ("aws-node-1", "DOWN", &[PoweredDown]),
+                ("aws-node-2", "MIXED", &[]),
+                ("aws-node-3", "ALLOCATED", &[NotResponding, PoweringUp]),
+            ],
+        );
+        expect(
+            include_str!("testdata/show-nodes-23.11.txt"),
+            &[
+                ("aws-node-0", "IDLE", &[PoweredDown]),
+                ("aws-node-1", "ALLOCATED", &[]),
+                ("aws-node-2", "DOWN", &[PoweredDown]),
+            ],
+        );
+        expect(
+            include_str!("testdata/show-nodes-24.05.txt"),
+            &[
+                ("aws-node-0", "IDLE", &[PoweredDown, PowerDown]),
+                ("aws-node-1", "IDLE", &[PoweringDown]),
+                ("aws-node-2", "IDLE", &[PoweredDown, PowerUp]),
+            ],
+        );
+        expect(
+            include_str!("testdata/show-nodes-25.05.txt"),
+            &[
+                ("aws-node-0", "IDLE", &[NotResponding, PoweredDown]),
+                ("aws-node-1", "MIXED", &[]),
+                ("aws-node-2", "DOWN", &[PoweredDown]),
+            ],
+        );
+        let modern = parse_nodes(include_str!("testdata/show-nodes-23.11.txt"));
+        assert_eq!(modern[0].instance_id, None);
+        assert_eq!(
+            modern[1].instance_id.as_deref(),
+            Some("i-0123456789abcdef0")
+        );
+        assert_eq!(modern[1].instance_type.as_deref(), Some("c5.xlarge"));
+        assert_eq!(
+            modern[2].reason.as_deref(),
+            Some("ResumeTimeout reached [slurm@2026-11-21T12:01:00]")
+        );
+        assert_eq!(
+            modern[2].instance_id.as_deref(),
+            Some("i-0fedcba9876543210")
+        );
+    }
+
     #[test]
     fn output_of_slurm_20_02() {
         // The 20.02 strings the original plugin was written for.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use slurm_ec2::hostlist;
-use slurm_ec2::slurm::NodeInfo;
+use slurm_ec2::slurm::{Flag, NodeInfo};
 use world::{wait_for, world};
 
 fn idle_powered_down(node: &NodeInfo) -> bool {
@@ -52,6 +52,22 @@ fn burst_cycle_from_idle_to_idle() {
         job_done(&state).then_some(state)
     });
     assert_eq!(state, "COMPLETED", "{}", w.plugin_log());
+    for instance in &instances {
+        let node = w.node(instance["tags"]["Name"].as_str().unwrap());
+        // 23.11+ takes NodeAddr from the registration's source address: the
+        // instance's own (the world's shim), so the same as resume set.
+        assert_eq!(node.address.as_deref(), instance["ip"].as_str(), "{node:?}");
+        if w.slurm_version.has_instance_fields() {
+            assert_eq!(
+                node.instance_id.as_deref(),
+                instance["id"].as_str(),
+                "{node:?}"
+            );
+            assert_eq!(node.instance_type.as_deref(), Some("t3.micro"), "{node:?}");
+        } else {
+            assert_eq!(node.instance_id, None, "{node:?}");
+        }
+    }
 
     // After SuspendTime, suspend terminates both and the nodes power down.
     wait_for("both nodes back to idle~", Duration::from_secs(90), || {
@@ -60,6 +76,16 @@ fn burst_cycle_from_idle_to_idle() {
             .all(|n| idle_powered_down(&w.node(n)))
             .then_some(())
     });
+    for instance in &instances {
+        let name = instance["tags"]["Name"].as_str().unwrap();
+        let node = w.node(name);
+        let expected = if w.slurm_version.resets_address_at_power_down() {
+            name
+        } else {
+            instance["ip"].as_str().unwrap()
+        };
+        assert_eq!(node.address.as_deref(), Some(expected), "{node:?}");
+    }
     wait_for("no instance of ours left", Duration::from_secs(30), || {
         nodes
             .iter()
@@ -169,10 +195,23 @@ fn a_node_that_never_registers_is_cleaned_up() {
     wait_for("an instance for stuck-a-0", Duration::from_secs(30), || {
         (!w.live_named("stuck-a-0").is_empty()).then_some(())
     });
-    wait_for("ResumeTimeout", Duration::from_secs(90), || {
+    let node = wait_for("ResumeTimeout", Duration::from_secs(90), || {
         let node = w.node("stuck-a-0");
-        (node.state.is_down() && node.state.powered_down()).then_some(())
+        (node.state.is_down() && node.state.powered_down()).then_some(node)
     });
+    // 23.02.5 and later clear NOT_RESPONDING; change-state repairs both forms.
+    assert_eq!(
+        node.state.has(Flag::NotResponding),
+        !w.slurm_version.resume_timeout_clears_not_responding(),
+        "{node:?}"
+    );
+    assert_eq!(
+        node.reason
+            .as_deref()
+            .map(|r| r.starts_with("ResumeTimeout reached")),
+        Some(true),
+        "{node:?}"
+    );
     wait_for(
         "the instance terminated by ResumeFailProgram",
         Duration::from_secs(30),
@@ -644,10 +683,14 @@ fn a_failing_all_or_nothing_job_leaves_the_other_jobs_of_its_resume_alone() {
     let Some(w) = world() else { return };
     aon_at_rest(&w);
     w.faults("aon-a", json!([{"capacity": 2}]));
-    // Held, then released together, so that one scheduling pass starts both.
-    let failing = w.sbatch(&["-H", "-p", "aon", "-N", "3", "--wrap", "hostname"]);
-    let fitting = w.sbatch(&["-H", "-p", "burst", "-N", "1", "--wrap", "hostname"]);
-    w.scontrol(&["release", &format!("{failing},{fitting}")]);
+    // Both wait on a held gate job; cancelling it makes both eligible in one
+    // scheduling pass. (24.11's `scontrol release a,b` releases them seconds
+    // apart, in two passes and two resumes.)
+    let gate = w.sbatch(&["-H", "-p", "burst", "--wrap", "true"]);
+    let after_gate = format!("--dependency=afterany:{gate}");
+    let failing = w.sbatch(&["-p", "aon", "-N", "3", &after_gate, "--wrap", "hostname"]);
+    let fitting = w.sbatch(&["-p", "burst", "-N", "1", &after_gate, "--wrap", "hostname"]);
+    w.cancel(&gate);
     let state = wait_for("the fitting job to end", Duration::from_secs(120), || {
         let state = w.job_field(&fitting, "JobState");
         job_done(&state).then_some(state)

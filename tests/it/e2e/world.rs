@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use slurm_ec2::slurm::{NodeInfo, parse_nodes};
+use slurm_ec2::slurm::{NodeInfo, SlurmVersion, parse_nodes};
 
 /// Scenarios share one slurmctld and run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -15,6 +15,11 @@ static SERIAL: Mutex<()> = Mutex::new(());
 pub struct World {
     pub dir: PathBuf,
     pub bin: PathBuf,
+    /// The Slurm this world runs, as `scontrol --version` says (`24.11.5`).
+    pub slurm_version: SlurmVersion,
+    /// Runs a command where slurmctld runs (`chroot <root>` for 24.11), so
+    /// that Slurm's clients match its version and paths resolve alike.
+    prefix: Vec<String>,
     slurm_conf: PathBuf,
     python: PathBuf,
     harness: PathBuf,
@@ -42,7 +47,20 @@ pub fn world() -> Option<World> {
             .expect("world.json is JSON");
     let python = std::env::var_os("SLURM_EC2_PYTHON")
         .map_or_else(|| PathBuf::from("python3"), PathBuf::from);
+    let version = world["slurm_version"].as_str().unwrap_or("22.05.8");
+    let prefix = world["prefix"]
+        .as_array()
+        .map(|words| {
+            words
+                .iter()
+                .filter_map(|w| w.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    eprintln!("end-to-end world: Slurm {version}");
     Some(World {
+        slurm_version: SlurmVersion::parse(version).expect("world.json has Slurm's version"),
+        prefix,
         bin: PathBuf::from(world["bin"].as_str().expect("bin")),
         slurm_conf: PathBuf::from(world["slurm_conf"].as_str().expect("slurm_conf")),
         harness: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/harness.py"),
@@ -72,9 +90,21 @@ fn text(output: &Output) -> String {
 }
 
 impl World {
+    /// A command where slurmctld runs it: inside the world's Debian root, if any.
+    fn command(&self, program: &Path) -> Command {
+        match self.prefix.split_first() {
+            Some((first, rest)) => {
+                let mut command = Command::new(first);
+                command.args(rest).arg(program);
+                command
+            }
+            None => Command::new(program),
+        }
+    }
+
     /// A Slurm client command (`scontrol`, `sbatch`, …) against this world's slurmctld.
     pub fn slurm(&self, program: &str, args: &[&str]) -> Output {
-        Command::new(program)
+        self.command(&Path::new("/usr/bin").join(program))
             .args(args)
             .env("SLURM_CONF", &self.slurm_conf)
             .output()
@@ -136,7 +166,7 @@ impl World {
 
     /// Runs one of our programs as slurmctld does: bare environment, no flags.
     pub fn run(&self, program: &str, args: &[&str]) -> Output {
-        Command::new(self.bin.join(program))
+        self.command(&self.bin.join(program))
             .args(args)
             .env_clear()
             .env("SLURM_CONF", &self.slurm_conf)

@@ -14,6 +14,10 @@
 //! | not powered down, not in the configuration    | its instance                | keep it, reported as "not in the configuration any more" |
 //! | powered down, not in the configuration        | its instance                | terminate (a leak)                       |
 //! | not listed by Slurm                           | ours but not a node of ours, or no Name after the grace | terminate (an orphan) |
+//! | up or powering up, Slurm 23.11+, InstanceId not its one live instance | its instance | `instanceid=… instancetype=…` |
+//!
+//! On 23.11+ an instance is first the node's whose InstanceId names it (when
+//! its tags agree), else the one its Name gives.
 //!
 //! Instances younger than the launch grace are never touched, nor instances
 //! without this cluster's tag (they are never read).
