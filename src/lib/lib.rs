@@ -10,6 +10,7 @@
 pub mod cluster;
 pub mod config;
 pub mod ec2;
+pub mod events;
 pub mod files;
 #[cfg(test)]
 pub(crate) mod fixtures;

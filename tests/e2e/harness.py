@@ -459,7 +459,7 @@ def up(args):
     # layout: slurmctld runs them with no arguments but the hostlist.
     bindir = os.path.join(d, "bin")
     os.makedirs(bindir, exist_ok=True)
-    for program in ("resume", "suspend", "change-state", "generate-conf", "get-nodename"):
+    for program in ("resume", "suspend", "change-state", "generate-conf", "get-nodename", "slurm-ec2"):
         target = os.path.join(bindir, program)
         if os.path.exists(target):
             os.remove(target)

@@ -2,12 +2,13 @@ use serde_json::json;
 
 use crate::support::{Workspace, binary, test_config, test_partitions};
 
-const PROGRAMS: [&str; 5] = [
+const PROGRAMS: [&str; 6] = [
     "resume",
     "suspend",
     "change-state",
     "generate-conf",
     "get-nodename",
+    "slurm-ec2",
 ];
 
 #[test]

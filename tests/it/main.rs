@@ -11,5 +11,6 @@ mod isolation_wire;
 mod jobs_wire;
 pub mod resume_wire;
 mod slurm_versions_wire;
+mod status_wire;
 mod support;
 mod suspend_wire;

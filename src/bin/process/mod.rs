@@ -20,13 +20,13 @@ use slurm_ec2::programs::{self, Outcome};
 pub struct CommonArgs {
     /// Folder holding config.json and partitions.json [default: $SLURM_EC2_CONFIG_DIR,
     /// else the executable's folder when it holds a config.json, else /etc/slurm-ec2]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     pub config_dir: Option<PathBuf>,
     /// Validate the configuration, print a one-line summary, and exit
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub check: bool,
     /// Also log to stderr
-    #[arg(long, short)]
+    #[arg(long, short, global = true)]
     pub verbose: bool,
 }
 
@@ -98,7 +98,14 @@ pub fn head_node(
     for warning in &config.warnings {
         tracing::warn!("Configuration: {warning}");
     }
-    let context = programs::Context::new(&config, logging);
+    let events = match &config.event_log_file {
+        Some(path) => slurm_ec2::events::EventLog::open(path, program).unwrap_or_else(|error| {
+            tracing::error!("{error}: no events are written");
+            slurm_ec2::events::EventLog::disabled()
+        }),
+        None => slurm_ec2::events::EventLog::disabled(),
+    };
+    let context = programs::Context::new(&config, logging, events);
     exit_code(work(&context))
 }
 

@@ -36,6 +36,9 @@ pub(super) fn config_file(w: &mut Walker, dir: &Path, json: &Value) -> Option<Co
         None => Some(dir.join("aws_plugin.log")),
         Some(value) => w.path(value, "LogFileName"),
     };
+    let event_log_file = w
+        .get(root, "", "EventLogFile")
+        .and_then(|value| w.path(value, "EventLogFile"));
     let slurm_bin = w
         .required(root, "", "SlurmBinPath")
         .and_then(|value| w.path(value, "SlurmBinPath"));
@@ -56,6 +59,7 @@ pub(super) fn config_file(w: &mut Walker, dir: &Path, json: &Value) -> Option<Co
         dir: dir.to_path_buf(),
         log_level: log_level?,
         log_file: log_file?,
+        event_log_file,
         slurm_bin: slurm_bin?,
         slurm_conf,
         cluster_name,
@@ -141,7 +145,32 @@ fn settings(
         capacity_hold,
         launch_grace,
         job_tags,
+        on_demand_prices: prices(w, root),
     }
+}
+
+fn prices(w: &mut Walker, root: &Map<String, Value>) -> std::collections::BTreeMap<String, f64> {
+    let key = "OnDemandHourlyPrices";
+    let Some(map) = w.get(root, "", key).and_then(|value| w.object(value, key)) else {
+        return Default::default();
+    };
+    let mut prices = std::collections::BTreeMap::new();
+    for (kind, value) in map {
+        let path = join(key, kind);
+        match value.as_f64() {
+            Some(price) if price.is_finite() && price >= 0.0 => {
+                prices.insert(kind.clone(), price);
+            }
+            _ => w.problem(
+                &path,
+                format!(
+                    "must be a price in dollars an hour, got {}",
+                    describe(value)
+                ),
+            ),
+        }
+    }
+    prices
 }
 
 fn environment(w: &mut Walker, map: &Map<String, Value>) -> Vec<(String, String)> {

@@ -80,6 +80,9 @@ pub struct Settings {
     pub launch_grace: Duration,
     /// Tag each instance launched for a job with its job id, user and account (`JobTags`, default true).
     pub job_tags: bool,
+    /// `OnDemandHourlyPrices`: instance type to US dollars an hour, for the
+    /// estimate in `slurm-ec2 status` (optional).
+    pub on_demand_prices: std::collections::BTreeMap<String, f64>,
 }
 
 impl Default for Settings {
@@ -95,6 +98,7 @@ impl Default for Settings {
             capacity_hold: Duration::from_secs(600),
             launch_grace: Duration::from_secs(300),
             job_tags: true,
+            on_demand_prices: Default::default(),
         }
     }
 }
@@ -238,6 +242,8 @@ pub struct Config {
     pub dir: PathBuf,
     pub log_level: LogLevel,
     pub log_file: PathBuf,
+    /// `EventLogFile`: JSON lines of launches, failures, terminations, repairs.
+    pub event_log_file: Option<PathBuf>,
     pub slurm_bin: PathBuf,
     /// `SlurmConf`, in file order, values as written to slurm.conf.
     pub slurm_conf: Vec<(String, String)>,

@@ -17,6 +17,9 @@ pub struct Instance {
     /// Seconds since the epoch.
     pub launch_time: Option<i64>,
     pub instance_type: Option<String>,
+    pub availability_zone: Option<String>,
+    /// `spot` (or `scheduled`); None for On-Demand.
+    pub lifecycle: Option<String>,
 }
 
 impl Instance {
@@ -89,6 +92,13 @@ impl Instance {
                 .collect(),
             launch_time: instance.launch_time().map(|t| t.secs()),
             instance_type: instance.instance_type().map(|t| t.as_str().to_string()),
+            availability_zone: instance
+                .placement()
+                .and_then(|p| p.availability_zone())
+                .map(str::to_string),
+            lifecycle: instance
+                .instance_lifecycle()
+                .map(|l| l.as_str().to_string()),
         })
     }
 }

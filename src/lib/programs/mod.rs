@@ -6,12 +6,15 @@ pub mod change_state;
 pub mod generate_conf;
 pub mod get_nodename;
 pub mod resume;
+pub mod status;
 pub mod suspend;
+mod table;
 
 use std::time::Instant;
 
 use crate::cluster;
 use crate::config::{self, Config};
+use crate::events::EventLog;
 use crate::logging::{self, Logging};
 use crate::slurm::Scontrol;
 
@@ -27,18 +30,20 @@ pub enum Outcome {
 }
 
 /// What a head-node program runs with: its validated configuration, where
-/// its log goes, and when it started (for the summary line).
+/// its log and its events go, and when it started (for the summary line).
 pub struct Context<'a> {
     pub config: &'a Config,
     pub logging: Logging,
+    pub events: EventLog,
     pub started: Instant,
 }
 
 impl<'a> Context<'a> {
-    pub fn new(config: &'a Config, logging: Logging) -> Self {
+    pub fn new(config: &'a Config, logging: Logging, events: EventLog) -> Self {
         Context {
             config,
             logging,
+            events,
             started: Instant::now(),
         }
     }

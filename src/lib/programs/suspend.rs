@@ -12,6 +12,7 @@ use crate::ec2::{
     Account, CLUSTER_TAG, CallCounter, Clients, Instance, InstanceState, NODE_GROUP_TAG,
     PARTITION_TAG,
 };
+use crate::events::{About, EventLog, Kind, Why};
 use crate::names;
 use crate::slurm::{self, Scontrol};
 
@@ -64,7 +65,13 @@ pub fn run(context: &Context, hostlist: &Hostlist) -> Outcome {
     let calls = Arc::new(CallCounter::default());
     let clients = Clients::new(&config.settings, calls.clone());
     let recorded = recorded_instances(&scontrol, &sorted);
-    let report = runtime.block_on(suspend(&clients, &cluster, &sorted, &recorded));
+    let report = runtime.block_on(suspend(
+        &clients,
+        &cluster,
+        &sorted,
+        &recorded,
+        &context.events,
+    ));
     let line = summary(&report, &calls, scontrol.runs(), context.started);
     tracing::info!("{line}");
     if report.succeeded() {
@@ -123,6 +130,7 @@ pub async fn suspend(
     cluster: &str,
     sorted: &names::Sorted<'_>,
     recorded: &BTreeMap<String, String>,
+    events: &EventLog,
 ) -> SuspendReport {
     let mut report = SuspendReport {
         asked: sorted.node_count(),
@@ -203,6 +211,13 @@ pub async fn suspend(
         }
         for (node, instance) in ours.iter().filter(|(_, i)| !failed.contains(&i.id)) {
             tracing::info!("Terminated instance {node} {}", instance.id);
+            let about = About {
+                node: Some(node),
+                instance: Some(&instance.id),
+                why: Some(Why::Suspend),
+                ..Default::default()
+            };
+            events.record(Kind::Termination, about);
             report.terminated += 1;
         }
         report.failed_instances.extend(failed);

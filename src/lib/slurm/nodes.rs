@@ -191,6 +191,38 @@ impl NodeState {
         self.has(Flag::PoweringUp)
     }
 
+    /// sinfo's short form (`idle~`, `alloc#`, `down*`, `mix`, `drain~`): the
+    /// base state, `drain` for a drained idle node, then the suffix of the
+    /// flag sinfo shows first.
+    pub fn symbol(&self) -> String {
+        let base = match (&self.base, self.has(Flag::Drain)) {
+            (BaseState::Idle | BaseState::Down, true) => "drain",
+            (BaseState::Idle, false) => "idle",
+            (BaseState::Allocated, _) => "alloc",
+            (BaseState::Mixed, _) => "mix",
+            (BaseState::Down, false) => "down",
+            (BaseState::Completing, _) => "comp",
+            (BaseState::Future, _) => "futr",
+            (BaseState::Unknown, _) => "unk",
+            (BaseState::Other(text), _) => return text.to_ascii_lowercase(),
+        };
+        let suffix = [
+            (Flag::PoweringDown, "%"),
+            (Flag::PoweredDown, "~"),
+            (Flag::PoweringUp, "#"),
+            (Flag::NotResponding, "*"),
+            (Flag::PowerDown, "!"),
+            (Flag::Maintenance, "$"),
+            (Flag::RebootRequested, "@"),
+            (Flag::RebootIssued, "^"),
+            (Flag::Planned, "-"),
+        ]
+        .iter()
+        .find(|(flag, _)| self.has(*flag))
+        .map_or("", |(_, suffix)| suffix);
+        format!("{base}{suffix}")
+    }
+
     /// Up and usable or in use: not powered or powering down, not powering up, not down.
     pub fn in_service(&self) -> bool {
         matches!(
@@ -293,6 +325,23 @@ mod tests {
         assert!(NodeState::parse("MIXED+CLOUD").in_service());
         assert!(!NodeState::parse("IDLE+CLOUD+POWERING_DOWN").in_service());
         assert!(NodeState::parse("IDLE#+CLOUD").powering_up());
+    }
+
+    #[test]
+    fn symbols_as_sinfo_prints_them() {
+        for (state, symbol) in [
+            ("IDLE+CLOUD+POWERED_DOWN", "idle~"),
+            ("ALLOCATED+CLOUD+NOT_RESPONDING+POWERING_UP", "alloc#"),
+            ("IDLE+CLOUD+POWERING_DOWN", "idle%"),
+            ("DOWN+CLOUD+POWERED_DOWN+NOT_RESPONDING", "down~"),
+            ("DOWN+CLOUD+NOT_RESPONDING", "down*"),
+            ("IDLE+CLOUD+DRAIN+POWERED_DOWN", "drain~"),
+            ("MIXED+CLOUD", "mix"),
+            ("IDLE+CLOUD+POWER_DOWN", "idle!"),
+            ("WEIRD+CLOUD", "weird"),
+        ] {
+            assert_eq!(NodeState::parse(state).symbol(), symbol, "{state}");
+        }
     }
 
     #[test]

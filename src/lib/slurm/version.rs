@@ -108,6 +108,12 @@ impl SlurmVersion {
         self.at_least(23, 2, 0)
     }
 
+    /// `RESUME` or `UNDRAIN` of a powered-down node keeps its reason and adds
+    /// `NOT_RESPONDING` (seen on 24.11; 22.05 clears the reason).
+    pub fn keeps_reason_of_resumed_powered_down_node(&self) -> bool {
+        self.at_least(24, 11, 0)
+    }
+
     /// At power-down NodeAddr and NodeHostName are reset to the node name
     /// (seen on 24.11; 22.05 keeps the last address).
     pub fn resets_address_at_power_down(&self) -> bool {

@@ -374,11 +374,13 @@ fn change_state_holds_a_group_after_insufficient_capacity() {
     wait_for("ice-a-0 powered down", Duration::from_secs(30), || {
         w.node("ice-a-0").state.powered_down().then_some(())
     });
+    status_shows_the_hold_a_leak_and_an_orphan(&w);
     assert!(
         w.run("change-state", &[]).status.success(),
         "{}",
         w.plugin_log()
     );
+    assert!(w.live_named("burst-a-3").is_empty() && w.live_named("burst-a-99").is_empty());
     for node in ["ice-a-0", "ice-a-1"] {
         let info = w.node(node);
         assert!(info.state.is_down(), "{node} held: {info:?}");
@@ -394,6 +396,70 @@ fn change_state_holds_a_group_after_insufficient_capacity() {
             .all(|n| idle_powered_down(&w.node(n)))
             .then_some(())
     });
+}
+
+/// `slurm-ec2 status` in the world: the node DOWN for capacity, a leak (an
+/// instance of a powered-down node) and an orphan (named for no node), each
+/// with what change-state will do; the change-state run that follows reaps
+/// the two instances.
+fn status_shows_the_hold_a_leak_and_an_orphan(w: &world::World) {
+    let leak = w.add_unbooted_instance("burst-a-3");
+    let orphan = w.add_unbooted_instance("burst-a-99");
+    std::thread::sleep(Duration::from_secs(6)); // past LaunchGraceSeconds
+    let output = w.run("slurm-ec2", &["status", "--json", "--problems"]);
+    assert!(output.status.success(), "{output:?}");
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let rows = status["rows"].as_array().expect("rows");
+    let row = |key: &str, value: &str| {
+        rows.iter()
+            .find(|r| r[key] == value)
+            .unwrap_or_else(|| panic!("no row with {key}={value}: {status:#}"))
+    };
+    let held = row("node", "ice-a-0");
+    assert!(
+        held["slurm_symbol"].as_str().unwrap().starts_with("down"),
+        "{held}"
+    );
+    assert!(
+        held["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("(Code:InsufficientInstanceCapacity)")
+    );
+    assert!(
+        held["action"].as_str().unwrap().contains("Held until"),
+        "{held}"
+    );
+    let leaked = row("instance", &leak);
+    assert_eq!(leaked["node"], "burst-a-3");
+    assert_eq!(leaked["slurm_symbol"], "idle~");
+    assert!(
+        leaked["action"]
+            .as_str()
+            .unwrap()
+            .starts_with("terminate instance"),
+        "{leaked}"
+    );
+    assert!(leaked["why"].as_str().unwrap().contains("leak"), "{leaked}");
+    let orphaned = row("instance", &orphan);
+    assert_eq!(orphaned["node"], serde_json::Value::Null);
+    assert!(
+        orphaned["why"].as_str().unwrap().contains("orphan"),
+        "{orphaned}"
+    );
+    assert!(rows.iter().all(|r| r["problem"] == true), "{status:#}");
+    assert!(
+        status["summary"]["orphans"].as_u64() >= Some(1),
+        "{status:#}"
+    );
+    assert!(status["summary"]["leaks"].as_u64() >= Some(1), "{status:#}");
+    let text = w.run("slurm-ec2", &["status", "--partition", "ice"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("ice-a-0") && !text.contains("burst-a-3"),
+        "{text}"
+    );
+    eprintln!("slurm-ec2 status --partition ice:\n{text}");
 }
 
 /// Scenario 11: slurmctld accepted generate-conf's output, and the native
@@ -642,6 +708,18 @@ fn an_all_or_nothing_job_fails_over_to_the_next_node_group() {
 /// Every node of partition aon powered down, idle and without a reason (an
 /// earlier scenario's DOWN nodes are returned to power saving), so that a job
 /// needs a resume and a reason is this scenario's own.
+/// At rest after `resume_down_nodes`: no reason, or on 24.11, which keeps a
+/// powered-down node's reason through `RESUME`, the reset's own.
+fn reset(w: &world::World, node: &NodeInfo) -> bool {
+    match node.reason.as_deref() {
+        None => true,
+        Some(reason) => {
+            w.slurm_version.keeps_reason_of_resumed_powered_down_node()
+                && reason.starts_with("e2e reset")
+        }
+    }
+}
+
 fn aon_at_rest(w: &world::World) {
     let nodes = [
         "aon-a-0", "aon-a-1", "aon-a-2", "aon-b-0", "aon-b-1", "aon-b-2",
@@ -652,7 +730,7 @@ fn aon_at_rest(w: &world::World) {
             .iter()
             .all(|n| {
                 let node = w.node(n);
-                idle_powered_down(&node) && node.reason.is_none()
+                idle_powered_down(&node) && reset(w, &node)
             })
             .then_some(())
     });
@@ -666,7 +744,7 @@ fn resume_down_nodes(w: &world::World, nodes: &[&str]) {
         let node = w.node(name);
         let nodename = format!("nodename={name}");
         let mut down = node.state.is_down();
-        if !down && node.reason.is_some() && node.state.powered_down() {
+        if !down && node.reason.is_some() && node.state.powered_down() && !reset(w, &node) {
             w.scontrol(&["update", &nodename, "state=down", "reason=e2e reset"]);
             down = true;
         }

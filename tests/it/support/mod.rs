@@ -151,6 +151,7 @@ pub fn binary(program: &str) -> &'static str {
         "change-state" => env!("CARGO_BIN_EXE_change-state"),
         "generate-conf" => env!("CARGO_BIN_EXE_generate-conf"),
         "get-nodename" => env!("CARGO_BIN_EXE_get-nodename"),
+        "slurm-ec2" => env!("CARGO_BIN_EXE_slurm-ec2"),
         other => panic!("no binary {other}"),
     }
 }

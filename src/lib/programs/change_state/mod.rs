@@ -14,9 +14,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::{Context, Outcome, Session};
 use crate::config::Config;
 use crate::ec2::{self, Account, CLUSTER_TAG, CallCounter, Clients};
+use crate::events::{About, EventLog, Kind, Why};
 use crate::lock;
 use crate::slurm::{self, NodeInstance, Scontrol, SlurmError};
-use plan::{Action, Found, Inputs, Step};
+pub use plan::{Action, Found, Inputs, Step};
 
 /// How long a run may spend recording instances in Slurm (one call per node
 /// before Slurm 25.11.6); the next run goes on where it stopped.
@@ -113,7 +114,7 @@ pub fn run(context: &Context, dry_run: bool) -> Outcome {
             print!("{}", table(&steps));
             return Some(0);
         }
-        Some(execute(&steps, &scontrol, &clients).await)
+        Some(execute(&steps, &scontrol, &clients, &context.events).await)
     });
     tracing::info!(
         "Change-state summary: failed actions {}; EC2 calls: {}; scontrol calls: {}; {:.2} s",
@@ -136,6 +137,24 @@ pub async fn make_plan(
     cluster: &str,
     now: i64,
 ) -> Result<Vec<Step>, ChangeStateError> {
+    let (nodes, instances) = observe(config, scontrol, clients, cluster).await?;
+    Ok(plan::plan(&Inputs {
+        config,
+        nodes: &nodes,
+        instances: &instances,
+        now,
+        record_instances: scontrol.version().is_some_and(|v| v.has_instance_fields()),
+    }))
+}
+
+/// Every node Slurm lists, and every instance of this cluster in every
+/// account of the configuration.
+pub async fn observe(
+    config: &Config,
+    scontrol: &Scontrol,
+    clients: &Clients,
+    cluster: &str,
+) -> Result<(Vec<slurm::NodeInfo>, Vec<Found>), ChangeStateError> {
     let output = scontrol.run(&["show".into(), "nodes".into(), "-o".into()])?;
     let nodes = slurm::parse_nodes(&output);
     let mut instances = Vec::new();
@@ -153,18 +172,17 @@ pub async fn make_plan(
             instance,
         }));
     }
-    Ok(plan::plan(&Inputs {
-        config,
-        nodes: &nodes,
-        instances: &instances,
-        now,
-        record_instances: scontrol.version().is_some_and(|v| v.has_instance_fields()),
-    }))
+    Ok((nodes, instances))
 }
 
 /// Carries out the plan: one TerminateInstances per account per 1000 ids, one
 /// scontrol call per (state, reason) per 100 nodes. Returns how many actions failed.
-pub async fn execute(steps: &[Step], scontrol: &Scontrol, clients: &Clients) -> usize {
+pub async fn execute(
+    steps: &[Step],
+    scontrol: &Scontrol,
+    clients: &Clients,
+    events: &EventLog,
+) -> usize {
     let mut failures = 0;
     let mut terminations: BTreeMap<Account, Vec<String>> = BTreeMap::new();
     let mut updates: BTreeMap<(&'static str, Option<String>), Vec<String>> = BTreeMap::new();
@@ -221,13 +239,16 @@ pub async fn execute(steps: &[Step], scontrol: &Scontrol, clients: &Clients) -> 
             }
         }
     }
+    let mut not_terminated = Vec::new();
     for (account, ids) in terminations {
         let ec2 = clients.get(&account).await;
         for (ids, error) in ec2.terminate(&ids).await {
             tracing::error!("Failed to terminate {}: {error}", ids.join(", "));
             failures += ids.len();
+            not_terminated.extend(ids);
         }
     }
+    record_events(steps, &not_terminated, events);
     for ((state, reason), nodes) in updates {
         for (nodes, error) in scontrol.set_state(&nodes, state, reason.as_deref()) {
             tracing::error!(
@@ -254,7 +275,55 @@ pub async fn execute(steps: &[Step], scontrol: &Scontrol, clients: &Clients) -> 
     failures
 }
 
-fn describe(action: &Action) -> String {
+/// The events of the plan's terminations (but those that failed) and state
+/// changes; a `state=DOWN` that starts or keeps a hold is a capacity hold.
+fn record_events(steps: &[Step], not_terminated: &[String], events: &EventLog) {
+    for step in steps {
+        let about = |why, code, detail| About {
+            node: step.node.as_deref(),
+            instance: step.instance.as_deref(),
+            why,
+            code,
+            detail,
+            ..Default::default()
+        };
+        match &step.action {
+            Action::Terminate => {
+                if step
+                    .instance
+                    .as_ref()
+                    .is_some_and(|id| not_terminated.contains(id))
+                {
+                    continue;
+                }
+                let why = if step.why.starts_with("duplicate") {
+                    Why::Duplicate
+                } else if step.why.starts_with("orphan") {
+                    Why::Orphan
+                } else {
+                    Why::Leak
+                };
+                events.record(Kind::Termination, about(Some(why), None, Some(&step.why)));
+            }
+            Action::SetState { state, reason } => {
+                let held = reason.as_deref().is_some_and(slurm::reason::is_hold);
+                let kind = if held {
+                    Kind::CapacityHold
+                } else {
+                    Kind::StateRepair
+                };
+                let detail = reason.as_deref().unwrap_or(&step.why);
+                events.record(kind, about(None, Some(state), Some(detail)));
+            }
+            Action::DownThenPowerDown { reason } => {
+                events.record(Kind::StateRepair, about(None, Some("DOWN"), Some(reason)));
+            }
+            Action::Keep | Action::RecordInstance { .. } => {}
+        }
+    }
+}
+
+pub(crate) fn describe(action: &Action) -> String {
     match action {
         Action::Terminate => "terminate instance".into(),
         Action::Keep => "keep instance".into(),
@@ -295,19 +364,8 @@ pub fn table(steps: &[Step]) -> String {
             step.why.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..6)
-        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:w$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
+    let rows: Vec<Vec<String>> = rows.into_iter().map(|r| r.to_vec()).collect();
+    let mut out = super::table::text_table(&rows);
     if steps.is_empty() {
         out.push_str("(nothing to do)\n");
     }

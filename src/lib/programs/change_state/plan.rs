@@ -305,6 +305,8 @@ mod tests {
                 tags,
                 launch_time: Some(launched),
                 instance_type: None,
+                availability_zone: None,
+                lifecycle: None,
             },
         }
     }

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use super::{Context, Hostlist, Outcome, Session};
 use crate::config::{Config, NodeGroup};
 use crate::ec2::{Account, CallCounter, Clients, Deadline};
+use crate::events::{About, EventLog, Kind, Why};
 use crate::lock;
 use crate::logging::Logging;
 use crate::names::{self, NodeName};
@@ -86,7 +87,15 @@ pub fn run(context: &Context, hostlist: &Hostlist, resume_file: &ResumeFileRead)
     let jobs = Jobs::new(file, owners(config, file), config.settings.job_tags);
     let calls = Arc::new(CallCounter::default());
     let clients = Clients::new(&config.settings, calls.clone());
-    let report = runtime.block_on(resume(config, &scontrol, &clients, &cluster, &names, &jobs));
+    let report = runtime.block_on(resume(
+        config,
+        &scontrol,
+        &clients,
+        &cluster,
+        &names,
+        &jobs,
+        &context.events,
+    ));
     tracing::info!("{}", report.summary(&calls, &scontrol, context.started));
     if report.failed_count() == 0 {
         Outcome::Done
@@ -125,6 +134,7 @@ pub async fn resume(
     cluster: &str,
     names: &[String],
     jobs: &Jobs,
+    events: &EventLog,
 ) -> ResumeReport {
     let deadline = Deadline::after(config.settings.resume_budget);
     let sorted = names::sort_names(config, names);
@@ -165,11 +175,33 @@ pub async fn resume(
         mut to_terminate,
     } = gather(tasks, &mut report).await;
     let (refused, placed) = tell_slurm(scontrol, served, &mut report);
+    for one in &placed {
+        let job_ids: Vec<u64> = jobs.job_of(&one.node).into_iter().collect();
+        let about = About {
+            node: Some(&one.node),
+            instance: Some(&one.instance_id),
+            job_ids: &job_ids,
+            ..Default::default()
+        };
+        events.record(Kind::Launch, about);
+    }
     for (account, id) in refused {
         to_terminate.entry(account).or_default().push(id);
     }
     // Jobs are requeued now; terminations may take their retries afterwards.
     report_failures_to_slurm(scontrol, &report);
+    for (code, nodes) in &report.failed {
+        for node in nodes {
+            let job_ids: Vec<u64> = jobs.job_of(node).into_iter().collect();
+            let about = About {
+                node: Some(node),
+                job_ids: &job_ids,
+                code: Some(code),
+                ..Default::default()
+            };
+            events.record(Kind::Failure, about);
+        }
+    }
     for (account, ids) in to_terminate.iter().filter(|(_, ids)| !ids.is_empty()) {
         let ec2 = clients.get(account).await;
         tracing::info!(
@@ -178,6 +210,14 @@ pub async fn resume(
         );
         for (ids, error) in ec2.terminate(ids).await {
             tracing::error!("Failed to terminate {}: {error}", ids.join(", "));
+        }
+        for id in ids {
+            let about = About {
+                instance: Some(id),
+                why: Some(Why::Unserved),
+                ..Default::default()
+            };
+            events.record(Kind::Termination, about);
         }
     }
     record_instances(scontrol, &placed, deadline, config.settings.tag_concurrency);

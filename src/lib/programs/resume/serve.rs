@@ -419,6 +419,8 @@ mod tests {
             tags: vec![("Name".into(), name.into())],
             launch_time: Some(launch),
             instance_type: None,
+            availability_zone: None,
+            lifecycle: None,
         }
     }
 
