@@ -247,3 +247,24 @@ async fn an_update_that_slurmctld_did_not_answer_in_time_is_repeated() {
     assert_eq!(output.status.code(), Some(1), "{}", workspace.log());
     assert!(fake.live().is_empty(), "{}", workspace.log());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_burst_before_25_11_6_leaves_instance_ids_to_slurmd_and_change_state() {
+    let (_server, _fake, workspace) = setup(100).await;
+    slurm_version(&workspace, "24.11.5");
+    let output = workspace.run_async("resume", &["aws-od-[0-29]"]).await;
+    assert!(output.status.success(), "{}", workspace.log());
+    let records = workspace
+        .scontrol_updates()
+        .into_iter()
+        .filter(|c| c.iter().any(|a| a.starts_with("instanceid=")))
+        .count();
+    assert_eq!(records, 0);
+    assert!(
+        workspace
+            .log()
+            .contains("InstanceId of 30 node(s) left to slurmd's registration"),
+        "{}",
+        workspace.log()
+    );
+}

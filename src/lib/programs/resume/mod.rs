@@ -224,9 +224,17 @@ pub async fn resume(
     report
 }
 
+/// At most this many nodes get their InstanceId from resume on Slurm before
+/// 25.11.6, one `scontrol update` each: slurmctld 24.11.5 answered 500 of
+/// them, four at a time, in 92 s (about 185 ms each, one after another).
+const PER_NODE_RECORDS: usize = 25;
+
 /// Slurm's InstanceId and InstanceType of the served nodes (23.11+), once
-/// every address is told: per node before 25.11.6, so only while the budget
-/// lasts. What is left is set by change-state; tags still find the instances.
+/// every address is told, while the budget lasts: in batches from 25.11.6;
+/// before, one call per node, so only for small bursts. For the others slurmd
+/// reports them when it registers (get-nodename's `SLURM_EC2_SLURMD_ARGS`),
+/// and change-state records what is still missing; tags find the instances
+/// meanwhile.
 fn record_instances(
     scontrol: &Scontrol,
     placed: &[NodeInstance],
@@ -234,6 +242,14 @@ fn record_instances(
     concurrency: usize,
 ) {
     if placed.is_empty() {
+        return;
+    }
+    let batched = scontrol.version().is_some_and(|v| v.batches_instance_ids());
+    if !batched && placed.len() > PER_NODE_RECORDS {
+        tracing::info!(
+            "InstanceId of {} node(s) left to slurmd's registration and change-state (one scontrol call per node before Slurm 25.11.6)",
+            placed.len()
+        );
         return;
     }
     let until = std::time::Instant::now() + deadline.remaining();
