@@ -265,12 +265,24 @@ pub async fn execute(
         }
     }
     let until = std::time::Instant::now() + RECORD_TIME;
+    let mut left = Vec::new();
     for (nodes, error) in scontrol.set_instances(&records, 4, until) {
+        if matches!(error, SlurmError::OutOfTime { .. }) {
+            left.extend(nodes);
+            continue;
+        }
         tracing::error!(
             "Failed to record the instance of {}: {error}",
             nodes.join(",")
         );
         failures += nodes.len();
+    }
+    if !left.is_empty() {
+        tracing::info!(
+            "InstanceId of {} node(s) left for the next run: {}",
+            left.len(),
+            crate::hostlist::compress(&left)
+        );
     }
     failures
 }
