@@ -23,6 +23,15 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// Whether the instance's own tags allow it to be `node` of `group`: its
+    /// partition and node group are the group's, and its Name, when it has
+    /// one, is the node. What Slurm records (InstanceId) is trusted only then.
+    pub fn may_be_node(&self, node: &str, group: &crate::config::NodeGroup) -> bool {
+        self.tag(super::PARTITION_TAG) == Some(group.partition.as_str())
+            && self.tag(super::NODE_GROUP_TAG) == Some(group.name.as_str())
+            && self.tag("Name").is_none_or(|name| name == node)
+    }
+
     pub fn tag(&self, key: &str) -> Option<&str> {
         self.tags
             .iter()

@@ -140,6 +140,13 @@ pub(crate) fn session(config: &Config) -> Result<Session, Outcome> {
     })
 }
 
+/// Seconds since the epoch, now.
+pub(crate) fn epoch_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// This host's name, from the kernel.
 pub(crate) fn hostname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -94,7 +93,7 @@ pub fn run(context: &Context, filters: &Filters, json: bool) -> Outcome {
         }
     };
     let jobs = running_jobs(config, &nodes);
-    let now = seconds_now();
+    let now = super::epoch_seconds();
     let record_instances = scontrol.version().is_some_and(|v| v.has_instance_fields());
     let inputs = Inputs {
         config,
@@ -122,12 +121,6 @@ pub fn run(context: &Context, filters: &Filters, json: bool) -> Outcome {
         scontrol.runs()
     );
     Outcome::Done
-}
-
-fn seconds_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// The jobs on each node, from one `squeue`; none when it fails (said on stderr).

@@ -8,10 +8,7 @@ use std::time::Instant;
 
 use super::{Context, Hostlist, Outcome, Session};
 use crate::config::NodeGroup;
-use crate::ec2::{
-    Account, CLUSTER_TAG, CallCounter, Clients, Instance, InstanceState, NODE_GROUP_TAG,
-    PARTITION_TAG,
-};
+use crate::ec2::{Account, CLUSTER_TAG, CallCounter, Clients, Instance, InstanceState};
 use crate::events::{About, EventLog, Kind, Why};
 use crate::names;
 use crate::slurm::{self, Scontrol};
@@ -116,9 +113,7 @@ fn recorded_instances(scontrol: &Scontrol, sorted: &names::Sorted<'_>) -> BTreeM
 fn is_instance_of(instance: &Instance, node: &str, group: &NodeGroup, cluster: &str) -> bool {
     instance.is_live()
         && instance.tag(CLUSTER_TAG) == Some(cluster)
-        && instance.tag(PARTITION_TAG) == Some(group.partition.as_str())
-        && instance.tag(NODE_GROUP_TAG) == Some(group.name.as_str())
-        && instance.tag("Name").is_none_or(|name| name == node)
+        && instance.may_be_node(node, group)
 }
 
 /// Terminates the instances of our nodes in `sorted` (names that are not ours

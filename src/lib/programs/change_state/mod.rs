@@ -9,7 +9,6 @@ mod rules;
 use std::collections::BTreeMap;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{Context, Outcome, Session};
 use crate::config::Config;
@@ -97,9 +96,7 @@ pub fn run(context: &Context, dry_run: bool) -> Outcome {
             return Outcome::Failed;
         }
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let now = super::epoch_seconds();
     let calls = Arc::new(CallCounter::default());
     let clients = Clients::new(&config.settings, calls.clone());
     let failures = runtime.block_on(async {

@@ -188,12 +188,7 @@ fn sort_instances<'i>(
 /// Whether Slurm's InstanceId may stand for the tags: the instance's partition
 /// and node group are the node's, and its Name, when it has one, is the node.
 fn recorded_for(config: &Config, instance: &Instance, node: &str) -> bool {
-    let Ok((_, group)) = names::parse(config, node) else {
-        return false;
-    };
-    instance.tag(ec2::PARTITION_TAG) == Some(group.partition.as_str())
-        && instance.tag(ec2::NODE_GROUP_TAG) == Some(group.name.as_str())
-        && instance.tag("Name").is_none_or(|name| name == node)
+    names::parse(config, node).is_ok_and(|(_, group)| instance.may_be_node(node, group))
 }
 
 /// Node groups under an insufficient-capacity hold, with its code and end:
