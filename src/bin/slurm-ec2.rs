@@ -1,11 +1,13 @@
 //! slurm-ec2: the administrator's view of slurm-ec2. `slurm-ec2 status`
 //! shows each node of ours beside its instance and what change-state would
-//! do; it changes nothing. Exit 0 when it could read Slurm and EC2, 1 when
-//! not, 2 on bad usage or configuration.
+//! do; `slurm-ec2 validate` checks the configuration, then checks it against
+//! EC2. Neither changes anything. Exit 0 when all is well, 1 when Slurm or
+//! EC2 could not be read, 2 on bad usage or configuration.
 
 mod process;
 
 use clap::{Parser, Subcommand};
+use slurm_ec2::programs::Outcome;
 use slurm_ec2::programs::status::{self, Filters};
 
 #[derive(Parser)]
@@ -37,17 +39,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Everything --check does, then the configuration against EC2: the same as --check --aws
+    Validate,
 }
 
 fn main() -> std::process::ExitCode {
     let Args { common, command } = Args::parse();
-    let Command::Status {
-        partition,
-        node_group,
-        state,
-        problems,
-        json,
-    } = command;
+    let (partition, node_group, state, problems, json) = match command {
+        Command::Status {
+            partition,
+            node_group,
+            state,
+            problems,
+            json,
+        } => (partition, node_group, state, problems, json),
+        Command::Validate => {
+            let common = process::CommonArgs {
+                check: true,
+                aws: true,
+                ..common
+            };
+            return process::head_node("slurm_ec2_validate", &common, true, |_| Outcome::Done);
+        }
+    };
     let filters = Filters {
         partition,
         node_group,

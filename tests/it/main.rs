@@ -14,3 +14,4 @@ mod slurm_versions_wire;
 mod status_wire;
 mod support;
 mod suspend_wire;
+mod validate_wire;

@@ -25,6 +25,10 @@ pub struct CommonArgs {
     /// Validate the configuration, print a one-line summary, and exit
     #[arg(long, global = true)]
     pub check: bool,
+    /// With --check: also check the configuration against EC2 (launch
+    /// templates, subnets, zones, instance type offerings, permissions by dry runs)
+    #[arg(long, global = true, requires = "check")]
+    pub aws: bool,
     /// Also log to stderr
     #[arg(long, short, global = true)]
     pub verbose: bool,
@@ -89,7 +93,12 @@ pub fn head_node(
         }
     };
     if args.check {
-        return exit_code(programs::check(program, &config, uses_slurm));
+        let outcome = programs::check(program, &config, uses_slurm);
+        if outcome != Outcome::Done || !args.aws {
+            return exit_code(outcome);
+        }
+        apply_environment(&config);
+        return exit_code(programs::validate::check_aws(program, &config));
     }
     apply_environment(&config);
     let Some((logging, _guard)) = start_logging(program, &config, args.verbose) else {
@@ -122,6 +131,12 @@ pub fn compute_node(
         Ok(config) => config,
         Err(outcome) => return exit_code(outcome),
     };
+    if args.aws {
+        eprintln!(
+            "{program}: --aws checks the head node's configuration against EC2: run slurm-ec2 validate there"
+        );
+        return exit_code(Outcome::BadInput);
+    }
     if args.check {
         return exit_code(get_nodename::check(&dir, config.as_ref()));
     }

@@ -7,6 +7,9 @@ use aws_sdk_ec2::types::{
     TargetCapacitySpecificationRequest,
 };
 
+use aws_sdk_ec2::operation::create_fleet::builders::CreateFleetFluentBuilder;
+
+use super::inspect::DryRun;
 use super::{CallCounter, Ec2Error};
 use crate::config::{FleetOptions, NodeGroup, Purchasing};
 
@@ -122,17 +125,16 @@ fn instance_tags(tags: &[(String, String)]) -> TagSpecification {
         .build()
 }
 
-/// Launches `count` instances of `group` with one instant fleet: the launch
+/// The instant CreateFleet of `count` instances of `group`: the launch
 /// template, every override × every subnet with weight 1, the capacity type
 /// of `PurchasingOption`, and `tags` on the instances from their first moment.
-pub(super) async fn create_fleet(
+fn fleet_request(
     client: &aws_sdk_ec2::Client,
     group: &NodeGroup,
     count: usize,
     tags: &[(String, String)],
     all_or_nothing: bool,
-    calls: &CallCounter,
-) -> Result<FleetOutcome, Ec2Error> {
+) -> CreateFleetFluentBuilder {
     let capacity_type = match group.purchasing {
         Purchasing::Spot => DefaultTargetCapacityType::Spot,
         Purchasing::OnDemand => DefaultTargetCapacityType::OnDemand,
@@ -142,7 +144,7 @@ pub(super) async fn create_fleet(
         .total_target_capacity(total)
         .default_target_capacity_type(capacity_type)
         .build();
-    let mut request = client
+    let request = client
         .create_fleet()
         .r#type(FleetType::Instant)
         .target_capacity_specification(capacity)
@@ -156,12 +158,47 @@ pub(super) async fn create_fleet(
         true => Some(all_or_nothing_options(options.unwrap_or_default(), total)),
         false => options,
     };
-    request = match group.purchasing {
+    match group.purchasing {
         Purchasing::OnDemand => {
             request.set_on_demand_options(options.as_ref().map(on_demand_options))
         }
         Purchasing::Spot => request.spot_options(spot_options(options.as_ref())),
-    };
+    }
+}
+
+/// The CreateFleet of one node of `group`, with `DryRun`: EC2 checks the
+/// request and the caller's permission, and launches nothing.
+pub(super) async fn dry_run_create_fleet(
+    client: &aws_sdk_ec2::Client,
+    group: &NodeGroup,
+    tags: &[(String, String)],
+    calls: &CallCounter,
+) -> DryRun {
+    calls.count("CreateFleet");
+    let result = fleet_request(client, group, 1, tags, false)
+        .dry_run(true)
+        .send()
+        .await
+        .map_err(|e| {
+            Ec2Error::from_sdk(
+                "CreateFleet",
+                format!("for {} (dry run)", group.node_prefix()),
+                e,
+            )
+        });
+    DryRun::from_result(result)
+}
+
+/// Launches `count` instances of `group` with one instant fleet.
+pub(super) async fn create_fleet(
+    client: &aws_sdk_ec2::Client,
+    group: &NodeGroup,
+    count: usize,
+    tags: &[(String, String)],
+    all_or_nothing: bool,
+    calls: &CallCounter,
+) -> Result<FleetOutcome, Ec2Error> {
+    let request = fleet_request(client, group, count, tags, all_or_nothing);
     calls.count("CreateFleet");
     let output = request.send().await.map_err(|e| {
         Ec2Error::from_sdk(

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 
 use super::fleet::{self, FleetOutcome};
+use super::inspect::{self, DryRun, InstanceTypeSpec, Subnet, TemplateVersion};
 use super::{
     Account, CallCounter, Deadline, Ec2Error, Instance, client, describe, tags, terminate,
 };
+use crate::config::LaunchTemplate;
 use crate::config::{NodeGroup, Settings};
 
 /// EC2 in one account, for one program run.
@@ -92,6 +94,56 @@ impl Ec2 {
     /// Terminates `ids`, 1000 a call; returns what could not be terminated.
     pub async fn terminate(&self, ids: &[String]) -> Vec<(Vec<String>, Ec2Error)> {
         terminate::terminate(&self.client, ids, &self.calls).await
+    }
+
+    /// The Region's availability zones: proves the credentials and Region answer.
+    pub async fn availability_zones(&self) -> Result<Vec<String>, Ec2Error> {
+        inspect::availability_zones(&self.client, &self.calls).await
+    }
+
+    /// The version `template` resolves to, or None when EC2 lists none.
+    pub async fn template_version(
+        &self,
+        template: &LaunchTemplate,
+    ) -> Result<Option<TemplateVersion>, Ec2Error> {
+        inspect::template_version(&self.client, template, &self.calls).await
+    }
+
+    /// The subnets of `ids` that exist.
+    pub async fn subnets(&self, ids: &[String]) -> Result<Vec<Subnet>, Ec2Error> {
+        inspect::subnets(&self.client, ids, &self.calls).await
+    }
+
+    /// The `(instance type, zone)` pairs of `types` × `zones` that EC2 offers.
+    pub async fn offerings(
+        &self,
+        types: &[String],
+        zones: &[String],
+    ) -> Result<std::collections::BTreeSet<(String, String)>, Ec2Error> {
+        inspect::offerings(&self.client, types, zones, &self.calls).await
+    }
+
+    /// CPUs, memory and GPUs of `types`.
+    pub async fn instance_types(
+        &self,
+        types: &[String],
+    ) -> Result<Vec<InstanceTypeSpec>, Ec2Error> {
+        inspect::instance_types(&self.client, types, &self.calls).await
+    }
+
+    /// Whether this caller may launch `group` (a CreateFleet with DryRun).
+    pub async fn may_launch(&self, group: &NodeGroup, tags: &[(String, String)]) -> DryRun {
+        fleet::dry_run_create_fleet(&self.client, group, tags, &self.calls).await
+    }
+
+    /// Whether this caller may terminate instances (a dry run).
+    pub async fn may_terminate(&self) -> DryRun {
+        inspect::dry_run_terminate(&self.client, &self.calls).await
+    }
+
+    /// Whether this caller may tag instances with `tags` (a dry run).
+    pub async fn may_tag(&self, tags: &[(String, String)]) -> DryRun {
+        inspect::dry_run_create_tags(&self.client, tags, &self.calls).await
     }
 }
 

@@ -52,6 +52,61 @@ pub struct Faults {
     pub vanish_on_terminate: HashSet<String>,
     /// CreateFleet answers this late (its instances exist at once, as on EC2).
     pub fleet_delay: Option<std::time::Duration>,
+    /// Actions whose dry runs answer UnauthorizedOperation.
+    pub denied: HashSet<String>,
+    /// Every call answers AuthFailure, as for credentials EC2 does not know.
+    pub auth_failure: bool,
+}
+
+/// `(instance type, vCPUs, MiB, [(GPU name, count)])`.
+pub type FakeInstanceType = (String, u32, u64, Vec<(String, u32)>);
+
+/// What the account holds besides instances, for the read-only look-ups.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    /// `(id, name, versions, the template's instance type)`.
+    pub templates: Vec<(String, String, Vec<i64>, Option<String>)>,
+    /// `(subnet id, zone)`.
+    pub subnets: Vec<(String, String)>,
+    /// `(instance type, zone)` pairs EC2 offers.
+    pub offerings: HashSet<(String, String)>,
+    pub instance_types: Vec<FakeInstanceType>,
+}
+
+impl Default for Catalog {
+    /// What `test_partitions` names: the template `compute`, two subnets in
+    /// two zones, c5.xlarge and c4.xlarge offered in both, and the data of a
+    /// few instance types as EC2 gives it.
+    fn default() -> Self {
+        let zones = ["us-east-1a", "us-east-1b"];
+        let types = [
+            ("c5.xlarge", 4, 8192, vec![]),
+            ("c4.xlarge", 4, 7680, vec![]),
+            ("g4dn.xlarge", 4, 16384, vec![("T4".to_string(), 1)]),
+            ("g4dn.2xlarge", 8, 32768, vec![("T4".to_string(), 1)]),
+            ("g5.12xlarge", 48, 196608, vec![("A10G".to_string(), 4)]),
+        ];
+        Catalog {
+            templates: vec![(
+                "lt-0123456789abcdef0".into(),
+                "compute".into(),
+                vec![1, 2],
+                None,
+            )],
+            subnets: vec![
+                ("subnet-11111111".into(), zones[0].into()),
+                ("subnet-22222222".into(), zones[1].into()),
+            ],
+            offerings: types
+                .iter()
+                .flat_map(|(t, ..)| zones.iter().map(move |z| (t.to_string(), z.to_string())))
+                .collect(),
+            instance_types: types
+                .into_iter()
+                .map(|(t, cpus, mib, gpus)| (t.to_string(), cpus, mib, gpus))
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -59,6 +114,7 @@ pub struct State {
     pub instances: Vec<FakeInstance>,
     pub requests: Vec<Params>,
     pub faults: Faults,
+    pub catalog: Catalog,
     next_id: usize,
 }
 
@@ -166,6 +222,28 @@ impl Respond for FakeEc2 {
         let params: Params = form_urlencoded::parse(&request.body).into_owned().collect();
         let mut state = self.state();
         state.requests.push(params.clone());
+        let action = params.get("Action").cloned().unwrap_or_default();
+        if state.faults.auth_failure {
+            return error(
+                401,
+                "AuthFailure",
+                "AWS was not able to validate the provided access credentials",
+            );
+        }
+        if params.get("DryRun").map(String::as_str) == Some("true") {
+            return match state.faults.denied.contains(&action) {
+                true => error(
+                    403,
+                    "UnauthorizedOperation",
+                    "You are not authorized to perform this operation.",
+                ),
+                false => error(
+                    412,
+                    "DryRunOperation",
+                    "Request would have succeeded, but DryRun flag is set.",
+                ),
+            };
+        }
         match params.get("Action").map(String::as_str) {
             Some("CreateFleet") => {
                 let answer = create_fleet(&mut state, &params);
@@ -177,6 +255,11 @@ impl Respond for FakeEc2 {
             Some("DescribeInstances") => describe(&mut state, &params),
             Some("CreateTags") => create_tags(&mut state, &params),
             Some("TerminateInstances") => terminate(&mut state, &params),
+            Some("DescribeAvailabilityZones") => availability_zones(&state),
+            Some("DescribeLaunchTemplateVersions") => template_versions(&state, &params),
+            Some("DescribeSubnets") => subnets(&state, &params),
+            Some("DescribeInstanceTypeOfferings") => offerings(&state, &params),
+            Some("DescribeInstanceTypes") => instance_types(&state, &params),
             other => error(400, "InvalidAction", &format!("{other:?} is not faked")),
         }
     }
@@ -366,5 +449,148 @@ fn terminate(state: &mut State, params: &Params) -> ResponseTemplate {
     }
     xml(format!(
         "<TerminateInstancesResponse {NS}><requestId>req-1</requestId><instancesSet>{items}</instancesSet></TerminateInstancesResponse>"
+    ))
+}
+
+fn availability_zones(state: &State) -> ResponseTemplate {
+    let mut zones: Vec<&String> = state.catalog.subnets.iter().map(|(_, z)| z).collect();
+    zones.sort();
+    zones.dedup();
+    let items: String = zones
+        .iter()
+        .map(|z| format!("<item><zoneName>{z}</zoneName><zoneState>available</zoneState><regionName>us-east-1</regionName></item>"))
+        .collect();
+    xml(format!(
+        "<DescribeAvailabilityZonesResponse {NS}><requestId>req-1</requestId><availabilityZoneInfo>{items}</availabilityZoneInfo></DescribeAvailabilityZonesResponse>"
+    ))
+}
+
+/// EC2's answers: an unknown name or id fails the call, as does a version
+/// the template does not have.
+fn template_versions(state: &State, params: &Params) -> ResponseTemplate {
+    let by_id = params.get("LaunchTemplateId");
+    let by_name = params.get("LaunchTemplateName");
+    let Some((id, name, versions, instance_type)) = state
+        .catalog
+        .templates
+        .iter()
+        .find(|(id, name, ..)| Some(id) == by_id || Some(name) == by_name)
+    else {
+        return match by_id {
+            Some(id) => error(
+                400,
+                "InvalidLaunchTemplateId.NotFound",
+                &format!("The specified launch template, with template ID {id}, does not exist."),
+            ),
+            None => error(
+                400,
+                "InvalidLaunchTemplateName.NotFoundException",
+                "The specified launch template, with template name compute-x, does not exist.",
+            ),
+        };
+    };
+    let wanted = list(params, "LaunchTemplateVersion");
+    let mut items = String::new();
+    for version in wanted {
+        let number = match version.as_str() {
+            "$Latest" => versions.iter().max().copied(),
+            "$Default" => versions.first().copied(),
+            other => other.parse::<i64>().ok().filter(|n| versions.contains(n)),
+        };
+        let Some(number) = number else {
+            return error(
+                400,
+                "InvalidLaunchTemplateId.VersionNotFound",
+                &format!(
+                    "Could not find launch template version {version} for launch template {id}"
+                ),
+            );
+        };
+        let data = instance_type
+            .as_ref()
+            .map(|t| format!("<instanceType>{t}</instanceType>"))
+            .unwrap_or_default();
+        items.push_str(&format!(
+            "<item><launchTemplateId>{id}</launchTemplateId><launchTemplateName>{name}</launchTemplateName><versionNumber>{number}</versionNumber><launchTemplateData>{data}</launchTemplateData></item>"
+        ));
+    }
+    xml(format!(
+        "<DescribeLaunchTemplateVersionsResponse {NS}><requestId>req-1</requestId><launchTemplateVersionSet>{items}</launchTemplateVersionSet></DescribeLaunchTemplateVersionsResponse>"
+    ))
+}
+
+fn filter_values(params: &Params, name: &str) -> Vec<String> {
+    filters(params)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v)
+        .unwrap_or_default()
+}
+
+fn subnets(state: &State, params: &Params) -> ResponseTemplate {
+    let wanted = filter_values(params, "subnet-id");
+    let items: String = state
+        .catalog
+        .subnets
+        .iter()
+        .filter(|(id, _)| wanted.contains(id))
+        .map(|(id, zone)| format!("<item><subnetId>{id}</subnetId><availabilityZone>{zone}</availabilityZone><state>available</state></item>"))
+        .collect();
+    xml(format!(
+        "<DescribeSubnetsResponse {NS}><requestId>req-1</requestId><subnetSet>{items}</subnetSet></DescribeSubnetsResponse>"
+    ))
+}
+
+fn offerings(state: &State, params: &Params) -> ResponseTemplate {
+    let types = filter_values(params, "instance-type");
+    let zones = filter_values(params, "location");
+    let mut offered: Vec<&(String, String)> = state
+        .catalog
+        .offerings
+        .iter()
+        .filter(|(t, z)| types.contains(t) && zones.contains(z))
+        .collect();
+    offered.sort();
+    let items: String = offered
+        .iter()
+        .map(|(t, z)| format!("<item><instanceType>{t}</instanceType><locationType>availability-zone</locationType><location>{z}</location></item>"))
+        .collect();
+    xml(format!(
+        "<DescribeInstanceTypeOfferingsResponse {NS}><requestId>req-1</requestId><instanceTypeOfferingSet>{items}</instanceTypeOfferingSet></DescribeInstanceTypeOfferingsResponse>"
+    ))
+}
+
+/// As EC2: one unknown type fails the whole call.
+fn instance_types(state: &State, params: &Params) -> ResponseTemplate {
+    let wanted = list(params, "InstanceType");
+    let mut items = String::new();
+    for name in &wanted {
+        let Some((_, cpus, mib, gpus)) = state
+            .catalog
+            .instance_types
+            .iter()
+            .find(|(t, ..)| t == name)
+        else {
+            return error(
+                400,
+                "InvalidInstanceType",
+                &format!("The following supplied instance types do not exist: [{name}]"),
+            );
+        };
+        let gpus = match gpus.is_empty() {
+            true => String::new(),
+            false => format!(
+                "<gpuInfo><gpus>{}</gpus></gpuInfo>",
+                gpus.iter()
+                    .map(|(n, c)| format!("<item><name>{n}</name><manufacturer>NVIDIA</manufacturer><count>{c}</count></item>"))
+                    .collect::<String>()
+            ),
+        };
+        items.push_str(&format!(
+            "<item><instanceType>{name}</instanceType><vCpuInfo><defaultVCpus>{cpus}</defaultVCpus></vCpuInfo><memoryInfo><sizeInMiB>{mib}</sizeInMiB></memoryInfo>{gpus}</item>"
+        ));
+    }
+    xml(format!(
+        "<DescribeInstanceTypesResponse {NS}><requestId>req-1</requestId><instanceTypeSet>{items}</instanceTypeSet></DescribeInstanceTypesResponse>"
     ))
 }

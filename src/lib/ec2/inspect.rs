@@ -1,0 +1,314 @@
+//! Read-only look-ups of what the configuration names in an account: zones,
+//! launch templates, subnets, instance types and their offerings, and dry
+//! runs of the calls the programs make. For `slurm-ec2 validate` and
+//! `generate-conf --from-ec2`; no instance is launched or changed.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_ec2::types::{Filter, InstanceType, LocationType, Tag};
+
+use super::{CallCounter, Ec2Error};
+use crate::config::LaunchTemplate;
+
+/// Most `InstanceTypes` per DescribeInstanceTypes call.
+const MAX_INSTANCE_TYPES_PER_CALL: usize = 100;
+
+/// The version of a launch template that `Version` resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateVersion {
+    pub id: String,
+    pub name: String,
+    pub version_number: i64,
+    /// The template's own instance type, used by overrides that name none.
+    pub instance_type: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subnet {
+    pub id: String,
+    pub availability_zone: String,
+}
+
+/// What generate-conf takes from an instance type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceTypeSpec {
+    pub instance_type: String,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    /// `(name, count)` per GPU model, the name as EC2 gives it (`T4`, `A10G`).
+    pub gpus: Vec<(String, u32)>,
+}
+
+/// How a dry run ended.
+#[derive(Debug)]
+pub enum DryRun {
+    /// `DryRunOperation`: the caller may make the call.
+    Permitted,
+    /// `UnauthorizedOperation`, with EC2's error.
+    Denied(Ec2Error),
+    /// Anything else: the call was refused for another reason, or EC2 did not answer.
+    Failed(Ec2Error),
+}
+
+impl DryRun {
+    pub(super) fn from_result<T>(result: Result<T, Ec2Error>) -> DryRun {
+        match result {
+            // A dry run that "succeeds" is a dry run EC2 ignored: treat it as permitted.
+            Ok(_) => DryRun::Permitted,
+            Err(error) if error.code == "DryRunOperation" => DryRun::Permitted,
+            Err(error) if error.code == "UnauthorizedOperation" => DryRun::Denied(error),
+            Err(error) => DryRun::Failed(error),
+        }
+    }
+}
+
+/// The zones EC2 lists for the client's Region: the cheapest call that
+/// proves the credentials, the profile and the Region answer.
+pub(super) async fn availability_zones(
+    client: &aws_sdk_ec2::Client,
+    calls: &CallCounter,
+) -> Result<Vec<String>, Ec2Error> {
+    calls.count("DescribeAvailabilityZones");
+    let output = client
+        .describe_availability_zones()
+        .send()
+        .await
+        .map_err(|e| Ec2Error::from_sdk("DescribeAvailabilityZones", "of the Region", e))?;
+    Ok(output
+        .availability_zones()
+        .iter()
+        .filter_map(|z| z.zone_name().map(str::to_string))
+        .collect())
+}
+
+/// The version `template.version` (default `$Default`) resolves to.
+pub(super) async fn template_version(
+    client: &aws_sdk_ec2::Client,
+    template: &LaunchTemplate,
+    calls: &CallCounter,
+) -> Result<Option<TemplateVersion>, Ec2Error> {
+    let version = template.version.as_deref().unwrap_or("$Default");
+    let which = template
+        .id
+        .as_deref()
+        .or(template.name.as_deref())
+        .unwrap_or_default();
+    calls.count("DescribeLaunchTemplateVersions");
+    let output = client
+        .describe_launch_template_versions()
+        .set_launch_template_id(template.id.clone())
+        .set_launch_template_name(template.name.clone())
+        .versions(version)
+        .send()
+        .await
+        .map_err(|e| {
+            Ec2Error::from_sdk(
+                "DescribeLaunchTemplateVersions",
+                format!("of {which} version {version}"),
+                e,
+            )
+        })?;
+    Ok(output
+        .launch_template_versions()
+        .first()
+        .map(|v| TemplateVersion {
+            id: v.launch_template_id().unwrap_or_default().to_string(),
+            name: v.launch_template_name().unwrap_or_default().to_string(),
+            version_number: v.version_number().unwrap_or_default(),
+            instance_type: v
+                .launch_template_data()
+                .and_then(|d| d.instance_type())
+                .map(|t| t.as_str().to_string()),
+        }))
+}
+
+/// The subnets of `ids` that exist, by a `subnet-id` filter (which, unlike
+/// `SubnetIds`, does not fail the whole call on one unknown id).
+pub(super) async fn subnets(
+    client: &aws_sdk_ec2::Client,
+    ids: &[String],
+    calls: &CallCounter,
+) -> Result<Vec<Subnet>, Ec2Error> {
+    let filter = Filter::builder()
+        .name("subnet-id")
+        .set_values(Some(ids.to_vec()))
+        .build();
+    let mut found = Vec::new();
+    let mut next_token: Option<String> = None;
+    loop {
+        calls.count("DescribeSubnets");
+        let output = client
+            .describe_subnets()
+            .filters(filter.clone())
+            .set_next_token(next_token.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                Ec2Error::from_sdk("DescribeSubnets", format!("of {}", ids.join(", ")), e)
+            })?;
+        found.extend(output.subnets().iter().filter_map(|s| {
+            Some(Subnet {
+                id: s.subnet_id()?.to_string(),
+                availability_zone: s.availability_zone()?.to_string(),
+            })
+        }));
+        next_token = output
+            .next_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        if next_token.is_none() {
+            return Ok(found);
+        }
+    }
+}
+
+/// Which `(instance type, zone)` pairs of `types` × `zones` EC2 offers.
+pub(super) async fn offerings(
+    client: &aws_sdk_ec2::Client,
+    types: &[String],
+    zones: &[String],
+    calls: &CallCounter,
+) -> Result<BTreeSet<(String, String)>, Ec2Error> {
+    let filters = [
+        Filter::builder()
+            .name("instance-type")
+            .set_values(Some(types.to_vec()))
+            .build(),
+        Filter::builder()
+            .name("location")
+            .set_values(Some(zones.to_vec()))
+            .build(),
+    ];
+    let mut offered = BTreeSet::new();
+    let mut next_token: Option<String> = None;
+    loop {
+        calls.count("DescribeInstanceTypeOfferings");
+        let output = client
+            .describe_instance_type_offerings()
+            .location_type(LocationType::AvailabilityZone)
+            .set_filters(Some(filters.to_vec()))
+            .set_next_token(next_token.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                Ec2Error::from_sdk(
+                    "DescribeInstanceTypeOfferings",
+                    format!("of {} in {}", types.join(", "), zones.join(", ")),
+                    e,
+                )
+            })?;
+        offered.extend(output.instance_type_offerings().iter().filter_map(|o| {
+            Some((
+                o.instance_type()?.as_str().to_string(),
+                o.location()?.to_string(),
+            ))
+        }));
+        next_token = output
+            .next_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        if next_token.is_none() {
+            return Ok(offered);
+        }
+    }
+}
+
+/// CPUs, memory and GPUs of each of `types`, 100 types a call.
+pub(super) async fn instance_types(
+    client: &aws_sdk_ec2::Client,
+    types: &[String],
+    calls: &CallCounter,
+) -> Result<Vec<InstanceTypeSpec>, Ec2Error> {
+    let mut specs = Vec::new();
+    for batch in types.chunks(MAX_INSTANCE_TYPES_PER_CALL) {
+        let mut next_token: Option<String> = None;
+        loop {
+            calls.count("DescribeInstanceTypes");
+            let output = client
+                .describe_instance_types()
+                .set_instance_types(Some(
+                    batch
+                        .iter()
+                        .map(|t| InstanceType::from(t.as_str()))
+                        .collect(),
+                ))
+                .set_next_token(next_token.clone())
+                .send()
+                .await
+                .map_err(|e| {
+                    Ec2Error::from_sdk(
+                        "DescribeInstanceTypes",
+                        format!("of {}", batch.join(", ")),
+                        e,
+                    )
+                })?;
+            specs.extend(output.instance_types().iter().filter_map(|t| {
+                Some(InstanceTypeSpec {
+                    instance_type: t.instance_type()?.as_str().to_string(),
+                    vcpus: u32::try_from(t.v_cpu_info()?.default_v_cpus()?).ok()?,
+                    memory_mib: u64::try_from(t.memory_info()?.size_in_mib()?).ok()?,
+                    gpus: t
+                        .gpu_info()
+                        .map(|g| {
+                            g.gpus()
+                                .iter()
+                                .filter_map(|gpu| {
+                                    Some((
+                                        gpu.name()?.to_string(),
+                                        u32::try_from(gpu.count()?).ok()?,
+                                    ))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                })
+            }));
+            next_token = output
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
+            if next_token.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(specs)
+}
+
+/// An instance id that cannot exist, for the dry runs of calls on instances.
+const NO_INSTANCE: &str = "i-00000000000000000";
+
+pub(super) async fn dry_run_terminate(client: &aws_sdk_ec2::Client, calls: &CallCounter) -> DryRun {
+    calls.count("TerminateInstances");
+    DryRun::from_result(
+        client
+            .terminate_instances()
+            .dry_run(true)
+            .instance_ids(NO_INSTANCE)
+            .send()
+            .await
+            .map_err(|e| Ec2Error::from_sdk("TerminateInstances", "(dry run)", e)),
+    )
+}
+
+pub(super) async fn dry_run_create_tags(
+    client: &aws_sdk_ec2::Client,
+    tags: &[(String, String)],
+    calls: &CallCounter,
+) -> DryRun {
+    calls.count("CreateTags");
+    DryRun::from_result(
+        client
+            .create_tags()
+            .dry_run(true)
+            .resources(NO_INSTANCE)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(|e| Ec2Error::from_sdk("CreateTags", "(dry run)", e)),
+    )
+}
