@@ -30,6 +30,10 @@ struct Args {
     /// names (in DNS) instead of using the addresses resume sets
     #[arg(long)]
     cloud_dns: bool,
+    /// Fill in the CPUs, RealMemory and Gres that a node group's
+    /// SlurmSpecifications omit from EC2's data of its instance types (the smallest)
+    #[arg(long)]
+    from_ec2: bool,
 }
 
 fn parse_version(text: &str) -> Result<SlurmVersion, String> {
@@ -45,6 +49,7 @@ fn main() -> std::process::ExitCode {
             args.output_dir.as_deref(),
             args.slurm_version,
             args.cloud_dns,
+            args.from_ec2,
         )
     })
 }

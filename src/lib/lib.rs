@@ -19,5 +19,6 @@ pub mod hostlist;
 pub mod lock;
 pub mod logging;
 pub mod names;
+pub mod node_specs;
 pub mod programs;
 pub mod slurm;

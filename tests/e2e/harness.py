@@ -94,7 +94,8 @@ class Proxy(http.server.BaseHTTPRequestHandler):
       {"server_error": true}   HTTP 500 InternalError
       {"throttle_errors": true} launch nothing, RequestLimitExceeded in Errors
       {"delay": seconds}       answer late
-    and refuses DescribeInstances with more than 200 filter values, as EC2 does."""
+    and refuses DescribeInstances with more than 200 filter values, as EC2 does.
+    Dry runs pass untouched, recorded as `<Action>(DryRun)`."""
 
     protocol_version = "HTTP/1.1"
     lock = threading.Lock()
@@ -107,6 +108,9 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         params = urllib.parse.parse_qs(body.decode(), keep_blank_values=True)
         action = params.get("Action", ["?"])[0]
+        if params.get("DryRun", [""])[0] == "true":
+            # EC2 checks a dry run's request and permissions, never its capacity.
+            action += "(DryRun)"
         values = sum(len(v) for k, v in params.items() if k.startswith("Filter.") and ".Value." in k)
         started = time.time()
         status, answer = self.fault(action, params, values) or self.forward(body)

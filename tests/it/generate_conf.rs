@@ -248,3 +248,84 @@ fn a_budget_as_long_as_resume_timeout_is_warned_about_from_23_02() {
     let output = workspace.run("generate-conf", &["--slurm-version", "24.13"]);
     assert_eq!(output.status.code(), Some(2), "{output:?}");
 }
+
+/// Partitions with a GPU group of two T4 types and a CPU group whose CPUs
+/// are given, for `--from-ec2` against the faked EC2.
+fn from_ec2_partitions() -> Value {
+    let mut partitions = crate::support::test_partitions(4);
+    let groups = &mut partitions["Partitions"][0]["NodeGroups"];
+    groups[0]["NodeGroupName"] = "gpu".into();
+    groups[0]["SlurmSpecifications"] = serde_json::json!({"Weight": "5"});
+    groups[0]["LaunchTemplateOverrides"] =
+        serde_json::json!([{"InstanceType": "g4dn.xlarge"}, {"InstanceType": "g4dn.2xlarge"}]);
+    groups[1]["SlurmSpecifications"] = serde_json::json!({"CPUs": "2", "Weight": "1"});
+    partitions
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn from_ec2_fills_in_what_the_specifications_omit_from_the_smallest_type() {
+    let (server, fake, workspace) = crate::resume_wire::setup(4).await;
+    workspace.write_config(
+        &crate::support::test_config(&server.uri()),
+        &from_ec2_partitions(),
+    );
+    let plain = workspace.run_async("generate-conf", &[]).await;
+    assert!(plain.status.success(), "{plain:?}");
+    assert!(
+        fake.state().requests.is_empty(),
+        "no EC2 call without --from-ec2"
+    );
+    let output = workspace.run_async("generate-conf", &["--from-ec2"]).await;
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8(output.stdout).unwrap();
+    let plain = String::from_utf8(plain.stdout).unwrap();
+    // 16384 MiB less the larger of 5 % (819) and 1024 MiB.
+    assert!(
+        text.contains(
+            "NodeName=aws-gpu-[0-3] State=CLOUD Weight=5 CPUs=4 RealMemory=15360 Gres=gpu:t4:1\n"
+        ),
+        "{text}"
+    );
+    // CPUs given: kept. The smallest memory is c4.xlarge's 7680 MiB.
+    assert!(
+        text.contains("NodeName=aws-sp-[0-3] State=CLOUD CPUs=2 Weight=1 RealMemory=6656\n"),
+        "{text}"
+    );
+    assert!(text.contains("\nGresTypes=gpu\n"), "{text}");
+    assert!(
+        !plain.contains("GresTypes") && !plain.contains("RealMemory"),
+        "{plain}"
+    );
+    let calls = fake.calls("DescribeInstanceTypes");
+    assert_eq!(calls.len(), 1, "one call for every type of the account");
+    let notes = String::from_utf8_lossy(&output.stderr);
+    assert!(notes.contains("aws-sp-: memory differs"), "{notes}");
+    let gres = workspace
+        .run_async("generate-conf", &["--from-ec2", "--gres"])
+        .await;
+    assert_eq!(
+        String::from_utf8(gres.stdout).unwrap(),
+        "NodeName=aws-gpu-[0-3] Name=gpu Type=t4 File=/dev/nvidia[0]\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn from_ec2_refuses_a_type_ec2_does_not_know_and_fails_when_ec2_is_away() {
+    let (server, _fake, workspace) = crate::resume_wire::setup(4).await;
+    let mut partitions = from_ec2_partitions();
+    partitions["Partitions"][0]["NodeGroups"][0]["LaunchTemplateOverrides"][1]["InstanceType"] =
+        "g4dn.nosuch".into();
+    workspace.write_config(&crate::support::test_config(&server.uri()), &partitions);
+    let output = workspace.run_async("generate-conf", &["--from-ec2"]).await;
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains("InvalidInstanceType"), "{text}");
+    assert!(output.stdout.is_empty(), "no fragment from half the data");
+    let away = Workspace::new(
+        &crate::support::test_config("http://127.0.0.1:9"),
+        &from_ec2_partitions(),
+    );
+    let output = away.run("generate-conf", &["--from-ec2"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(output.stdout.is_empty());
+}

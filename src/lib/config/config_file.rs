@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::json::join;
-use super::model::{ClusterName, Config, LogLevel, Settings};
+use super::model::{ClusterName, Config, LogLevel, MemoryHeadroom, Settings};
 use super::walker::{Walker, describe};
 
 const REQUIRED_SLURM_CONF: &[&str] = &[
@@ -129,6 +129,16 @@ fn settings(
     let scontrol_timeout = seconds_or("ScontrolTimeoutSeconds", 1, defaults.scontrol_timeout);
     let capacity_hold = seconds_or("InsufficientCapacityHoldSeconds", 0, defaults.capacity_hold);
     let launch_grace = seconds_or("LaunchGraceSeconds", 0, resume_timeout);
+    let memory_headroom = MemoryHeadroom {
+        percent: w
+            .optional_integer(root, "", "RealMemoryHeadroomPercent", (0, 90))
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(defaults.memory_headroom.percent),
+        mib: w
+            .optional_integer(root, "", "RealMemoryHeadroomMiB", (0, 1 << 20))
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(defaults.memory_headroom.mib),
+    };
     let mut count_or = |key: &'static str, high: i64, default: usize| {
         w.optional_integer(root, "", key, (1, high))
             .and_then(|n| usize::try_from(n).ok())
@@ -146,6 +156,7 @@ fn settings(
         launch_grace,
         job_tags,
         on_demand_prices: prices(w, root),
+        memory_headroom,
     }
 }
 

@@ -83,6 +83,25 @@ pub struct Settings {
     /// `OnDemandHourlyPrices`: instance type to US dollars an hour, for the
     /// estimate in `slurm-ec2 status` (optional).
     pub on_demand_prices: std::collections::BTreeMap<String, f64>,
+    /// What `generate-conf --from-ec2` leaves to the OS of an instance's memory.
+    pub memory_headroom: MemoryHeadroom,
+}
+
+/// The OS's share of an instance's memory, kept out of `RealMemory`: the
+/// larger of `RealMemoryHeadroomPercent` (default 5) percent and
+/// `RealMemoryHeadroomMiB` (default 1024).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryHeadroom {
+    pub percent: u32,
+    pub mib: u64,
+}
+
+impl MemoryHeadroom {
+    /// `RealMemory` for an instance of `memory_mib`: at least 1.
+    pub fn real_memory(&self, memory_mib: u64) -> u64 {
+        let share = memory_mib.saturating_mul(u64::from(self.percent)) / 100;
+        memory_mib.saturating_sub(share.max(self.mib)).max(1)
+    }
 }
 
 impl Default for Settings {
@@ -99,6 +118,10 @@ impl Default for Settings {
             launch_grace: Duration::from_secs(300),
             job_tags: true,
             on_demand_prices: Default::default(),
+            memory_headroom: MemoryHeadroom {
+                percent: 5,
+                mib: 1024,
+            },
         }
     }
 }

@@ -160,6 +160,23 @@ fn config_json_messages() {
     );
 
     let mut config = example_config();
+    config["RealMemoryHeadroomPercent"] = json!(95);
+    assert_problem(
+        &config,
+        &partitions,
+        "RealMemoryHeadroomPercent: must be a whole number from 0 to 90, got the number 95",
+    );
+    config["RealMemoryHeadroomPercent"] = json!(10);
+    config["RealMemoryHeadroomMiB"] = json!(512);
+    let loaded = crate::config::load_texts(
+        std::path::Path::new("/etc/slurm-ec2"),
+        &config.to_string(),
+        &partitions.to_string(),
+    )
+    .expect("valid");
+    assert_eq!(loaded.settings.memory_headroom.real_memory(8192), 8192 - 819);
+
+    let mut config = example_config();
     config["ClusterName"] = json!("my cluster");
     assert_problem(
         &config,

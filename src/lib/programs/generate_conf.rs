@@ -4,9 +4,14 @@
 
 use std::path::Path;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use super::{Context, Outcome};
-use crate::config::Config;
+use crate::config::{Account, Config};
+use crate::ec2::{self, CallCounter, Clients};
 use crate::gres;
+use crate::node_specs;
 use crate::slurm::{Scontrol, SlurmVersion};
 
 /// What the fragment is for: the Slurm version (None: unknown, the fragment
@@ -26,29 +31,49 @@ pub fn run(
     output_dir: Option<&Path>,
     version: Option<SlurmVersion>,
     cloud_dns: bool,
+    from_ec2: bool,
 ) -> Outcome {
+    let completed;
+    let config = match from_ec2 {
+        false => context.config,
+        true => match specs_from_ec2(context.config) {
+            Ok((config, notes)) => {
+                for note in &notes {
+                    eprintln!("generate-conf: {note}");
+                    tracing::info!("{note}");
+                }
+                completed = config;
+                &completed
+            }
+            Err((error, outcome)) => {
+                eprintln!("generate-conf: {error}");
+                tracing::error!("{error}");
+                return outcome;
+            }
+        },
+    };
     let version = version.or_else(|| {
         let scontrol = Scontrol::new(
-            &context.config.scontrol(),
-            context.config.settings.scontrol_timeout,
+            &config.scontrol(),
+            config.settings.scontrol_timeout,
         );
         let detected = scontrol.version();
         if detected.is_none() && !gres {
             eprintln!(
                 "generate-conf: cannot tell Slurm's version from {}: the fragment is written as for 22.05; give --slurm-version",
-                context.config.scontrol().display()
+                config.scontrol().display()
             );
         }
         detected
     });
     let target = Target { version, cloud_dns };
-    let fragment = slurm_conf_for(context.config, &target);
+    let fragment = slurm_conf_for(config, &target);
     for warning in &fragment.warnings {
         eprintln!("generate-conf: warning: {warning}");
         tracing::warn!("{warning}");
     }
     let slurm = fragment.text;
-    let gres_text = gres_conf(context.config);
+    let gres_text = gres_conf(config);
     let Some(dir) = output_dir else {
         print!("{}", if gres { gres_text } else { slurm });
         return Outcome::Done;
@@ -63,6 +88,58 @@ pub fn run(
         tracing::info!("Output {name} file: {}", path.display());
     }
     Outcome::Done
+}
+
+/// `config` with the `CPUs`, `RealMemory` and `Gres` its node groups omit,
+/// from DescribeInstanceTypes of each group's types (one call per account
+/// and 100 types), and the notes on what was taken; or why not, with the outcome.
+fn specs_from_ec2(config: &Config) -> Result<(Config, Vec<String>), (String, Outcome)> {
+    let failed = |error: String| (error, Outcome::Failed);
+    ec2::check_trust_store().map_err(|e| failed(e.to_string()))?;
+    let runtime =
+        super::runtime().map_err(|e| failed(format!("cannot start the async runtime: {e}")))?;
+    let clients = Clients::new(&config.settings, Arc::new(CallCounter::default()));
+    runtime.block_on(async {
+        let mut types_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut by_account: BTreeMap<Account, Vec<String>> = BTreeMap::new();
+        for group in config.node_groups().filter(|g| node_specs::wants_lookup(g)) {
+            let ec2 = clients.get(&group.account()).await;
+            let needs_template = group.overrides.iter().any(|o| o.instance_type.is_none());
+            let template_type = match needs_template {
+                false => None,
+                true => ec2
+                    .template_version(&group.launch_template)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?
+                    .and_then(|v| v.instance_type),
+            };
+            let types = node_specs::group_types(group, template_type.as_deref())
+                .map_err(|e| (e.to_string(), Outcome::BadInput))?;
+            let account = by_account.entry(group.account()).or_default();
+            account.extend(
+                types
+                    .iter()
+                    .filter(|t| !account.contains(t))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+            types_of.insert(group.node_prefix(), types);
+        }
+        let mut specs = Vec::new();
+        for (account, types) in &by_account {
+            let ec2 = clients.get(account).await;
+            let described = ec2.instance_types(types).await.map_err(|e| {
+                let outcome = match e.code.as_str() {
+                    "InvalidInstanceType" => Outcome::BadInput,
+                    _ => Outcome::Failed,
+                };
+                (e.to_string(), outcome)
+            })?;
+            specs.extend(described);
+        }
+        node_specs::complete(config, &types_of, &specs)
+            .map_err(|e| (e.to_string(), Outcome::BadInput))
+    })
 }
 
 /// The fragment and what the administrator should know about it.
