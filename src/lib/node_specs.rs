@@ -117,7 +117,7 @@ pub fn group_types(
     for (index, item) in group.overrides.iter().enumerate() {
         let Some(instance_type) = item.instance_type.as_deref().or(template_type) else {
             return Err(NodeSpecError::NoInstanceType {
-                group: group.node_prefix(),
+                group: group.node_range(),
                 index,
             });
         };
@@ -169,7 +169,7 @@ pub fn complete(
                 .iter()
                 .find(|s| &s.instance_type == name)
                 .ok_or_else(|| NodeSpecError::Unknown {
-                    group: group.node_prefix(),
+                    group: group.node_range(),
                     instance_type: name.clone(),
                 })?;
             types.push(spec);
@@ -178,7 +178,7 @@ pub fn complete(
             continue;
         }
         let derived = derive(&types, headroom);
-        let prefix = group.node_prefix();
+        let prefix = group.node_range();
         notes.extend(derived.notes.iter().map(|n| format!("{prefix}: {n}")));
         let mut added = Vec::new();
         if !CPU_KEYS.iter().any(|k| has_key(group, k)) {

@@ -299,7 +299,7 @@ async fn from_ec2_fills_in_what_the_specifications_omit_from_the_smallest_type()
     let calls = fake.calls("DescribeInstanceTypes");
     assert_eq!(calls.len(), 1, "one call for every type of the account");
     let notes = String::from_utf8_lossy(&output.stderr);
-    assert!(notes.contains("aws-sp-: memory differs"), "{notes}");
+    assert!(notes.contains("aws-sp-[0-3]: memory differs"), "{notes}");
     let gres = workspace
         .run_async("generate-conf", &["--from-ec2", "--gres"])
         .await;

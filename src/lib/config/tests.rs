@@ -174,7 +174,10 @@ fn config_json_messages() {
         &partitions.to_string(),
     )
     .expect("valid");
-    assert_eq!(loaded.settings.memory_headroom.real_memory(8192), 8192 - 819);
+    assert_eq!(
+        loaded.settings.memory_headroom.real_memory(8192),
+        8192 - 819
+    );
 
     let mut config = example_config();
     config["ClusterName"] = json!("my cluster");

@@ -6,7 +6,7 @@ mod world;
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use slurm_ec2::hostlist;
 use slurm_ec2::slurm::{Flag, NodeInfo};
 use world::{wait_for, world};
@@ -524,6 +524,109 @@ fn generated_configuration_and_hostlists_agree_with_slurm() {
             "compress({expression}) = {compressed}"
         );
     }
+}
+
+/// Issue 14: `slurm-ec2 validate` against the emulator passes for the
+/// world's configuration and names each setting EC2 refuses in a broken one;
+/// `generate-conf --from-ec2` takes CPUs, RealMemory and Gres from the
+/// emulator's instance type data (the same as EC2's) for a GPU and a CPU group.
+#[test]
+fn validation_and_node_specifications_against_the_emulator() {
+    let Some(w) = world() else { return };
+    let output = w.run("slurm-ec2", &["validate"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(stdout.contains("EC2 accepts the configuration"), "{stdout}");
+    assert!(
+        w.requests()
+            .iter()
+            .any(|r| r["action"] == "CreateFleet(DryRun)"),
+        "the launch was a dry run"
+    );
+
+    let broken = w.edited_config(
+        "broken",
+        |_| {},
+        |partitions| {
+            let group = &mut partitions["Partitions"][0]["NodeGroups"][0];
+            group["LaunchTemplateSpecification"] =
+                json!({"LaunchTemplateName": "no-such-template", "Version": "$Latest"});
+            group["SubnetIds"][1] = json!("subnet-0123456789abcdef0");
+            group["LaunchTemplateOverrides"] =
+                json!([{"InstanceType": "t3.micro"}, {"InstanceType": "c5.nosuch"}]);
+        },
+    );
+    let dir = broken.to_str().unwrap();
+    let output = w.run("resume", &["--config-dir", dir, "--check", "--aws"]);
+    let text = String::from_utf8_lossy(&output.stderr);
+    eprintln!("resume --check --aws:\n{text}");
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    for (path, what) in [
+        (
+            "NodeGroups[0].LaunchTemplateSpecification.LaunchTemplateName",
+            "no-such-template",
+        ),
+        (
+            "NodeGroups[0].SubnetIds[1]",
+            "subnet-0123456789abcdef0 does not exist",
+        ),
+        (
+            "NodeGroups[0].LaunchTemplateOverrides[1].InstanceType",
+            "c5.nosuch is offered in none",
+        ),
+    ] {
+        assert!(
+            text.lines().any(|l| l.contains(path) && l.contains(what)),
+            "{path}: {what}\n{text}"
+        );
+    }
+
+    let sized = w.edited_config(
+        "sized",
+        |_| {},
+        |partitions| {
+            let template = partitions["Partitions"][0]["NodeGroups"][0].clone();
+            let group = |name: &str, types: &[&str], specs: Value| {
+                let mut group = template.clone();
+                group["NodeGroupName"] = json!(name);
+                group["MaxNodes"] = json!(2);
+                group["SlurmSpecifications"] = specs;
+                group["LaunchTemplateOverrides"] =
+                    Value::Array(types.iter().map(|t| json!({"InstanceType": t})).collect());
+                group
+            };
+            *partitions = json!({"Partitions": [{"PartitionName": "sized", "NodeGroups": [
+                group("gpu", &["g4dn.xlarge", "g4dn.2xlarge"], json!({})),
+                group("cpu", &["c5.xlarge", "c4.xlarge"], json!({"Weight": "1"})),
+            ]}]});
+        },
+    );
+    let dir = sized.to_str().unwrap();
+    let plain = w.run("generate-conf", &["--config-dir", dir]);
+    let output = w.run("generate-conf", &["--config-dir", dir, "--from-ec2"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    eprintln!(
+        "generate-conf --from-ec2:\n{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{output:?}");
+    // g4dn.xlarge: 4 vCPUs, 16384 MiB, one T4; c4.xlarge: 4 vCPUs, 7680 MiB.
+    assert!(
+        text.contains(
+            "NodeName=sized-gpu-[0-1] State=CLOUD CPUs=4 RealMemory=15360 Gres=gpu:t4:1\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("NodeName=sized-cpu-[0-1] State=CLOUD Weight=1 CPUs=4 RealMemory=6656\n"),
+        "{text}"
+    );
+    assert!(text.contains("GresTypes=gpu\n"), "{text}");
+    let plain = String::from_utf8_lossy(&plain.stdout);
+    assert!(
+        plain.contains("NodeName=sized-gpu-[0-1] State=CLOUD\n"),
+        "{plain}"
+    );
 }
 
 /// Issue 11, item 2: the node group of a running job shrinks in the
