@@ -132,6 +132,45 @@ async fn status_shows_each_node_beside_its_instance_and_what_change_state_would_
     assert!(text.contains("about $0.51 an hour"), "{text}");
 }
 
+/// An InstanceId that Slurm records for a node counts only where the
+/// instance's own tags agree, as in change-state: here they name another node.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_trusts_a_recorded_instance_id_only_where_the_tags_agree() {
+    let (server, fake, _) = setup(10).await;
+    let (workspace, _) = with_events(&server.uri());
+    std::fs::write(workspace.path().join("bin/version"), "24.11.5").unwrap();
+    let spot = fake.add_instance(&[
+        ("Name", "aws-sp-0"),
+        ("slurm-ec2:cluster", "testcluster"),
+        ("slurm-ec2:partition", "aws"),
+        ("slurm-ec2:node-group", "sp"),
+    ]);
+    std::fs::write(
+        workspace.path().join("bin/nodes.txt"),
+        format!(
+            "NodeName=aws-od-0 NodeAddr=10.0.0.9 State=ALLOCATED+CLOUD Partitions=aws InstanceId={spot}\n\
+             NodeName=aws-sp-0 NodeAddr=10.0.0.1 State=ALLOCATED+CLOUD Partitions=aws\n"
+        ),
+    )
+    .unwrap();
+    let output = workspace
+        .run_async("slurm-ec2", &["status", "--json"])
+        .await;
+    assert!(output.status.success(), "{output:?}");
+    let status: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let rows = status["rows"].as_array().unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r["instance"] == spot.as_str())
+        .expect("the instance's row");
+    assert_eq!(row["node"], "aws-sp-0", "{status:#}");
+    let od = rows
+        .iter()
+        .find(|r| r["node"] == "aws-od-0")
+        .expect("aws-od-0's row");
+    assert_eq!(od["instance"], Value::Null, "{status:#}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_launch_failure_and_termination_is_an_event() {
     let (server, fake, _) = setup(10).await;

@@ -170,11 +170,17 @@ pub fn parse_jobs(text: &str) -> BTreeMap<String, Vec<u64>> {
     jobs
 }
 
-/// The node an instance stands for: Slurm's InstanceId first, then its Name.
-fn node_of<'a>(instance: &'a Instance, recorded: &BTreeMap<&str, &'a str>) -> Option<&'a str> {
+/// The node an instance stands for: Slurm's InstanceId first, where the
+/// instance's own tags agree (as change-state trusts it), then its Name.
+fn node_of<'a>(
+    config: &Config,
+    instance: &'a Instance,
+    recorded: &BTreeMap<&str, &'a str>,
+) -> Option<&'a str> {
     recorded
         .get(instance.id.as_str())
         .copied()
+        .filter(|node| change_state::plan::recorded_for(config, instance, node))
         .or(instance.tag("Name"))
 }
 
@@ -194,7 +200,7 @@ pub fn status(
     let mut by_node: BTreeMap<&str, Vec<&Found>> = BTreeMap::new();
     let mut nobody: Vec<&Found> = Vec::new();
     for found in inputs.instances {
-        match node_of(&found.instance, &recorded) {
+        match node_of(config, &found.instance, &recorded) {
             Some(node) if inputs.nodes.iter().any(|n| n.name == node) => {
                 by_node.entry(node).or_default().push(found)
             }

@@ -187,7 +187,7 @@ fn sort_instances<'i>(
 
 /// Whether Slurm's InstanceId may stand for the tags: the instance's partition
 /// and node group are the node's, and its Name, when it has one, is the node.
-fn recorded_for(config: &Config, instance: &Instance, node: &str) -> bool {
+pub(crate) fn recorded_for(config: &Config, instance: &Instance, node: &str) -> bool {
     names::parse(config, node).is_ok_and(|(_, group)| instance.may_be_node(node, group))
 }
 
