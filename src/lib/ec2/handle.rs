@@ -73,6 +73,26 @@ impl Ec2 {
         describe::describe_ids(&self.client, ids, &self.calls).await
     }
 
+    /// This cluster's pending and running instances of `group`, by the
+    /// cluster, partition and node-group tags every launch carries, paginated
+    /// (1000 a call): for many instances of one group, fewer calls than by id.
+    pub async fn find_group_live(
+        &self,
+        group: &NodeGroup,
+        cluster: &str,
+    ) -> Result<Vec<Instance>, Ec2Error> {
+        let tags = [
+            (super::CLUSTER_TAG, cluster),
+            (super::PARTITION_TAG, group.partition.as_str()),
+            (super::NODE_GROUP_TAG, group.name.as_str()),
+        ];
+        let live = vec![
+            super::InstanceState::Pending.as_str().to_string(),
+            super::InstanceState::Running.as_str().to_string(),
+        ];
+        self.find(&tags, Some(live), None).await
+    }
+
     /// Tags each instance with its own tags, `concurrency` calls at a time;
     /// returns the instances that could not be tagged.
     pub async fn tag_each(

@@ -336,8 +336,16 @@ fn create_fleet(state: &mut State, params: &Params) -> ResponseTemplate {
 }
 
 fn describe(state: &mut State, params: &Params) -> ResponseTemplate {
-    let ids = list(params, "InstanceId");
     let filters = filters(params);
+    // By `InstanceIds` or by an `instance-id` filter: either way a new
+    // instance may still be invisible.
+    let mut ids = list(params, "InstanceId");
+    ids.extend(
+        filters
+            .iter()
+            .filter(|(name, _)| name == "instance-id")
+            .flat_map(|(_, values)| values.iter().cloned()),
+    );
     let values: usize = filters.iter().map(|(_, v)| v.len()).sum();
     if values > 200 {
         return error(

@@ -1,12 +1,12 @@
 //! Launching a batch of nodes and waiting for their addresses, with back-off
 //! within the run's budget.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::CODE_UNFULFILLED;
 use crate::config::NodeGroup;
-use crate::ec2::{Backoff, Deadline, Ec2, Instance, is_throttling};
+use crate::ec2::{Backoff, Deadline, Ec2, Instance, MAX_FILTER_VALUES, is_throttling};
 
 /// Launches up to `count` instances, retrying a shortfall caused by throttling
 /// (an HTTP error or an `Errors` entry) with back-off until the deadline.
@@ -76,9 +76,13 @@ pub(super) async fn launch_batch(
 }
 
 /// Describes the instances until each has its private address, with
-/// back-off, until the deadline. Returns the instances that have one.
+/// back-off, until the deadline. Returns the instances that have one. While
+/// more than 200 are missing they are read from the group's instances (one
+/// paginated call a thousand), else by an `instance-id` filter.
 pub(super) async fn wait_for_addresses(
     ec2: &Ec2,
+    group: &NodeGroup,
+    cluster: &str,
     ids: &[String],
     deadline: Deadline,
 ) -> BTreeMap<String, Instance> {
@@ -86,11 +90,16 @@ pub(super) async fn wait_for_addresses(
     let mut backoff = Backoff::new(Duration::from_millis(300), Duration::from_secs(3));
     let mut missing: Vec<String> = ids.to_vec();
     while !missing.is_empty() {
-        match ec2.describe(&missing).await {
+        let described = match missing.len() > MAX_FILTER_VALUES {
+            true => ec2.find_group_live(group, cluster).await,
+            false => ec2.describe(&missing).await,
+        };
+        match described {
             Ok(instances) => {
+                let wanted: BTreeSet<&String> = missing.iter().collect();
                 for instance in instances
                     .into_iter()
-                    .filter(|i| i.address.is_some() && i.is_live())
+                    .filter(|i| i.address.is_some() && i.is_live() && wanted.contains(&i.id))
                 {
                     ready.insert(instance.id.clone(), instance);
                 }

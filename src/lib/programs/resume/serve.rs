@@ -9,10 +9,7 @@ use super::jobs::Jobs;
 use super::launch::{launch_batch, wait_for_addresses};
 use super::{CODE_JOB_TOO_LARGE, CODE_NO_ADDRESS, CODE_UNFULFILLED};
 use crate::config::{JobLevelScaling, NodeGroup, Settings};
-use crate::ec2::{
-    self, CLUSTER_TAG, Deadline, Ec2, Ec2Error, Instance, InstanceState, NODE_GROUP_TAG,
-    PARTITION_TAG,
-};
+use crate::ec2::{self, Deadline, Ec2, Ec2Error, Instance, InstanceState};
 use crate::names::NodeName;
 use crate::slurm::NodeAddress;
 
@@ -89,7 +86,7 @@ impl GroupRun<'_> {
     pub(super) async fn serve(&self, nodes: &[NodeName]) -> GroupOutcome {
         let mut outcome = GroupOutcome::default();
         let wanted: BTreeSet<String> = nodes.iter().map(NodeName::to_string).collect();
-        let existing = match find_live_instances(self.ec2, self.group, self.cluster).await {
+        let existing = match self.ec2.find_group_live(self.group, self.cluster).await {
             Ok(instances) => instances,
             Err(error) => {
                 let prefix = self.group.node_prefix();
@@ -228,7 +225,8 @@ impl GroupRun<'_> {
     ) -> Vec<Assignment> {
         let mut all_ids: Vec<String> = batches.iter().flat_map(|b| b.ids.iter().cloned()).collect();
         all_ids.extend(reused.values().map(|i| i.id.clone()));
-        let described = wait_for_addresses(self.ec2, &all_ids, self.deadline).await;
+        let described =
+            wait_for_addresses(self.ec2, self.group, self.cluster, &all_ids, self.deadline).await;
         let mut assignments = Vec::new();
         for (node, instance) in reused {
             match described.get(&instance.id) {
@@ -349,25 +347,6 @@ fn all_or_nothing(sets: &[JobSet], outcome: &mut GroupOutcome) {
             set.job_id
         );
     }
-}
-
-/// This cluster's pending or running instances of `group`, found by the
-/// cluster, partition and node-group tags (names are matched locally).
-async fn find_live_instances(
-    ec2: &Ec2,
-    group: &NodeGroup,
-    cluster: &str,
-) -> Result<Vec<Instance>, Ec2Error> {
-    let tags = [
-        (CLUSTER_TAG, cluster),
-        (PARTITION_TAG, group.partition.as_str()),
-        (NODE_GROUP_TAG, group.name.as_str()),
-    ];
-    let live = vec![
-        InstanceState::Pending.as_str().to_string(),
-        InstanceState::Running.as_str().to_string(),
-    ];
-    ec2.find(&tags, Some(live), None).await
 }
 
 /// For each wanted node, the live instance already named for it (running
