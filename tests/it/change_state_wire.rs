@@ -104,3 +104,37 @@ async fn a_second_run_while_one_holds_the_lock_exits_at_once() {
     assert!(fake.state().requests.is_empty());
     assert!(workspace.scontrol_calls().is_empty());
 }
+
+/// An instance that resume had no time to name (it is known by its
+/// reservation's node list) gets its `Name` and placeholder tags from
+/// change-state, and is kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_known_only_by_its_reservation_s_list_is_named() {
+    let (_server, fake, workspace) = setup(10).await;
+    std::fs::write(
+        workspace.path().join("bin/nodes.txt"),
+        "NodeName=aws-od-2 NodeAddr=10.0.0.2 State=ALLOCATED+CLOUD Partitions=aws Reason=(null)\n",
+    )
+    .unwrap();
+    let id = fake.add_instance(&[
+        ("slurm-ec2:cluster", "testcluster"),
+        ("slurm-ec2:partition", "aws"),
+        ("slurm-ec2:node-group", "od"),
+        ("slurm-ec2:nodes", "aws-od-[1-3]"),
+    ]);
+    fake.state().instances[0].launch_index = 1;
+    let output = workspace.run_async("change-state", &[]).await;
+    assert!(output.status.success(), "{}", workspace.log());
+    let live = fake.live();
+    assert_eq!(live.len(), 1, "kept");
+    assert_eq!(live[0].id, id);
+    assert_eq!(live[0].tag("Name"), Some("aws-od-2"));
+    let address = live[0].tag("Address").unwrap_or_default().to_string();
+    assert!(address.ends_with("/aws-od-2"), "{address}");
+    assert!(fake.calls("TerminateInstances").is_empty());
+    assert!(
+        workspace.scontrol_updates().is_empty(),
+        "{:?}",
+        workspace.scontrol_updates()
+    );
+}

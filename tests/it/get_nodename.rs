@@ -300,3 +300,47 @@ async fn out_of_range_timeouts_and_broken_config_paths_exit_2() {
     let output = get_nodename(&workspace, &imds.uri(), "http://127.0.0.1:1", &["--check"]).await;
     assert!(output.status.success(), "no config.json at all: {output:?}");
 }
+
+/// Before its `Name` tag, an instance finds its node in its reservation's
+/// node list (`slurm-ec2:nodes`, one tag for the whole reservation) at its
+/// `ami-launch-index`.
+#[tokio::test(flavor = "multi_thread")]
+async fn before_its_name_it_reads_its_node_from_the_reservation_s_list() {
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path("/latest/api/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(TOKEN)
+                .insert_header("x-aws-ec2-metadata-token-ttl-seconds", "21600"),
+        )
+        .mount(&server)
+        .await;
+    for (p, body) in [
+        ("/latest/meta-data/instance-id", "i-0456"),
+        (
+            "/latest/meta-data/tags/instance",
+            "slurm-ec2:cluster\nslurm-ec2:nodes",
+        ),
+        (
+            "/latest/meta-data/tags/instance/slurm-ec2:nodes",
+            "aws-od-[0-4],aws-sp-[7-9]",
+        ),
+        ("/latest/meta-data/ami-launch-index", "6"),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(p))
+            .and(header("x-aws-ec2-metadata-token", TOKEN))
+            .respond_with(ResponseTemplate::new(200).set_body_string(body))
+            .mount(&server)
+            .await;
+    }
+    let workspace = workspace();
+    let output = get_nodename(&workspace, &server.uri(), "http://127.0.0.1:1", &[]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout(&output), "aws-sp-8\n");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("node list"),
+        "{output:?}"
+    );
+}

@@ -63,10 +63,18 @@ async fn job_tags_ride_in_the_name_call_in_both_schemas() {
         let calls = fake.calls("CreateTags");
         assert_eq!(
             calls.len(),
-            3,
-            "one per instance, no extra call for the job tags"
+            4,
+            "the reservation's node list, then one per instance, no extra call for the job tags"
         );
-        for call in &calls {
+        // The nodes are of two jobs' sorts (one of none), so the job tags
+        // do not ride in the reservation's call.
+        let list_call = tags_of_call(&calls[0]);
+        assert!(
+            has(&list_call, "slurm-ec2:nodes", "aws-od-[0-2]"),
+            "{list_call:?}"
+        );
+        assert!(!list_call.iter().any(|(k, _)| k == "slurm-ec2:job-id"));
+        for call in &calls[1..] {
             let tags = tags_of_call(call);
             let name = tags.iter().find(|(k, _)| k == "Name").unwrap().1.clone();
             let of_job = name != "aws-od-2";

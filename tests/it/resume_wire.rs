@@ -149,7 +149,24 @@ async fn launches_tags_at_launch_and_per_instance_then_updates_slurm_once() {
         names,
         BTreeSet::from(["aws-od-0".to_string(), "aws-od-1".to_string()])
     );
-    assert_eq!(fake.calls("CreateTags").len(), 2);
+    // One CreateTags names the reservation's nodes in launch order; each
+    // instance's Name matches its place there.
+    for instance in &live {
+        assert_eq!(instance.tag("slurm-ec2:nodes"), Some("aws-od-[0-1]"));
+        let expected = format!("aws-od-{}", instance.launch_index);
+        assert_eq!(instance.tag("Name"), Some(expected.as_str()));
+    }
+    let tag_calls = fake.calls("CreateTags");
+    assert_eq!(tag_calls.len(), 3, "{tag_calls:#?}");
+    assert_eq!(list(&tag_calls[0], "ResourceId").len(), 2);
+    // Slurm gets the addresses after the reservation's tag, before any Name.
+    let log = workspace.log();
+    let at = |text: &str| {
+        log.find(text)
+            .unwrap_or_else(|| panic!("{text:?} in {log}"))
+    };
+    assert!(at("named aws-od-[0-1] in one CreateTags") < at("Launched node aws-od-0"));
+    assert!(at("Launched node aws-od-1") < at("Name tags written on 2 instance(s)"));
 
     let updates = workspace.scontrol_updates();
     assert_eq!(updates.len(), 1, "{updates:?}");
@@ -203,8 +220,13 @@ async fn spot_groups_ask_for_spot_that_terminates_on_interruption() {
     assert_eq!(fake.live()[0].tag("Name"), Some("aws-sp-3"));
 }
 
+/// Resumes `count` nodes of a 1000-node group with the CreateTags bucket
+/// raised (`Ec2RateLimits`), so that every Name is written within the budget.
 async fn resume_many(count: u32) -> (FakeEc2, Workspace) {
-    let (_server, fake, workspace) = setup(1000).await;
+    let (server, fake, workspace) = setup(1000).await;
+    let mut config = test_config(&server.uri());
+    config["Ec2RateLimits"] = serde_json::json!({"CreateTags": {"Burst": 5000, "PerSecond": 5000}});
+    workspace.write_config(&config, &test_partitions(1000));
     let expression = format!("aws-od-[0-{}]", count - 1);
     let output = workspace.run_async("resume", &[&expression]).await;
     assert!(output.status.success(), "{output:?}\n{}", workspace.log());
@@ -222,7 +244,9 @@ fn fleet_sizes(fake: &FakeEc2) -> Vec<String> {
 async fn batches_of_at_most_500_and_100() {
     let (fake, workspace) = resume_many(501).await;
     assert_eq!(fleet_sizes(&fake), vec!["500", "1"]);
-    assert_eq!(fake.calls("CreateTags").len(), 501);
+    // One for the 500-node reservation, 500 Names, and the placeholder tag
+    // of the 1-node fleet's instance, which carried its Name from launch.
+    assert_eq!(fake.calls("CreateTags").len(), 502);
     let updates = workspace.scontrol_updates();
     assert_eq!(updates.len(), 6);
     assert!(updates.iter().all(|u| u[1].split(',').count() <= 100));
@@ -245,9 +269,43 @@ async fn batches_of_at_most_500_and_100() {
         .filter_map(|i| i.tag("Name").map(str::to_string))
         .collect();
     assert_eq!(names.len(), 1000);
+    assert_eq!(
+        fake.calls("CreateTags").len(),
+        1002,
+        "2 reservations, 1000 Names"
+    );
 
     let (fake, _workspace) = resume_many(1).await;
     assert_eq!(fleet_sizes(&fake), vec!["1"]);
+}
+
+/// With EC2's own CreateTags bucket (100, then 10 a second) 1000 Names
+/// cannot be written within a 20 s budget: no node fails for it. Slurm has
+/// every address after two node-list tags, and the Names not written are
+/// left to change-state.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_nodes_are_served_whatever_the_pace_of_their_names() {
+    let (_server, fake, workspace) = setup(1000).await;
+    let output = workspace.run_async("resume", &["aws-od-[0-999]"]).await;
+    assert!(output.status.success(), "{}", workspace.log());
+    assert_eq!(workspace.scontrol_updates().len(), 10);
+    let live = fake.live();
+    assert_eq!(live.len(), 1000);
+    assert!(live.iter().all(|i| i.tag("slurm-ec2:nodes").is_some()));
+    let named = live.iter().filter(|i| i.tag("Name").is_some()).count();
+    let calls = fake.calls("CreateTags").len();
+    // The bucket: 100 at once, then 10 a second, for the 20 s budget (and
+    // the calls already waiting for a token when it ends).
+    assert!(
+        (100..1000).contains(&named) && calls <= 2 + 100 + 10 * 23,
+        "{named} named in {calls} calls"
+    );
+    let log = workspace.log();
+    assert!(
+        log.contains("Resume summary: asked 1000, launched 1000, reused 0, failed 0"),
+        "{log}"
+    );
+    assert!(log.contains("change-state writes them"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -265,8 +323,8 @@ async fn a_second_resume_launches_nothing_and_duplicates_are_terminated() {
     assert_eq!(fake.calls("CreateFleet").len(), 1, "no second CreateFleet");
     assert_eq!(
         fake.calls("CreateTags").len(),
-        2,
-        "the instances already carry their tags"
+        3,
+        "one node list and two Names; then the instances carry their tags"
     );
     assert_eq!(fake.live().len(), 2);
     assert_eq!(
@@ -408,6 +466,28 @@ async fn an_instance_that_cannot_be_tagged_is_terminated_and_its_node_failed() {
         downs[0][3],
         "reason=(Code:UnauthorizedOperation)Failure when resuming nodes"
     );
+}
+
+/// Once the reservation's node list is written, a node is served: a Name
+/// that cannot be written after Slurm has the address fails nothing, and
+/// the node's instance is found by the list.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_name_that_cannot_be_written_after_slurm_fails_no_node() {
+    let (_server, fake, workspace) = setup(10).await;
+    fake.state()
+        .faults
+        .unnameable_nodes
+        .insert("aws-od-1".into());
+    let output = workspace.run_async("resume", &["aws-od-[0-1]"]).await;
+    assert!(output.status.success(), "{}", workspace.log());
+    assert_eq!(fake.live().len(), 2);
+    assert!(fake.calls("TerminateInstances").is_empty());
+    assert!(down_updates(&workspace).is_empty());
+    assert!(workspace.log().contains("change-state writes them"));
+    // A second resume finds both by the node list: nothing launched.
+    let again = workspace.run_async("resume", &["aws-od-[0-1]"]).await;
+    assert!(again.status.success(), "{}", workspace.log());
+    assert_eq!(fake.calls("CreateFleet").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,8 +4,10 @@ use crate::resume_wire::setup;
 use crate::support::fake_ec2::{filters, list};
 use crate::support::{Workspace, our_tags, test_config, test_partitions};
 
+/// More than 200 nodes of one group: the group is read whole by its tags
+/// (one call a thousand instances) rather than by 200 names a call.
 #[tokio::test(flavor = "multi_thread")]
-async fn suspending_250_nodes_takes_two_lookups_of_at_most_200_values_and_one_termination() {
+async fn suspending_250_nodes_takes_one_lookup_and_one_termination() {
     let (_server, fake, workspace) = setup(1000).await;
     let names: Vec<String> = (0..250).map(|i| format!("aws-od-{i}")).collect();
     for name in &names {
@@ -14,11 +16,13 @@ async fn suspending_250_nodes_takes_two_lookups_of_at_most_200_values_and_one_te
     let output = workspace.run_async("suspend", &["aws-od-[0-249]"]).await;
     assert!(output.status.success(), "{}", workspace.log());
     let lookups = fake.calls("DescribeInstances");
-    assert_eq!(lookups.len(), 2);
-    for lookup in &lookups {
-        let values: usize = filters(lookup).iter().map(|(_, v)| v.len()).sum();
-        assert!(values <= 200, "{values} filter values");
-    }
+    assert_eq!(lookups.len(), 1, "{lookups:#?}");
+    let by = filters(&lookups[0]);
+    assert!(by.contains(&(
+        "tag:slurm-ec2:node-group".to_string(),
+        vec!["od".to_string()]
+    )));
+    assert!(!by.iter().any(|(name, _)| name == "tag:Name"));
     let terminations = fake.calls("TerminateInstances");
     assert_eq!(terminations.len(), 1);
     assert_eq!(list(&terminations[0], "InstanceId").len(), 250);
@@ -137,6 +141,45 @@ async fn an_ec2_that_accepts_and_never_answers_does_not_hang_the_program() {
         workspace
             .log()
             .contains("Failed to describe instances to terminate"),
+        "{}",
+        workspace.log()
+    );
+}
+
+/// Right after a burst whose Names are not written yet, a few of its nodes
+/// are found by their reservation's node list: the look-up by Name finds
+/// none of them, so their group is read whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn nodes_known_only_by_their_reservation_s_list_are_found_and_terminated() {
+    let (_server, fake, workspace) = setup(10).await;
+    let ids: Vec<String> = (0..3)
+        .map(|_| {
+            fake.add_instance(&[
+                ("slurm-ec2:cluster", "testcluster"),
+                ("slurm-ec2:partition", "aws"),
+                ("slurm-ec2:node-group", "od"),
+                ("slurm-ec2:nodes", "aws-od-[4-6]"),
+            ])
+        })
+        .collect();
+    {
+        let mut state = fake.state();
+        for (index, instance) in state.instances.iter_mut().enumerate() {
+            instance.reservation = "r-burst".into();
+            instance.launch_index = index;
+        }
+    }
+    let output = workspace.run_async("suspend", &["aws-od-[5-6]"]).await;
+    assert!(output.status.success(), "{}", workspace.log());
+    let live: Vec<String> = fake.live().iter().map(|i| i.id.clone()).collect();
+    assert_eq!(live, vec![ids[0].clone()], "aws-od-4 keeps its instance");
+    assert_eq!(
+        fake.calls("DescribeInstances").len(),
+        2,
+        "by Name, then the group"
+    );
+    assert!(
+        workspace.log().contains("terminated 2"),
         "{}",
         workspace.log()
     );

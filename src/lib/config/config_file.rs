@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::json::join;
 use super::model::{ClusterName, Config, LogLevel, MemoryHeadroom, Settings};
 use super::walker::{Walker, describe};
+use crate::ec2::{Bucket, Rate, RateLimits};
 
 const REQUIRED_SLURM_CONF: &[&str] = &[
     "PrivateData",
@@ -53,7 +54,12 @@ pub(super) fn config_file(w: &mut Walker, dir: &Path, json: &Value) -> Option<Co
         .and_then(|value| w.object(value, "Environment"))
         .map(|map| environment(w, map))
         .unwrap_or_default();
-    let settings = settings(w, root, &slurm_conf);
+    let mut settings = settings(w, root, &slurm_conf);
+    settings.pace_dir = log_file
+        .as_deref()
+        .and_then(Path::parent)
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf);
     w.unread_keys(root, "", "ignored");
     Some(Config {
         dir: dir.to_path_buf(),
@@ -157,7 +163,58 @@ fn settings(
         job_tags,
         on_demand_prices: prices(w, root),
         memory_headroom,
+        rate_limits: rate_limits(w, root),
+        pace_dir: None,
     }
+}
+
+/// `Ec2RateLimits`: `{"CreateTags": {"Burst": 100, "PerSecond": 10}, …}`
+/// for the buckets of an account whose limits were raised; the rest keep
+/// EC2's documented sizes.
+fn rate_limits(w: &mut Walker, root: &Map<String, Value>) -> RateLimits {
+    let key = "Ec2RateLimits";
+    let mut limits = RateLimits::default();
+    let Some(map) = w.get(root, "", key).and_then(|value| w.object(value, key)) else {
+        return limits;
+    };
+    for (name, value) in map {
+        let path = join(key, name);
+        let Some(bucket) = Bucket::parse(name) else {
+            let names: Vec<&str> = Bucket::ALL.iter().map(|b| b.name()).collect();
+            w.problem(
+                &path,
+                format!("is not a bucket: one of {}", names.join(", ")),
+            );
+            continue;
+        };
+        let Some(entry) = w.object(value, &path) else {
+            continue;
+        };
+        let mut number = |field: &'static str, low: f64| {
+            let field_path = join(&path, field);
+            match w
+                .required(entry, &path, field)
+                .map(|v| (v.as_f64(), describe(v)))
+            {
+                Some((Some(n), _)) if n.is_finite() && n >= low && n <= 1e6 => Some(n),
+                Some((_, got)) => {
+                    w.problem(
+                        &field_path,
+                        format!("must be a number from {low} to 1000000, got {got}"),
+                    );
+                    None
+                }
+                None => None,
+            }
+        };
+        let burst = number("Burst", 1.0);
+        let per_second = number("PerSecond", 0.01);
+        if let (Some(burst), Some(per_second)) = (burst, per_second) {
+            limits.0.insert(bucket, Rate { burst, per_second });
+        }
+        w.unread_keys(entry, &path, "ignored");
+    }
+    limits
 }
 
 fn prices(w: &mut Walker, root: &Map<String, Value>) -> std::collections::BTreeMap<String, f64> {

@@ -85,6 +85,11 @@ pub struct Settings {
     pub on_demand_prices: std::collections::BTreeMap<String, f64>,
     /// What `generate-conf --from-ec2` leaves to the OS of an instance's memory.
     pub memory_headroom: MemoryHeadroom,
+    /// The sizes of EC2's request buckets that the programs pace themselves
+    /// to (`Ec2RateLimits`, default EC2's documented ones).
+    pub rate_limits: crate::ec2::RateLimits,
+    /// Where the pacing state shared by every run lives: the log's folder.
+    pub pace_dir: Option<PathBuf>,
 }
 
 /// The OS's share of an instance's memory, kept out of `RealMemory`: the
@@ -122,6 +127,8 @@ impl Default for Settings {
                 percent: 5,
                 mib: 1024,
             },
+            rate_limits: crate::ec2::RateLimits::default(),
+            pace_dir: None,
         }
     }
 }

@@ -3,7 +3,7 @@ use std::net::Ipv4Addr;
 use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
 use aws_sdk_ec2::types::Filter;
 
-use super::{CallCounter, Ec2Error, InstanceState, MAX_FILTER_VALUES};
+use super::{Ec2Error, InstanceState, MAX_FILTER_VALUES, Meter};
 
 /// What slurm-ec2 needs to know of one instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +20,9 @@ pub struct Instance {
     pub availability_zone: Option<String>,
     /// `spot` (or `scheduled`); None for On-Demand.
     pub lifecycle: Option<String>,
+    /// The reservation of its launch, and its `AmiLaunchIndex` there.
+    pub reservation_id: Option<String>,
+    pub launch_index: Option<u32>,
 }
 
 impl Instance {
@@ -29,7 +32,17 @@ impl Instance {
     pub fn may_be_node(&self, node: &str, group: &crate::config::NodeGroup) -> bool {
         self.tag(super::PARTITION_TAG) == Some(group.partition.as_str())
             && self.tag(super::NODE_GROUP_TAG) == Some(group.name.as_str())
-            && self.tag("Name").is_none_or(|name| name == node)
+            && self.node_name().is_none_or(|name| name == node)
+    }
+
+    /// The node this instance serves: its `Name`, else its place in the node
+    /// list its reservation was tagged with at launch.
+    pub fn node_name(&self) -> Option<String> {
+        if let Some(name) = self.tag("Name") {
+            return Some(name.to_string());
+        }
+        let index = usize::try_from(self.launch_index?).ok()?;
+        super::tags::node_in_nodes_tags(&self.tags, index)
     }
 
     pub fn tag(&self, key: &str) -> Option<&str> {
@@ -108,6 +121,10 @@ impl Instance {
             lifecycle: instance
                 .instance_lifecycle()
                 .map(|l| l.as_str().to_string()),
+            reservation_id: None,
+            launch_index: instance
+                .ami_launch_index()
+                .and_then(|i| u32::try_from(i).ok()),
         })
     }
 }
@@ -120,18 +137,20 @@ impl Instance {
 pub(super) async fn describe_ids(
     client: &aws_sdk_ec2::Client,
     ids: &[String],
-    calls: &CallCounter,
+    calls: &Meter,
 ) -> Result<Vec<Instance>, Ec2Error> {
     let by_id = ("instance-id".to_string(), ids.to_vec());
     describe_by_filters(client, &[], Some(&by_id), calls).await
 }
 
 fn instances_of(output: &DescribeInstancesOutput) -> impl Iterator<Item = Instance> + '_ {
-    output
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .filter_map(Instance::from_sdk)
+    output.reservations().iter().flat_map(|reservation| {
+        reservation.instances().iter().filter_map(|i| {
+            let mut instance = Instance::from_sdk(i)?;
+            instance.reservation_id = reservation.reservation_id().map(str::to_string);
+            Some(instance)
+        })
+    })
 }
 
 /// A DescribeInstances filter: `(name, values)`.
@@ -144,7 +163,7 @@ pub(super) async fn describe_by_filters(
     client: &aws_sdk_ec2::Client,
     fixed: &[InstanceFilter],
     chunked: Option<&InstanceFilter>,
-    calls: &CallCounter,
+    calls: &Meter,
 ) -> Result<Vec<Instance>, Ec2Error> {
     let fixed_values: usize = fixed.iter().map(|(_, v)| v.len()).sum();
     let room = MAX_FILTER_VALUES.saturating_sub(fixed_values).max(1);
@@ -168,7 +187,7 @@ pub(super) async fn describe_by_filters(
         let filters: Vec<Filter> = fixed.iter().chain(chunk.as_ref()).map(to_filter).collect();
         let mut next_token: Option<String> = None;
         loop {
-            calls.count("DescribeInstances");
+            calls.start("DescribeInstances").await;
             let result = client
                 .describe_instances()
                 .set_filters(Some(filters.clone()))
@@ -200,7 +219,7 @@ pub(super) async fn describe_tagged(
     tags: &[(&str, &str)],
     states: Option<Vec<String>>,
     names: Option<&[String]>,
-    calls: &CallCounter,
+    calls: &Meter,
 ) -> Result<Vec<Instance>, Ec2Error> {
     let mut fixed: Vec<InstanceFilter> = tags
         .iter()

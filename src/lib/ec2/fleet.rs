@@ -10,7 +10,7 @@ use aws_sdk_ec2::types::{
 use aws_sdk_ec2::operation::create_fleet::builders::CreateFleetFluentBuilder;
 
 use super::inspect::DryRun;
-use super::{CallCounter, Ec2Error};
+use super::{Ec2Error, Meter};
 use crate::config::{FleetOptions, NodeGroup, Purchasing};
 
 /// What one instant CreateFleet gave: the instances it launched and the errors
@@ -172,9 +172,9 @@ pub(super) async fn dry_run_create_fleet(
     client: &aws_sdk_ec2::Client,
     group: &NodeGroup,
     tags: &[(String, String)],
-    calls: &CallCounter,
+    calls: &Meter,
 ) -> DryRun {
-    calls.count("CreateFleet");
+    calls.start("CreateFleet").await;
     let result = fleet_request(client, group, 1, tags, false)
         .dry_run(true)
         .send()
@@ -196,10 +196,10 @@ pub(super) async fn create_fleet(
     count: usize,
     tags: &[(String, String)],
     all_or_nothing: bool,
-    calls: &CallCounter,
+    calls: &Meter,
 ) -> Result<FleetOutcome, Ec2Error> {
     let request = fleet_request(client, group, count, tags, all_or_nothing);
-    calls.count("CreateFleet");
+    calls.start("CreateFleet").await;
     let output = request.send().await.map_err(|e| {
         Ec2Error::from_sdk(
             "CreateFleet",

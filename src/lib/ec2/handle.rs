@@ -8,8 +8,9 @@ use tokio::sync::Mutex;
 
 use super::fleet::{self, FleetOutcome};
 use super::inspect::{self, DryRun, InstanceTypeSpec, Subnet, TemplateVersion};
+use super::pace::Pacer;
 use super::{
-    Account, CallCounter, Deadline, Ec2Error, Instance, client, describe, tags, terminate,
+    Account, CallCounter, Deadline, Ec2Error, Instance, Meter, client, describe, tags, terminate,
 };
 use crate::config::LaunchTemplate;
 use crate::config::{NodeGroup, Settings};
@@ -19,16 +20,21 @@ use crate::config::{NodeGroup, Settings};
 pub struct Ec2 {
     account: Account,
     client: aws_sdk_ec2::Client,
-    calls: Arc<CallCounter>,
+    calls: Arc<Meter>,
 }
 
 impl Ec2 {
     pub async fn connect(account: Account, settings: &Settings, calls: Arc<CallCounter>) -> Ec2 {
         let client = client::connect(&account.region, account.profile.as_deref(), settings).await;
+        let pacer = Pacer::new(
+            settings.pace_dir.as_deref(),
+            &account,
+            settings.rate_limits.clone(),
+        );
         Ec2 {
             account,
             client,
-            calls,
+            calls: Arc::new(Meter { calls, pacer }),
         }
     }
 
@@ -97,7 +103,7 @@ impl Ec2 {
     /// returns the instances that could not be tagged.
     pub async fn tag_each(
         &self,
-        requests: Vec<(String, Vec<(String, String)>)>,
+        requests: Vec<crate::ec2::TagRequest>,
         concurrency: usize,
         deadline: Deadline,
     ) -> Vec<(String, Ec2Error)> {
@@ -109,6 +115,16 @@ impl Ec2 {
             self.calls.clone(),
         )
         .await
+    }
+
+    /// Tags all of `ids` (at most 1000) with the same `tags` in one call.
+    pub async fn tag_all(
+        &self,
+        ids: &[String],
+        tags: &[(String, String)],
+        deadline: Deadline,
+    ) -> Result<(), Ec2Error> {
+        tags::tag_resources(&self.client, ids, tags, deadline, &self.calls).await
     }
 
     /// Terminates `ids`, 1000 a call; returns what could not be terminated.

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use aws_sdk_ec2::types::{Filter, InstanceType, LocationType, Tag};
 
-use super::{CallCounter, Ec2Error};
+use super::{Ec2Error, Meter};
 use crate::config::LaunchTemplate;
 
 /// Most `InstanceTypes` per DescribeInstanceTypes call.
@@ -66,9 +66,9 @@ impl DryRun {
 /// proves the credentials, the profile and the Region answer.
 pub(super) async fn availability_zones(
     client: &aws_sdk_ec2::Client,
-    calls: &CallCounter,
+    calls: &Meter,
 ) -> Result<Vec<String>, Ec2Error> {
-    calls.count("DescribeAvailabilityZones");
+    calls.start("DescribeAvailabilityZones").await;
     let output = client
         .describe_availability_zones()
         .send()
@@ -85,7 +85,7 @@ pub(super) async fn availability_zones(
 pub(super) async fn template_version(
     client: &aws_sdk_ec2::Client,
     template: &LaunchTemplate,
-    calls: &CallCounter,
+    calls: &Meter,
 ) -> Result<Option<TemplateVersion>, Ec2Error> {
     let version = template.version.as_deref().unwrap_or("$Default");
     let which = template
@@ -93,7 +93,7 @@ pub(super) async fn template_version(
         .as_deref()
         .or(template.name.as_deref())
         .unwrap_or_default();
-    calls.count("DescribeLaunchTemplateVersions");
+    calls.start("DescribeLaunchTemplateVersions").await;
     let output = client
         .describe_launch_template_versions()
         .set_launch_template_id(template.id.clone())
@@ -127,7 +127,7 @@ pub(super) async fn template_version(
 pub(super) async fn subnets(
     client: &aws_sdk_ec2::Client,
     ids: &[String],
-    calls: &CallCounter,
+    calls: &Meter,
 ) -> Result<Vec<Subnet>, Ec2Error> {
     let filter = Filter::builder()
         .name("subnet-id")
@@ -136,7 +136,7 @@ pub(super) async fn subnets(
     let mut found = Vec::new();
     let mut next_token: Option<String> = None;
     loop {
-        calls.count("DescribeSubnets");
+        calls.start("DescribeSubnets").await;
         let output = client
             .describe_subnets()
             .filters(filter.clone())
@@ -167,7 +167,7 @@ pub(super) async fn offerings(
     client: &aws_sdk_ec2::Client,
     types: &[String],
     zones: &[String],
-    calls: &CallCounter,
+    calls: &Meter,
 ) -> Result<BTreeSet<(String, String)>, Ec2Error> {
     let filters = [
         Filter::builder()
@@ -182,7 +182,7 @@ pub(super) async fn offerings(
     let mut offered = BTreeSet::new();
     let mut next_token: Option<String> = None;
     loop {
-        calls.count("DescribeInstanceTypeOfferings");
+        calls.start("DescribeInstanceTypeOfferings").await;
         let output = client
             .describe_instance_type_offerings()
             .location_type(LocationType::AvailabilityZone)
@@ -217,13 +217,13 @@ pub(super) async fn offerings(
 pub(super) async fn instance_types(
     client: &aws_sdk_ec2::Client,
     types: &[String],
-    calls: &CallCounter,
+    calls: &Meter,
 ) -> Result<Vec<InstanceTypeSpec>, Ec2Error> {
     let mut specs = Vec::new();
     for batch in types.chunks(MAX_INSTANCE_TYPES_PER_CALL) {
         let mut next_token: Option<String> = None;
         loop {
-            calls.count("DescribeInstanceTypes");
+            calls.start("DescribeInstanceTypes").await;
             let output = client
                 .describe_instance_types()
                 .set_instance_types(Some(
@@ -278,8 +278,8 @@ pub(super) async fn instance_types(
 /// An instance id that cannot exist, for the dry runs of calls on instances.
 const NO_INSTANCE: &str = "i-00000000000000000";
 
-pub(super) async fn dry_run_terminate(client: &aws_sdk_ec2::Client, calls: &CallCounter) -> DryRun {
-    calls.count("TerminateInstances");
+pub(super) async fn dry_run_terminate(client: &aws_sdk_ec2::Client, calls: &Meter) -> DryRun {
+    calls.start("TerminateInstances").await;
     DryRun::from_result(
         client
             .terminate_instances()
@@ -294,9 +294,9 @@ pub(super) async fn dry_run_terminate(client: &aws_sdk_ec2::Client, calls: &Call
 pub(super) async fn dry_run_create_tags(
     client: &aws_sdk_ec2::Client,
     tags: &[(String, String)],
-    calls: &CallCounter,
+    calls: &Meter,
 ) -> DryRun {
-    calls.count("CreateTags");
+    calls.start("CreateTags").await;
     DryRun::from_result(
         client
             .create_tags()

@@ -6,6 +6,7 @@ mod describe;
 mod fleet;
 mod handle;
 mod inspect;
+mod pace;
 mod retry;
 mod state;
 mod tags;
@@ -17,9 +18,13 @@ pub use describe::Instance;
 pub use fleet::{FleetOutcome, fleet_request_plan};
 pub use handle::{Clients, Ec2};
 pub use inspect::{DryRun, InstanceTypeSpec, Subnet, TemplateVersion};
+pub use pace::{Bucket, Rate, RateLimits};
 pub use retry::{Backoff, Deadline};
 pub use state::InstanceState;
-pub use tags::{CLUSTER_TAG, NODE_GROUP_TAG, PARTITION_TAG, launch_tags, node_tags};
+pub use tags::{
+    CLUSTER_TAG, NODE_GROUP_TAG, NODES_TAG, PARTITION_TAG, launch_tags, node_in_nodes_tags,
+    node_tags, nodes_tags,
+};
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -27,6 +32,9 @@ use std::sync::Mutex;
 use aws_sdk_ec2::config::http::HttpResponse;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::operation::RequestId;
+
+/// An instance id and the tags it is to get.
+pub type TagRequest = (String, Vec<(String, String)>);
 
 /// The most filter values EC2 accepts in one DescribeInstances call.
 pub const MAX_FILTER_VALUES: usize = 200;
@@ -171,5 +179,19 @@ impl CallCounter {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(" ")
+    }
+}
+
+/// One account's calls: paced to its buckets, then counted for the run's summary.
+pub(crate) struct Meter {
+    calls: std::sync::Arc<CallCounter>,
+    pacer: pace::Pacer,
+}
+
+impl Meter {
+    /// Waits for a token of `action`'s bucket, and counts the call.
+    pub(crate) async fn start(&self, action: &'static str) {
+        self.pacer.take(pace::Bucket::of(action)).await;
+        self.calls.count(action);
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 use aws_sdk_ec2::types::Tag;
 use tokio::sync::Semaphore;
 
-use super::{Backoff, CallCounter, Deadline, Ec2Error};
+use super::{Backoff, Deadline, Ec2Error, Meter};
 use crate::config::NodeGroup;
 
 /// Tag on every instance slurm-ec2 launches: the cluster it belongs to.
@@ -13,6 +13,72 @@ pub const CLUSTER_TAG: &str = "slurm-ec2:cluster";
 pub const PARTITION_TAG: &str = "slurm-ec2:partition";
 /// Tag on every instance slurm-ec2 launches: its node group.
 pub const NODE_GROUP_TAG: &str = "slurm-ec2:node-group";
+/// Tag on every instance of a reservation, written in one call: the nodes
+/// of the reservation as a hostlist, in the order of the instances'
+/// `AmiLaunchIndex`. Longer lists go on in `slurm-ec2:nodes.1`, `.2`, …
+pub const NODES_TAG: &str = "slurm-ec2:nodes";
+/// The most characters EC2 takes in a tag value.
+const MAX_TAG_VALUE: usize = 256;
+/// The most tags one reservation's node list may take.
+const MAX_NODES_TAGS: usize = 8;
+
+fn nodes_tag_key(part: usize) -> String {
+    match part {
+        0 => NODES_TAG.to_string(),
+        n => format!("{NODES_TAG}.{n}"),
+    }
+}
+
+/// The tags that name `nodes` in order (the instance of launch index `i` is
+/// `nodes[i]`), or None when they do not fit in the tags of one instance or
+/// a hostlist cannot keep their order.
+pub fn nodes_tags(nodes: &[String]) -> Option<Vec<(String, String)>> {
+    let mut parts: Vec<String> = Vec::new();
+    let mut start = 0;
+    while start < nodes.len() {
+        let mut end = start + 1;
+        let mut text = crate::hostlist::compress(&nodes[start..end]);
+        while end < nodes.len() {
+            let longer = crate::hostlist::compress(&nodes[start..=end]);
+            if longer.len() > MAX_TAG_VALUE {
+                break;
+            }
+            text = longer;
+            end += 1;
+        }
+        if text.len() > MAX_TAG_VALUE || parts.len() == MAX_NODES_TAGS {
+            return None;
+        }
+        parts.push(text);
+        start = end;
+    }
+    let joined = parts.join(",");
+    if crate::hostlist::expand(&joined).ok()?.as_slice() != nodes {
+        return None;
+    }
+    Some(
+        parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, text)| (nodes_tag_key(i), text))
+            .collect(),
+    )
+}
+
+/// The node that `nodes_tags` give the instance of launch index `index`.
+pub fn node_in_nodes_tags(tags: &[(String, String)], index: usize) -> Option<String> {
+    let value = |key: &str| tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let parts: Vec<&str> = (0..MAX_NODES_TAGS)
+        .map_while(|i| value(&nodes_tag_key(i)))
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    crate::hostlist::expand(&parts.join(","))
+        .ok()?
+        .into_iter()
+        .nth(index)
+}
 
 /// The tags every instance of `group` carries from launch: the cluster,
 /// partition and node-group tags, and the custom tags without placeholders.
@@ -64,10 +130,10 @@ pub fn node_tags(
 /// instances that could not be tagged.
 pub(super) async fn create_tags_concurrently(
     client: &aws_sdk_ec2::Client,
-    requests: Vec<(String, Vec<(String, String)>)>,
+    requests: Vec<crate::ec2::TagRequest>,
     concurrency: usize,
     deadline: Deadline,
-    calls: Arc<CallCounter>,
+    calls: Arc<Meter>,
 ) -> Vec<(String, Ec2Error)> {
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
@@ -77,7 +143,8 @@ pub(super) async fn create_tags_concurrently(
         let calls = calls.clone();
         tasks.spawn(async move {
             let _permit = permits.acquire().await;
-            let result = tag_one(&client, &instance_id, &tags, deadline, &calls).await;
+            let resources = std::slice::from_ref(&instance_id);
+            let result = tag_resources(&client, resources, &tags, deadline, &calls).await;
             (instance_id, result)
         });
     }
@@ -90,34 +157,99 @@ pub(super) async fn create_tags_concurrently(
     failures
 }
 
-async fn tag_one(
+/// Tags `resources` (at most 1000) with `tags` in one call, retrying
+/// `InvalidInstanceID.NotFound` (EC2 does not know a new instance yet) and
+/// throttling with back-off until the deadline.
+pub(super) async fn tag_resources(
     client: &aws_sdk_ec2::Client,
-    instance_id: &str,
+    resources: &[String],
     tags: &[(String, String)],
     deadline: Deadline,
-    calls: &CallCounter,
+    calls: &Meter,
 ) -> Result<(), Ec2Error> {
     let tags: Vec<Tag> = tags
         .iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect();
+    let what = match resources {
+        [one] => format!("of {one}"),
+        many => format!("of {} instance(s)", many.len()),
+    };
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
     loop {
-        calls.count("CreateTags");
+        // Waiting for the bucket must not carry the run past its budget.
+        if deadline.remaining().is_zero() {
+            return Err(Ec2Error {
+                action: "CreateTags",
+                context: what,
+                code: "OutOfTime".to_string(),
+                message: "the run's budget ran out before the call".to_string(),
+                request_id: None,
+                retryable: false,
+                source: None,
+            });
+        }
+        calls.start("CreateTags").await;
         let result = client
             .create_tags()
-            .resources(instance_id)
+            .set_resources(Some(resources.to_vec()))
             .set_tags(Some(tags.clone()))
             .send()
             .await;
         let error = match result {
             Ok(_) => return Ok(()),
-            Err(e) => Ec2Error::from_sdk("CreateTags", format!("of {instance_id}"), e),
+            Err(e) => Ec2Error::from_sdk("CreateTags", what.clone(), e),
         };
         let worth_retrying = error.retryable || error.code == "InvalidInstanceID.NotFound";
         if !worth_retrying || !backoff.wait(&deadline).await {
             return Err(error);
         }
-        tracing::debug!("Retrying CreateTags of {instance_id} after {}", error.code);
+        tracing::debug!("Retrying CreateTags {what} after {}", error.code);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(expression: &str) -> Vec<String> {
+        crate::hostlist::expand(expression).unwrap()
+    }
+
+    #[test]
+    fn a_range_is_one_tag_and_each_index_finds_its_node() {
+        let nodes = names("aws-od-[0-999]");
+        let tags = nodes_tags(&nodes).unwrap();
+        assert_eq!(
+            tags,
+            vec![(NODES_TAG.to_string(), "aws-od-[0-999]".to_string())]
+        );
+        assert_eq!(node_in_nodes_tags(&tags, 0).as_deref(), Some("aws-od-0"));
+        assert_eq!(
+            node_in_nodes_tags(&tags, 999).as_deref(),
+            Some("aws-od-999")
+        );
+        assert_eq!(node_in_nodes_tags(&tags, 1000), None);
+    }
+
+    #[test]
+    fn a_scattered_list_goes_on_in_more_tags_of_at_most_256_characters() {
+        let nodes: Vec<String> = (0..300).map(|i| format!("aws-od-{}", i * 2)).collect();
+        let tags = nodes_tags(&nodes).unwrap();
+        assert!(tags.len() > 1 && tags.len() <= MAX_NODES_TAGS, "{tags:?}");
+        assert!(tags.iter().all(|(_, v)| v.len() <= MAX_TAG_VALUE));
+        assert_eq!(tags[1].0, "slurm-ec2:nodes.1");
+        for (i, node) in nodes.iter().enumerate() {
+            assert_eq!(node_in_nodes_tags(&tags, i).as_ref(), Some(node));
+        }
+    }
+
+    #[test]
+    fn lists_that_do_not_fit_or_lose_their_order_get_no_tags() {
+        let many: Vec<String> = (0..2000).map(|i| format!("aws-od-{}", i * 2)).collect();
+        assert_eq!(nodes_tags(&many), None);
+        let unordered = vec!["aws-od-2".to_string(), "aws-od-1".to_string()];
+        assert_eq!(nodes_tags(&unordered), None);
+        assert_eq!(node_in_nodes_tags(&[], 0), None);
     }
 }

@@ -1,5 +1,5 @@
 use super::describe::describe_by_filters;
-use super::{CallCounter, Ec2Error, InstanceState, MAX_IDS_PER_CALL};
+use super::{Ec2Error, InstanceState, MAX_IDS_PER_CALL, Meter};
 
 /// Terminates instances, at most 1000 ids per call. One unknown id fails a
 /// whole call (`InvalidInstanceID.NotFound`): the ids still live are then
@@ -8,7 +8,7 @@ use super::{CallCounter, Ec2Error, InstanceState, MAX_IDS_PER_CALL};
 pub(super) async fn terminate(
     client: &aws_sdk_ec2::Client,
     ids: &[String],
-    calls: &CallCounter,
+    calls: &Meter,
 ) -> Vec<(Vec<String>, Ec2Error)> {
     let mut failures = Vec::new();
     for batch in ids.chunks(MAX_IDS_PER_CALL) {
@@ -17,7 +17,7 @@ pub(super) async fn terminate(
             if remaining.is_empty() {
                 break;
             }
-            calls.count("TerminateInstances");
+            calls.start("TerminateInstances").await;
             let result = client
                 .terminate_instances()
                 .set_instance_ids(Some(remaining.clone()))
@@ -73,7 +73,7 @@ pub(super) async fn terminate(
 async fn still_live(
     client: &aws_sdk_ec2::Client,
     ids: &[String],
-    calls: &CallCounter,
+    calls: &Meter,
 ) -> Result<Vec<String>, Ec2Error> {
     let by_id = ("instance-id".to_string(), ids.to_vec());
     let fixed = [("instance-state-name".to_string(), InstanceState::live())];

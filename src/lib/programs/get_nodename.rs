@@ -142,6 +142,8 @@ async fn slurmd_arguments(imds: &aws_config::imds::Client, slurmd: &Path) -> Str
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameSource {
     MetadataTags,
+    /// Its reservation's node list and its launch index, from metadata.
+    MetadataNodeList,
     DescribeInstances,
 }
 
@@ -149,6 +151,9 @@ impl std::fmt::Display for NameSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             NameSource::MetadataTags => "instance metadata tags",
+            NameSource::MetadataNodeList => {
+                "its reservation's node list (slurm-ec2:nodes) and its launch index, in instance metadata"
+            }
             NameSource::DescribeInstances => {
                 "DescribeInstances (tags are not exposed in instance metadata)"
             }
@@ -263,6 +268,9 @@ pub async fn lookup(
                     tracing::warn!("Reading the Name tag: {}", describe_imds_error(&error))
                 }
             }
+            if let Some(name) = name_from_node_list(imds).await {
+                return Ok((name, NameSource::MetadataNodeList));
+            }
             if !backoff.wait(&deadline).await {
                 return Err(GetNameError::NoName {
                     instance_id,
@@ -287,10 +295,10 @@ pub async fn lookup(
             Ok(instances) => {
                 if let Some(name) = instances
                     .iter()
-                    .find_map(|i| i.tag("Name"))
+                    .find_map(|i| i.node_name())
                     .filter(|n| !n.is_empty())
                 {
-                    return Ok((name.to_string(), NameSource::DescribeInstances));
+                    return Ok((name, NameSource::DescribeInstances));
                 }
             }
             Err(error) => tracing::warn!("{error}"),
@@ -303,6 +311,32 @@ pub async fn lookup(
         }
         tracing::info!("Instance {instance_id} has no Name tag yet; waiting");
     }
+}
+
+/// This instance's node from its reservation's node list (written by resume
+/// in one call for the whole reservation, before the `Name` tags) and its
+/// `ami-launch-index`, both from metadata; None while they are not there.
+async fn name_from_node_list(imds: &aws_config::imds::Client) -> Option<String> {
+    let mut tags = Vec::new();
+    for part in 0..8 {
+        let key = match part {
+            0 => crate::ec2::NODES_TAG.to_string(),
+            n => format!("{}.{n}", crate::ec2::NODES_TAG),
+        };
+        match imds
+            .get(&format!("/latest/meta-data/tags/instance/{key}"))
+            .await
+        {
+            Ok(value) => tags.push((key, value.as_ref().trim().to_string())),
+            Err(_) => break,
+        }
+    }
+    if tags.is_empty() {
+        return None;
+    }
+    let index = imds.get("/latest/meta-data/ami-launch-index").await.ok()?;
+    let index: usize = index.as_ref().trim().parse().ok()?;
+    crate::ec2::node_in_nodes_tags(&tags, index)
 }
 
 /// Refuses a name that is not one of the configured nodes.

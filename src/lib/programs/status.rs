@@ -171,17 +171,19 @@ pub fn parse_jobs(text: &str) -> BTreeMap<String, Vec<u64>> {
 }
 
 /// The node an instance stands for: Slurm's InstanceId first, where the
-/// instance's own tags agree (as change-state trusts it), then its Name.
-fn node_of<'a>(
+/// instance's own tags agree (as change-state trusts it), then its Name,
+/// then its place in its reservation's node list.
+fn node_of(
     config: &Config,
-    instance: &'a Instance,
-    recorded: &BTreeMap<&str, &'a str>,
-) -> Option<&'a str> {
+    instance: &Instance,
+    recorded: &BTreeMap<&str, &str>,
+) -> Option<String> {
     recorded
         .get(instance.id.as_str())
         .copied()
         .filter(|node| change_state::plan::recorded_for(config, instance, node))
-        .or(instance.tag("Name"))
+        .map(str::to_string)
+        .or_else(|| instance.node_name())
 }
 
 /// The rows and the footer, from what was read and the plan; plain data.
@@ -197,7 +199,7 @@ pub fn status(
         .iter()
         .filter_map(|n| Some((n.instance_id.as_deref()?, n.name.as_str())))
         .collect();
-    let mut by_node: BTreeMap<&str, Vec<&Found>> = BTreeMap::new();
+    let mut by_node: BTreeMap<String, Vec<&Found>> = BTreeMap::new();
     let mut nobody: Vec<&Found> = Vec::new();
     for found in inputs.instances {
         match node_of(config, &found.instance, &recorded) {
@@ -311,9 +313,12 @@ fn row(
 /// Not as it should be: change-state would act on it (recording an
 /// InstanceId aside), or Slurm holds it down, drained, failed or silent.
 fn is_problem(node: Option<&NodeInfo>, steps: &[&Step]) -> bool {
-    let acted_on = steps
-        .iter()
-        .any(|s| !matches!(s.action, Action::RecordInstance { .. }));
+    let acted_on = steps.iter().any(|s| {
+        !matches!(
+            s.action,
+            Action::RecordInstance { .. } | Action::NameInstance { .. }
+        )
+    });
     // A powered-down node is not expected to answer (24.11 marks it so after a RESUME).
     let unwell = node.is_some_and(|n| {
         let silent =

@@ -2,13 +2,16 @@
 //! nodes (by the InstanceId Slurm records, 23.11+, else by Name) and
 //! terminates them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Context, Hostlist, Outcome, Session};
 use crate::config::NodeGroup;
-use crate::ec2::{Account, CLUSTER_TAG, CallCounter, Clients, Instance, InstanceState};
+use crate::ec2::{
+    Account, CLUSTER_TAG, CallCounter, Clients, Ec2, Ec2Error, Instance, InstanceState,
+    MAX_FILTER_VALUES,
+};
 use crate::events::{About, EventLog, Kind, Why};
 use crate::names;
 use crate::slurm::{self, Scontrol};
@@ -165,19 +168,12 @@ pub async fn suspend(
             });
             match found {
                 Some(instance) => ours.push((node.clone(), instance.clone())),
-                None => by_name.push(node.clone()),
+                None => by_name.push((node.clone(), *group)),
             }
         }
         if !by_name.is_empty() {
-            let tags = [(CLUSTER_TAG, cluster)];
-            match ec2
-                .find(&tags, Some(InstanceState::live()), Some(&by_name))
-                .await
-            {
-                Ok(instances) => ours.extend(instances.into_iter().filter_map(|i| {
-                    let name = i.tag("Name")?.to_string();
-                    Some((name, i))
-                })),
+            match find_by_names(&ec2, cluster, &by_name).await {
+                Ok(found) => ours.extend(found),
                 Err(error) => {
                     tracing::error!(
                         "Failed to describe instances to terminate in {account}: {error}"
@@ -218,6 +214,67 @@ pub async fn suspend(
         report.failed_instances.extend(failed);
     }
     report
+}
+
+/// The live instances of `nodes`, by the cheaper look-up for their number:
+/// a node group with more than 200 of them is read whole by its tags (1000
+/// instances a call); the others by `Name`, 200 names a call; and the
+/// groups of nodes no `Name` matched are read whole too, since right after
+/// a burst an instance may be known only by its reservation's node list.
+async fn find_by_names(
+    ec2: &Ec2,
+    cluster: &str,
+    nodes: &[(String, &NodeGroup)],
+) -> Result<Vec<(String, Instance)>, Ec2Error> {
+    let mut per_group: BTreeMap<String, (&NodeGroup, BTreeSet<&str>)> = BTreeMap::new();
+    for (node, group) in nodes {
+        per_group
+            .entry(group.node_prefix())
+            .or_insert_with(|| (*group, BTreeSet::new()))
+            .1
+            .insert(node.as_str());
+    }
+    let mut found: Vec<(String, Instance)> = Vec::new();
+    let mut read_whole: Vec<&NodeGroup> = Vec::new();
+    let mut by_name: Vec<String> = Vec::new();
+    for (group, wanted) in per_group.values() {
+        match wanted.len() > MAX_FILTER_VALUES {
+            true => read_whole.push(group),
+            false => by_name.extend(wanted.iter().map(|n| n.to_string())),
+        }
+    }
+    let matching = |instances: Vec<Instance>, found: &mut Vec<(String, Instance)>| {
+        for instance in instances {
+            let Some(node) = instance.node_name() else {
+                continue;
+            };
+            let Some((group, wanted)) = per_group.values().find(|(_, w)| w.contains(node.as_str()))
+            else {
+                continue;
+            };
+            if wanted.contains(node.as_str()) && is_instance_of(&instance, &node, group, cluster) {
+                found.push((node, instance));
+            }
+        }
+    };
+    if !by_name.is_empty() {
+        let tags = [(CLUSTER_TAG, cluster)];
+        let named = ec2
+            .find(&tags, Some(InstanceState::live()), Some(&by_name))
+            .await?;
+        matching(named, &mut found);
+        for (group, wanted) in per_group.values() {
+            let all_found = wanted.iter().all(|n| found.iter().any(|(f, _)| f == n));
+            if wanted.len() <= MAX_FILTER_VALUES && !all_found {
+                read_whole.push(group);
+            }
+        }
+    }
+    for group in read_whole {
+        let instances = ec2.find_group_live(group, cluster).await?;
+        matching(instances, &mut found);
+    }
+    Ok(found)
 }
 
 pub fn summary(

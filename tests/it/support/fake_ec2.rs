@@ -17,6 +17,9 @@ pub struct FakeInstance {
     pub tags: Vec<(String, String)>,
     /// DescribeInstances-by-id calls during which this instance is still invisible.
     pub hidden_for: usize,
+    /// Its launch's reservation and its `AmiLaunchIndex` there.
+    pub reservation: String,
+    pub launch_index: usize,
 }
 
 impl FakeInstance {
@@ -44,6 +47,8 @@ pub struct Faults {
     pub describe_lag: usize,
     /// CreateTags naming these nodes fails with UnauthorizedOperation.
     pub untaggable_nodes: HashSet<String>,
+    /// Only the CreateTags of these nodes' `Name` fails so.
+    pub unnameable_nodes: HashSet<String>,
     /// DescribeInstances answers as if tag filters matched every instance, as
     /// EC2 does for a pattern: the programs must check the tags themselves.
     pub ignore_tag_filters: bool,
@@ -168,6 +173,8 @@ fn new_instance(state: &mut State, tags: Vec<(String, String)>) -> FakeInstance 
         ip: format!("10.0.{}.{}", n / 250, n % 250 + 1),
         tags,
         hidden_for: state.faults.describe_lag,
+        reservation: format!("r-{n:017x}"),
+        launch_index: 0,
     }
 }
 
@@ -311,8 +318,12 @@ fn create_fleet(state: &mut State, params: &Params) -> ResponseTemplate {
     }
     let tags = pairs(params, "TagSpecification.1.Tag", "Key", "Value");
     let mut ids = Vec::new();
-    for _ in 0..count {
-        let instance = new_instance(state, tags.clone());
+    // One reservation per fleet, its instances numbered from 0, as EC2 does.
+    let reservation = format!("r-fleet-{}", state.next_id + 1);
+    for index in 0..count {
+        let mut instance = new_instance(state, tags.clone());
+        instance.reservation = reservation.clone();
+        instance.launch_index = index;
         ids.push(instance.id.clone());
         state.instances.push(instance);
     }
@@ -391,8 +402,8 @@ fn describe(state: &mut State, params: &Params) -> ResponseTemplate {
             // Launched an hour ago: past any launch grace of the tests.
             let launched = (chrono::Utc::now() - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%S.000Z");
             format!(
-                "<item><reservationId>r-1</reservationId><instancesSet><item><instanceId>{}</instanceId><instanceState><code>16</code><name>{}</name></instanceState><privateDnsName>{dns}</privateDnsName><privateIpAddress>{}</privateIpAddress><instanceType>c5.xlarge</instanceType><launchTime>{launched}</launchTime><tagSet>{tags}</tagSet></item></instancesSet></item>",
-                i.id, i.state, i.ip
+                "<item><reservationId>{}</reservationId><instancesSet><item><instanceId>{}</instanceId><instanceState><code>16</code><name>{}</name></instanceState><privateDnsName>{dns}</privateDnsName><privateIpAddress>{}</privateIpAddress><amiLaunchIndex>{}</amiLaunchIndex><instanceType>c5.xlarge</instanceType><launchTime>{launched}</launchTime><tagSet>{tags}</tagSet></item></instancesSet></item>",
+                i.reservation, i.id, i.state, i.ip, i.launch_index
             )
         })
         .collect();
@@ -404,8 +415,19 @@ fn describe(state: &mut State, params: &Params) -> ResponseTemplate {
 fn create_tags(state: &mut State, params: &Params) -> ResponseTemplate {
     let ids = list(params, "ResourceId");
     let tags = pairs(params, "Tag", "Key", "Value");
-    if let Some((_, node)) = tags.iter().find(|(k, _)| k == "Name")
-        && state.faults.untaggable_nodes.contains(node)
+    // A node is untaggable by its Name, or in a reservation's node list.
+    let named: Vec<String> = tags
+        .iter()
+        .flat_map(|(k, v)| match k.as_str() {
+            "Name" => vec![v.clone()],
+            "slurm-ec2:nodes" => slurm_ec2::hostlist::expand(v).unwrap_or_default(),
+            _ => Vec::new(),
+        })
+        .collect();
+    let refused = |nodes: &HashSet<String>| named.iter().any(|n| nodes.contains(n));
+    let name_only = tags.iter().any(|(k, _)| k == "Name");
+    if refused(&state.faults.untaggable_nodes)
+        || (name_only && refused(&state.faults.unnameable_nodes))
     {
         return error(
             403,

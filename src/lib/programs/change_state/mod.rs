@@ -185,6 +185,7 @@ pub async fn execute(
     let mut updates: BTreeMap<(&'static str, Option<String>), Vec<String>> = BTreeMap::new();
     let mut power_downs = Vec::new();
     let mut records = Vec::new();
+    let mut names: BTreeMap<Account, Vec<crate::ec2::TagRequest>> = BTreeMap::new();
     for step in steps {
         tracing::info!(
             "{}: {} ({}; instance {} {})",
@@ -214,6 +215,14 @@ pub async fn execute(
                         .entry((state, reason.clone()))
                         .or_default()
                         .push(node.clone());
+                }
+            }
+            Action::NameInstance { tags } => {
+                if let (Some(account), Some(id)) = (&step.account, &step.instance) {
+                    names
+                        .entry(account.clone())
+                        .or_default()
+                        .push((id.clone(), tags.clone()));
                 }
             }
             Action::RecordInstance { instance_type } => {
@@ -259,6 +268,25 @@ pub async fn execute(
         for (nodes, error) in scontrol.power_down_force(&power_downs) {
             tracing::error!("Failed to power down {}: {error}", nodes.join(","));
             failures += nodes.len();
+        }
+    }
+    for (account, requests) in names {
+        let ec2 = clients.get(&account).await;
+        let count = requests.len();
+        let deadline = crate::ec2::Deadline::after(RECORD_TIME);
+        let failures_here = ec2.tag_each(requests, 4, deadline).await;
+        let (late, failed): (Vec<_>, Vec<_>) = failures_here
+            .iter()
+            .partition(|(_, e)| e.code == "OutOfTime");
+        for (id, error) in &failed {
+            tracing::error!("Failed to name instance {id}: {error}");
+        }
+        failures += failed.len();
+        if !late.is_empty() {
+            tracing::info!(
+                "Name of {} of {count} instance(s) left for the next run",
+                late.len()
+            );
         }
     }
     let until = std::time::Instant::now() + RECORD_TIME;
@@ -327,7 +355,7 @@ fn record_events(steps: &[Step], not_terminated: &[String], events: &EventLog) {
             Action::DownThenPowerDown { reason } => {
                 events.record(Kind::StateRepair, about(None, Some("DOWN"), Some(reason)));
             }
-            Action::Keep | Action::RecordInstance { .. } => {}
+            Action::Keep | Action::RecordInstance { .. } | Action::NameInstance { .. } => {}
         }
     }
 }
@@ -349,6 +377,10 @@ pub(crate) fn describe(action: &Action) -> String {
         }
         Action::RecordInstance { instance_type } => {
             format!("instanceid=<instance> instancetype={instance_type}")
+        }
+        Action::NameInstance { tags } => {
+            let tags: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("tag {}", tags.join(" "))
         }
     }
 }

@@ -15,9 +15,11 @@
 //! | powered down, not in the configuration        | its instance                | terminate (a leak)                       |
 //! | not listed by Slurm                           | ours but not a node of ours, or no Name after the grace | terminate (an orphan) |
 //! | up or powering up, Slurm 23.11+, InstanceId not its one live instance | its instance | `instanceid=… instancetype=…` |
+//! | any                                           | live, named only by its reservation's node list | tag its `Name` (and placeholder tags) |
 //!
 //! On 23.11+ an instance is first the node's whose InstanceId names it (when
-//! its tags agree), else the one its Name gives.
+//! its tags agree), else the one its Name gives, else the one its place in
+//! its reservation's node list (`slurm-ec2:nodes`) gives.
 //!
 //! Instances younger than the launch grace are never touched, nor instances
 //! without this cluster's tag (they are never read).
@@ -52,6 +54,11 @@ pub enum Action {
     /// `instanceid=<the step's instance> instancetype=…` (Slurm 23.11+).
     RecordInstance {
         instance_type: String,
+    },
+    /// CreateTags of the `Name` (and placeholder tags) that resume had no
+    /// time for: the instance is known by its reservation's node list.
+    NameInstance {
+        tags: Vec<(String, String)>,
     },
 }
 
@@ -151,7 +158,7 @@ pub fn plan(inputs: &Inputs) -> Vec<Step> {
 fn sort_instances<'i>(
     inputs: &'i Inputs,
     grace: i64,
-) -> (BTreeMap<&'i str, Vec<&'i Found>>, Vec<Step>) {
+) -> (BTreeMap<String, Vec<&'i Found>>, Vec<Step>) {
     let listed: BTreeMap<&str, &NodeInfo> =
         inputs.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
     let by_instance_id: BTreeMap<&str, &str> = inputs
@@ -160,7 +167,7 @@ fn sort_instances<'i>(
         .filter(|_| inputs.record_instances)
         .filter_map(|n| Some((n.instance_id.as_deref()?, n.name.as_str())))
         .collect();
-    let mut by_name: BTreeMap<&str, Vec<&Found>> = BTreeMap::new();
+    let mut by_name: BTreeMap<String, Vec<&Found>> = BTreeMap::new();
     let mut steps = Vec::new();
     for found in inputs.instances {
         let instance = &found.instance;
@@ -168,17 +175,18 @@ fn sort_instances<'i>(
         let recorded = by_instance_id
             .get(instance.id.as_str())
             .copied()
-            .filter(|node| recorded_for(inputs.config, instance, node));
-        match recorded.or(instance.tag("Name")) {
-            Some(name) if names::parse(inputs.config, name).is_ok() => {
+            .filter(|node| recorded_for(inputs.config, instance, node))
+            .map(str::to_string);
+        match recorded.or_else(|| instance.node_name()) {
+            Some(name) if names::parse(inputs.config, &name).is_ok() => {
                 by_name.entry(name).or_default().push(found)
             }
             _ if !instance.is_live() && !shutting_down => {}
             _ if young(instance, inputs.now, grace) || shutting_down => {}
             name => steps.push(not_a_node_of_ours(
                 found,
-                name.and_then(|n| listed.get(n).copied()),
-                name,
+                name.as_deref().and_then(|n| listed.get(n).copied()),
+                name.as_deref(),
             )),
         }
     }
@@ -302,6 +310,8 @@ mod tests {
                 instance_type: None,
                 availability_zone: None,
                 lifecycle: None,
+                reservation_id: None,
+                launch_index: None,
             },
         }
     }

@@ -65,6 +65,7 @@ pub(super) fn steps_for(view: &NodeView) -> Vec<Step> {
     let mut steps = duplicates(view);
     steps.extend(leak(view));
     steps.extend(unrecorded_instance(view));
+    steps.extend(unnamed_instances(view));
     if let Some(decided) = DECIDING_RULES.iter().find_map(|rule| rule(view)) {
         steps.extend(decided);
     }
@@ -90,6 +91,30 @@ fn unrecorded_instance(view: &NodeView) -> Option<Step> {
             Some(found),
         )
     })
+}
+
+/// Live instances that only their reservation's node list names (resume
+/// ran out of budget for their `Name` tags): write them, whatever the state.
+fn unnamed_instances(view: &NodeView) -> Vec<Step> {
+    let node = view.node.name.as_str();
+    view.live
+        .iter()
+        .filter(|f| {
+            f.instance.tag("Name").is_none() && f.instance.node_name().as_deref() == Some(node)
+        })
+        .map(|found| {
+            let instance = &found.instance;
+            let address = instance.address.clone().unwrap_or_default();
+            let hostname = instance.hostname().unwrap_or_default();
+            let mut tags = crate::ec2::node_tags(view.group, node, &address, &hostname, &[]);
+            tags.retain(|(k, v)| instance.tag(k) != Some(v.as_str()));
+            view.step(
+                Action::NameInstance { tags },
+                "named only by its reservation's node list".into(),
+                Some(found),
+            )
+        })
+        .collect()
 }
 
 /// Not powered down, several live instances: keep the one at the address

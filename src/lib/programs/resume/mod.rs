@@ -3,8 +3,9 @@
 //! DOWN at once with the EC2 error code, so their jobs are requeued now.
 //!
 //! The flow runs one way: per node group, EC2 (look-up, launch, describe,
-//! tag) → Slurm gets the addresses → failed nodes DOWN → instances that serve
-//! no node terminated.
+//! one node-list tag per reservation) → Slurm gets the addresses → failed
+//! nodes DOWN → instances that serve no node terminated → the `Name` tags,
+//! paced, while the budget lasts.
 
 mod file;
 mod jobs;
@@ -173,6 +174,7 @@ pub async fn resume(
     let Gathered {
         served,
         mut to_terminate,
+        deferred_tags,
     } = gather(tasks, &mut report).await;
     let (refused, placed) = tell_slurm(scontrol, served, &mut report);
     for one in &placed {
@@ -221,7 +223,37 @@ pub async fn resume(
         }
     }
     record_instances(scontrol, &placed, deadline, config.settings.tag_concurrency);
+    let placed_ids: BTreeSet<&str> = placed.iter().map(|p| p.instance_id.as_str()).collect();
+    for (account, mut requests) in deferred_tags {
+        requests.retain(|(id, _)| placed_ids.contains(id.as_str()));
+        let ec2 = clients.get(&account).await;
+        name_after_slurm(&ec2, requests, config.settings.tag_concurrency, deadline).await;
+    }
     report
+}
+
+/// The `Name` (and placeholder and job) tags of instances their
+/// reservation's tag already names, once Slurm has every address: paced to
+/// the CreateTags bucket while the budget lasts. What is left, change-state
+/// writes; nothing fails a node here.
+async fn name_after_slurm(
+    ec2: &crate::ec2::Ec2,
+    requests: Vec<crate::ec2::TagRequest>,
+    concurrency: usize,
+    deadline: Deadline,
+) {
+    if requests.is_empty() {
+        return;
+    }
+    let count = requests.len();
+    let failures = ec2.tag_each(requests, concurrency, deadline).await;
+    match failures.first() {
+        None => tracing::info!("Name tags written on {count} instance(s)"),
+        Some((_, error)) => tracing::warn!(
+            "Name tags of {} of {count} instance(s) not written ({error}): change-state writes them",
+            failures.len()
+        ),
+    }
 }
 
 /// At most this many nodes get their InstanceId from resume on Slurm before
@@ -269,6 +301,7 @@ fn record_instances(
 struct Gathered {
     served: Vec<(Account, Served)>,
     to_terminate: BTreeMap<Account, Vec<String>>,
+    deferred_tags: BTreeMap<Account, Vec<crate::ec2::TagRequest>>,
 }
 
 async fn gather(
@@ -293,6 +326,11 @@ async fn gather(
             .entry(account.clone())
             .or_default()
             .extend(outcome.to_terminate);
+        gathered
+            .deferred_tags
+            .entry(account.clone())
+            .or_default()
+            .extend(outcome.deferred_tags);
     }
     gathered
 }

@@ -37,6 +37,10 @@ pub(super) struct GroupOutcome {
     pub failed: Vec<Failed>,
     /// Instances that serve no node: duplicates, surplus, unaddressed, untagged.
     pub to_terminate: Vec<String>,
+    /// Tags for after Slurm has the addresses (`Name`, the custom tags with
+    /// placeholders, a node's job): instances that the tag of their
+    /// reservation already names.
+    pub deferred_tags: Vec<crate::ec2::TagRequest>,
     pub launched: usize,
     pub reused: usize,
 }
@@ -64,6 +68,9 @@ struct Assignment {
     node: String,
     instance: Instance,
     launched_now: bool,
+    /// Its tags already tell its node (an earlier run's instance, or one its
+    /// reservation's `slurm-ec2:nodes` tag names): other tags can wait.
+    identified: bool,
 }
 
 /// Serving one node group in one run: what every step needs.
@@ -113,7 +120,8 @@ impl GroupRun<'_> {
         let (job_sets, rest) = self.split_by_job(to_launch);
         let mut batches = self.launch(&rest, &mut outcome).await;
         batches.extend(self.launch_jobs(&job_sets, &mut outcome).await);
-        let assignments = self.assign(reused, batches, &mut outcome).await;
+        let mut assignments = self.assign(reused, batches, &mut outcome).await;
+        self.name_reservations(&mut assignments).await;
         self.tag_and_serve(assignments, &mut outcome).await;
         all_or_nothing(&job_sets, &mut outcome);
         outcome
@@ -234,13 +242,22 @@ impl GroupRun<'_> {
                     node,
                     instance: instance.clone(),
                     launched_now: false,
+                    identified: true,
                 }),
                 None => outcome.fail([node], CODE_NO_ADDRESS),
             }
         }
         for Batch { nodes, ids } in batches {
             let mut ready: Vec<&Instance> = ids.iter().filter_map(|id| described.get(id)).collect();
-            ready.sort_by(|a, b| a.id.cmp(&b.id));
+            // In launch order, so that a reservation's nodes are a hostlist
+            // its instances can find themselves in by their launch index.
+            ready.sort_by(|a, b| {
+                (&a.reservation_id, a.launch_index, &a.id).cmp(&(
+                    &b.reservation_id,
+                    b.launch_index,
+                    &b.id,
+                ))
+            });
             for id in ids.iter().filter(|id| !described.contains_key(*id)) {
                 tracing::error!(
                     "Instance {id} has no private address within the budget: terminating it"
@@ -255,6 +272,7 @@ impl GroupRun<'_> {
                         node,
                         instance,
                         launched_now: true,
+                        identified: false,
                     });
                 }
             }
@@ -263,34 +281,108 @@ impl GroupRun<'_> {
         assignments
     }
 
+    /// One CreateTags per reservation of this run's launches: the node list
+    /// in launch order (`slurm-ec2:nodes`), and the job's tags when all its
+    /// nodes have the same, on all its instances at once. A booting node,
+    /// suspend and change-state find the node of each instance from it, so
+    /// the `Name` tags, one call each, can wait until Slurm has the addresses.
+    /// A reservation whose launch indexes are not 0, 1, 2… of the instances
+    /// served, or whose tag cannot be written, keeps per-instance naming.
+    async fn name_reservations(&self, assignments: &mut [Assignment]) {
+        let mut by_reservation: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, a) in assignments.iter().enumerate() {
+            // A one-node batch carries its Name from launch.
+            if a.launched_now
+                && a.instance.tag("Name").is_none()
+                && let (Some(reservation), Some(_)) =
+                    (&a.instance.reservation_id, a.instance.launch_index)
+            {
+                by_reservation
+                    .entry(reservation.clone())
+                    .or_default()
+                    .push(i);
+            }
+        }
+        let mut calls = Vec::new();
+        for (reservation, mut members) in by_reservation {
+            members.sort_by_key(|&i| assignments[i].instance.launch_index);
+            let in_order = members.iter().enumerate().all(|(position, &i)| {
+                assignments[i].instance.launch_index == u32::try_from(position).ok()
+            });
+            let nodes: Vec<String> = members
+                .iter()
+                .map(|&i| assignments[i].node.clone())
+                .collect();
+            let Some(mut tags) = in_order.then(|| ec2::nodes_tags(&nodes)).flatten() else {
+                tracing::info!("Reservation {reservation}: its instances are named one by one");
+                continue;
+            };
+            let first = self.jobs.tags_of_node(&nodes[0]);
+            if nodes.iter().all(|n| self.jobs.tags_of_node(n) == first) {
+                tags.extend(first);
+            }
+            let ids: Vec<String> = members
+                .iter()
+                .map(|&i| assignments[i].instance.id.clone())
+                .collect();
+            calls.push((reservation, members, ids, tags));
+        }
+        let results = join_all(
+            calls
+                .iter()
+                .map(|(_, _, ids, tags)| self.ec2.tag_all(ids, tags, self.deadline)),
+        )
+        .await;
+        for ((reservation, members, ids, tags), result) in calls.into_iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    tracing::info!(
+                        "Reservation {reservation}: {} instance(s) named {} in one CreateTags",
+                        ids.len(),
+                        tags[0].1
+                    );
+                    for i in members {
+                        let assignment = &mut assignments[i];
+                        assignment.identified = true;
+                        assignment.instance.tags.extend(tags.iter().cloned());
+                    }
+                }
+                Err(error) => tracing::warn!(
+                    "Reservation {reservation}: cannot tag its node list ({error}); naming its instances one by one"
+                ),
+            }
+        }
+    }
+
     /// Tags the instances that lack some of their tags (`Name` and the
-    /// substituted custom tags); an instance that cannot be tagged fails its node.
+    /// substituted custom tags). Those whose tags already tell their node
+    /// wait until Slurm has the addresses; the others are tagged now, and
+    /// one that cannot be tagged fails its node.
     async fn tag_and_serve(&self, assignments: Vec<Assignment>, outcome: &mut GroupOutcome) {
-        let requests: Vec<(String, Vec<(String, String)>)> = assignments
-            .iter()
-            .filter_map(|a| {
-                let address = a.instance.address.clone().unwrap_or_default();
-                let hostname = a.instance.hostname().unwrap_or_default();
-                let job_values = self.jobs.placeholders(&a.node);
-                let mut tags =
-                    ec2::node_tags(self.group, &a.node, &address, &hostname, &job_values);
-                tags.extend(self.jobs.tags_of_node(&a.node));
-                let missing = tags
-                    .iter()
-                    .any(|(k, v)| a.instance.tag(k) != Some(v.as_str()));
-                missing.then(|| (a.instance.id.clone(), tags))
-            })
-            .collect();
+        let mut now = Vec::new();
+        for a in &assignments {
+            let address = a.instance.address.clone().unwrap_or_default();
+            let hostname = a.instance.hostname().unwrap_or_default();
+            let job_values = self.jobs.placeholders(&a.node);
+            let mut tags = ec2::node_tags(self.group, &a.node, &address, &hostname, &job_values);
+            tags.extend(self.jobs.tags_of_node(&a.node));
+            tags.retain(|(k, v)| a.instance.tag(k) != Some(v.as_str()));
+            if tags.is_empty() {
+                continue;
+            }
+            match a.identified {
+                true => outcome.deferred_tags.push((a.instance.id.clone(), tags)),
+                false => now.push((a.instance.id.clone(), tags)),
+            }
+        }
         let concurrency = self.settings.tag_concurrency;
-        let failures = self
-            .ec2
-            .tag_each(requests, concurrency, self.deadline)
-            .await;
+        let failures = self.ec2.tag_each(now, concurrency, self.deadline).await;
         let untagged: BTreeMap<String, Ec2Error> = failures.into_iter().collect();
         for Assignment {
             node,
             instance,
             launched_now,
+            ..
         } in assignments
         {
             if let Some(error) = untagged.get(&instance.id) {
@@ -358,8 +450,8 @@ fn pick_existing(
 ) -> (BTreeMap<String, Instance>, Vec<String>) {
     let mut by_node: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
     for instance in instances {
-        if let Some(name) = instance.tag("Name").filter(|n| wanted.contains(*n)) {
-            by_node.entry(name.to_string()).or_default().push(instance);
+        if let Some(name) = instance.node_name().filter(|n| wanted.contains(n)) {
+            by_node.entry(name).or_default().push(instance);
         }
     }
     let mut keep = BTreeMap::new();
@@ -400,6 +492,8 @@ mod tests {
             instance_type: None,
             availability_zone: None,
             lifecycle: None,
+            reservation_id: None,
+            launch_index: None,
         }
     }
 

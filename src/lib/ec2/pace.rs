@@ -1,0 +1,313 @@
+//! Pacing our own EC2 calls to EC2's token buckets, so that a burst spends
+//! its calls at the rate EC2 refills them instead of on `RequestLimitExceeded`.
+//! EC2 keeps one bucket per account, Region and API; so do we, in a small
+//! state file (beside the log) that every run of every program of this
+//! account takes under an exclusive lock for the moment of one withdrawal.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::Account;
+
+/// One of EC2's request buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Bucket {
+    /// CreateFleet and the other mutating calls.
+    Mutating,
+    /// CreateTags and DeleteTags.
+    Tags,
+    /// TerminateInstances requests.
+    Terminate,
+    /// DescribeInstances with filters or pagination, and the other
+    /// non-mutating calls.
+    NonMutating,
+}
+
+impl Bucket {
+    pub const ALL: [Bucket; 4] = [
+        Bucket::Mutating,
+        Bucket::Tags,
+        Bucket::Terminate,
+        Bucket::NonMutating,
+    ];
+
+    /// The bucket an action draws from.
+    pub fn of(action: &str) -> Bucket {
+        match action {
+            "CreateTags" | "DeleteTags" => Bucket::Tags,
+            "TerminateInstances" => Bucket::Terminate,
+            "CreateFleet" | "RunInstances" => Bucket::Mutating,
+            _ => Bucket::NonMutating,
+        }
+    }
+
+    /// Its key in `Ec2RateLimits` and in the state file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bucket::Mutating => "CreateFleet",
+            Bucket::Tags => "CreateTags",
+            Bucket::Terminate => "TerminateInstances",
+            Bucket::NonMutating => "DescribeInstances",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Bucket> {
+        Bucket::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
+/// A bucket's size and refill.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub burst: f64,
+    pub per_second: f64,
+}
+
+/// The buckets' sizes: EC2's documented defaults, or what `Ec2RateLimits`
+/// sets for an account whose limits were raised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimits(pub BTreeMap<Bucket, Rate>);
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        let rate = |burst, per_second| Rate { burst, per_second };
+        RateLimits(BTreeMap::from([
+            (Bucket::Mutating, rate(50.0, 5.0)),
+            (Bucket::Tags, rate(100.0, 10.0)),
+            (Bucket::Terminate, rate(100.0, 5.0)),
+            (Bucket::NonMutating, rate(100.0, 20.0)),
+        ]))
+    }
+}
+
+impl RateLimits {
+    pub fn of(&self, bucket: Bucket) -> Rate {
+        self.0
+            .get(&bucket)
+            .copied()
+            .or_else(|| RateLimits::default().0.get(&bucket).copied())
+            .unwrap_or(Rate {
+                burst: 1.0,
+                per_second: 1.0,
+            })
+    }
+}
+
+/// The tokens left in each bucket and when that was so (seconds since the epoch).
+type Levels = BTreeMap<Bucket, (f64, f64)>;
+
+/// Paces one account's calls.
+pub struct Pacer {
+    /// None: the state is kept in this process only.
+    path: Option<PathBuf>,
+    limits: RateLimits,
+    local: Mutex<Levels>,
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// `name` with every byte that is not a letter, digit, `-` or `.` made `_`.
+fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(
+            |c| match c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                true => c,
+                false => '_',
+            },
+        )
+        .collect()
+}
+
+impl Pacer {
+    /// The pacer of `account`, its state in `dir` (None: in this process only).
+    pub fn new(dir: Option<&Path>, account: &Account, limits: RateLimits) -> Pacer {
+        let name = match &account.profile {
+            Some(profile) => format!("{}-{}", account.region, profile),
+            None => account.region.clone(),
+        };
+        Pacer {
+            path: dir.map(|d| d.join(format!("slurm-ec2-pace-{}.state", file_safe(&name)))),
+            limits,
+            local: Mutex::new(Levels::new()),
+        }
+    }
+
+    /// Waits until `bucket` holds a token, and takes it.
+    pub async fn take(&self, bucket: Bucket) {
+        loop {
+            let wait = self.try_take(bucket, now());
+            if wait.is_zero() {
+                return;
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Takes a token at `at` and returns zero, or returns how long until
+    /// one is there. A state file that cannot be used is paced in-process.
+    fn try_take(&self, bucket: Bucket, at: f64) -> Duration {
+        let rate = self.limits.of(bucket);
+        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        let shared = self.path.as_deref().and_then(|path| open_locked(path).ok());
+        let mut levels = match &shared {
+            Some(file) => read_levels(file),
+            None => local.clone(),
+        };
+        let (tokens, since) = levels.get(&bucket).copied().unwrap_or((rate.burst, at));
+        let elapsed = (at - since).max(0.0);
+        let tokens = (tokens + elapsed * rate.per_second).min(rate.burst);
+        let wait = match tokens >= 1.0 {
+            true => {
+                levels.insert(bucket, (tokens - 1.0, at));
+                Duration::ZERO
+            }
+            false => {
+                levels.insert(bucket, (tokens, at));
+                Duration::from_secs_f64((1.0 - tokens) / rate.per_second.max(0.001))
+                    .max(Duration::from_millis(1))
+            }
+        };
+        match shared {
+            Some(file) => write_levels(file, &levels),
+            None => *local = levels,
+        }
+        wait
+    }
+}
+
+/// The state file, created if need be, under an exclusive lock released
+/// when the file is closed.
+fn open_locked(path: &Path) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o664)
+        .open(path)?;
+    file.lock()?;
+    Ok(file)
+}
+
+/// `<bucket> <tokens> <seconds>` lines; anything else is ignored (a bucket
+/// not listed is full).
+fn read_levels(file: &File) -> Levels {
+    let mut text = String::new();
+    if file.take(4096).read_to_string(&mut text).is_err() {
+        return Levels::new();
+    }
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let bucket = Bucket::parse(words.next()?)?;
+            let tokens: f64 = words.next()?.parse().ok()?;
+            let at: f64 = words.next()?.parse().ok()?;
+            (tokens.is_finite() && at.is_finite()).then_some((bucket, (tokens, at)))
+        })
+        .collect()
+}
+
+fn write_levels(mut file: File, levels: &Levels) {
+    let text: String = levels
+        .iter()
+        .map(|(bucket, (tokens, at))| format!("{} {tokens:.3} {at:.3}\n", bucket.name()))
+        .collect();
+    let written = file
+        .rewind()
+        .and_then(|_| file.set_len(0))
+        .and_then(|_| file.write_all(text.as_bytes()));
+    if let Err(error) = written {
+        tracing::debug!("Cannot write the pacing state: {error}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account() -> Account {
+        Account {
+            region: "us-east-1".into(),
+            profile: Some("hpc/admin".into()),
+        }
+    }
+
+    #[test]
+    fn a_burst_then_the_refill_rate() {
+        let pacer = Pacer::new(None, &account(), RateLimits::default());
+        let start = 1000.0;
+        for _ in 0..100 {
+            assert_eq!(pacer.try_take(Bucket::Tags, start), Duration::ZERO);
+        }
+        let wait = pacer.try_take(Bucket::Tags, start);
+        assert!((wait.as_secs_f64() - 0.1).abs() < 1e-6, "{wait:?}");
+        // A tenth of a second later, one token is back.
+        assert_eq!(pacer.try_take(Bucket::Tags, start + 0.1), Duration::ZERO);
+        assert!(!pacer.try_take(Bucket::Tags, start + 0.1).is_zero());
+        // The other buckets are untouched.
+        assert_eq!(pacer.try_take(Bucket::Mutating, start), Duration::ZERO);
+    }
+
+    #[test]
+    fn two_pacers_of_one_account_share_the_state_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = RateLimits(BTreeMap::from([(
+            Bucket::Mutating,
+            Rate {
+                burst: 3.0,
+                per_second: 1.0,
+            },
+        )]));
+        let one = Pacer::new(Some(dir.path()), &account(), limits.clone());
+        let two = Pacer::new(Some(dir.path()), &account(), limits);
+        let at = 50.0;
+        assert!(one.try_take(Bucket::Mutating, at).is_zero());
+        assert!(two.try_take(Bucket::Mutating, at).is_zero());
+        assert!(one.try_take(Bucket::Mutating, at).is_zero());
+        let wait = two.try_take(Bucket::Mutating, at);
+        assert!((wait.as_secs_f64() - 1.0).abs() < 1e-6, "{wait:?}");
+        let file = dir.path().join("slurm-ec2-pace-us-east-1-hpc_admin.state");
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(text.starts_with("CreateFleet 0.000 50.000"), "{text}");
+        // Another account has buckets of its own.
+        let other = Account {
+            region: "eu-west-1".into(),
+            profile: None,
+        };
+        let three = Pacer::new(Some(dir.path()), &other, RateLimits::default());
+        assert!(three.try_take(Bucket::Mutating, at).is_zero());
+    }
+
+    #[test]
+    fn a_broken_state_file_is_a_full_bucket() {
+        let dir = tempfile::tempdir().unwrap();
+        let pacer = Pacer::new(Some(dir.path()), &account(), RateLimits::default());
+        let file = dir.path().join("slurm-ec2-pace-us-east-1-hpc_admin.state");
+        std::fs::write(&file, "CreateTags NaN x\ngarbage\n").unwrap();
+        assert!(pacer.try_take(Bucket::Tags, 10.0).is_zero());
+        assert!(
+            std::fs::read_to_string(&file)
+                .unwrap()
+                .starts_with("CreateTags 99.000")
+        );
+    }
+
+    #[test]
+    fn every_action_has_its_bucket() {
+        assert_eq!(Bucket::of("DeleteTags"), Bucket::Tags);
+        assert_eq!(Bucket::of("CreateFleet"), Bucket::Mutating);
+        assert_eq!(Bucket::of("DescribeSubnets"), Bucket::NonMutating);
+        for bucket in Bucket::ALL {
+            assert_eq!(Bucket::parse(bucket.name()), Some(bucket));
+        }
+    }
+}
