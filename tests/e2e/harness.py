@@ -12,9 +12,11 @@
   proxy   --dir D           (internal) the fault-injecting, counting proxy
   player  --dir D           (internal) plays EC2's instances: boots slurmd
 
-Faults are read from D/faults.json on every request (see Proxy), requests
-are appended to D/requests.jsonl, and the player reads D/player.json
-({"skip": [names], "delay": {name: seconds}}).
+Faults are read from D/faults.json on every request (see Proxy), the EC2
+model from D/realism.json (see Realism), requests are appended to
+D/requests.jsonl, and the player reads D/player.json ({"skip": [names],
+"delay": {name: seconds}, "hide_tags_partitions": [...],
+"hide_name_partitions": [...]}).
 """
 
 import argparse
@@ -28,8 +30,10 @@ import subprocess
 import sys
 import threading
 import time
+import random
 import urllib.parse
 import urllib.request
+import xml.etree.ElementTree as ET
 
 REGION = "us-east-1"
 CLUSTER = "e2e"
@@ -83,6 +87,136 @@ def ec2_error(code, message, status):
     return status, body
 
 
+class Realism:
+    """What the real EC2 does and moto does not, on when D/realism.json holds
+    {"enabled": true} (its other keys override these defaults):
+      buckets     per API, [burst, refill per second], EC2's documented
+                  defaults (ec2-api-throttling): an empty bucket answers HTTP 503
+                  RequestLimitExceeded. DescribeInstances by bare InstanceIds
+                  draws from the smaller "DescribeInstancesById" bucket.
+      latency     seconds per call: CreateFleet [base, per instance], the others
+                  [least, most] (uniform)
+      invisible_seconds   a new instance is missing from DescribeInstances, and
+                  CreateTags on it answers InvalidInstanceID.NotFound
+      no_address_seconds  then it is listed without its private address"""
+
+    DEFAULTS = {
+        "buckets": {"CreateFleet": [50, 5], "CreateTags": [100, 10], "TerminateInstances": [100, 5],
+                    "DescribeInstances": [100, 20], "DescribeInstancesById": [50, 10]},
+        "latency": {"CreateFleet": [1.0, 0.003], "CreateTags": [0.1, 0.2], "DescribeInstances": [0.2, 0.5],
+                    "TerminateInstances": [0.3, 0.6], "other": [0.1, 0.3]},
+        "invisible_seconds": 2.0,
+        "no_address_seconds": 2.0,
+    }
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.levels = {}  # bucket -> [tokens, time]
+        self.born = {}    # instance id -> when CreateFleet returned it
+        self.epoch = None
+
+    def sync(self, settings):
+        """A new "epoch" in realism.json starts every bucket full again."""
+        with self.lock:
+            if settings.get("epoch") != self.epoch:
+                self.epoch = settings.get("epoch")
+                self.levels = {}
+
+    @staticmethod
+    def settings(directory):
+        given = load(os.path.join(directory, "realism.json"), {})
+        if not given.get("enabled"):
+            return None
+        merged = json.loads(json.dumps(Realism.DEFAULTS))
+        for key, value in given.items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key].update(value)
+            else:
+                merged[key] = value
+        return merged
+
+    @staticmethod
+    def bucket(action, params):
+        if action in ("CreateTags", "DeleteTags"):
+            return "CreateTags"
+        if action == "TerminateInstances":
+            return action
+        if action in ("CreateFleet", "RunInstances"):
+            return "CreateFleet"
+        if action == "DescribeInstances":
+            filtered = any(k.startswith("Filter.") or k == "MaxResults" for k in params)
+            return "DescribeInstances" if filtered else "DescribeInstancesById"
+        return "DescribeInstances"
+
+    def take(self, settings, bucket):
+        burst, rate = settings["buckets"].get(bucket, [100, 20])
+        now = time.time()
+        with self.lock:
+            tokens, at = self.levels.get(bucket, [burst, now])
+            tokens = min(burst, tokens + (now - at) * rate)
+            granted = tokens >= 1
+            self.levels[bucket] = [tokens - 1 if granted else tokens, now]
+        return granted
+
+    @staticmethod
+    def latency(settings, action, params):
+        table = settings["latency"]
+        if action == "CreateFleet":
+            base, per_instance = table["CreateFleet"]
+            count = int(params.get("TargetCapacitySpecification.TotalTargetCapacity", ["0"])[0])
+            return base + per_instance * count
+        low, high = table.get(action, table["other"])
+        return random.uniform(low, high)
+
+    def launched(self, answer):
+        now = time.time()
+        with self.lock:
+            for part in answer.decode(errors="replace").split("<item>")[1:]:
+                if part.startswith("i-"):
+                    self.born[part.split("<")[0]] = now
+
+    def age(self, instance_id):
+        with self.lock:
+            born = self.born.get(instance_id)
+        return None if born is None else time.time() - born
+
+    def unknown(self, settings, ids):
+        """The first of `ids` that EC2 does not know yet, if any."""
+        for instance_id in ids:
+            age = self.age(instance_id)
+            if age is not None and age < settings["invisible_seconds"]:
+                return instance_id
+        return None
+
+    def describe(self, settings, body):
+        """moto's DescribeInstances answer as EC2 gives it right after a launch."""
+        root = ET.fromstring(body)
+        ns = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
+        q = (lambda tag: f"{{{ns}}}{tag}") if ns else (lambda tag: tag)
+        if ns:
+            ET.register_namespace("", ns)
+        invisible, no_address = settings["invisible_seconds"], settings["no_address_seconds"]
+        reservations = root.find(q("reservationSet"))
+        changed = False
+        for reservation in list(reservations if reservations is not None else []):
+            instances = reservation.find(q("instancesSet"))
+            for instance in list(instances if instances is not None else []):
+                age = self.age(instance.findtext(q("instanceId")) or "")
+                if age is None or age >= invisible + no_address:
+                    continue
+                changed = True
+                if age < invisible:
+                    instances.remove(instance)
+                    continue
+                for holder in [instance] + instance.findall(f"{q('networkInterfaceSet')}/{q('item')}"):
+                    for tag in ("privateIpAddress", "privateDnsName", "ipAddress", "privateIpAddressesSet"):
+                        for element in holder.findall(q(tag)):
+                            holder.remove(element)
+            if instances is not None and len(instances) == 0:
+                reservations.remove(reservation)
+        return ET.tostring(root, encoding="utf-8", xml_declaration=True) if changed else body
+
+
 class Proxy(http.server.BaseHTTPRequestHandler):
     """Forwards EC2 requests to moto. faults.json holds, per node group
     (`<partition>-<group>`, from the CreateFleet's tags), a list of faults
@@ -113,13 +247,20 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             action += "(DryRun)"
         values = sum(len(v) for k, v in params.items() if k.startswith("Filter.") and ".Value." in k)
         started = time.time()
-        status, answer = self.fault(action, params, values) or self.forward(body)
+        realism = Realism.settings(self.server.dir)
+        if realism is None:
+            status, answer = self.fault(action, params, values) or self.forward(body)
+        else:
+            status, answer = self.realistic(realism, action, params, values, body)
         finished = time.time()
         record = {"action": action, "filter_values": values, "status": status,
-                  "seconds": round(finished - started, 4), "start": started, "end": finished}
+                  "seconds": round(finished - started, 4), "start": started, "end": finished,
+                  "realism": realism is not None}
         if action == "CreateFleet":
             record["capacity"] = int(params.get("TargetCapacitySpecification.TotalTargetCapacity", ["0"])[0])
             record["group"] = node_group(params)
+        if action == "CreateTags":
+            record["resources"] = sum(1 for k in params if k.startswith("ResourceId."))
         with self.lock, open(os.path.join(self.server.dir, "requests.jsonl"), "a") as f:
             f.write(json.dumps(record) + "\n")
         self.send_response(status)
@@ -127,6 +268,26 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
         self.wfile.write(answer)
+
+    def realistic(self, settings, action, params, values, body):
+        """The call as the real EC2 answers it: from its bucket, late, and
+        eventually consistent about new instances (faults still apply)."""
+        model = self.server.realism
+        model.sync(settings)
+        if not model.take(settings, Realism.bucket(action, params)):
+            return ec2_error("RequestLimitExceeded", "Request limit exceeded.", 503)
+        time.sleep(Realism.latency(settings, action, params))
+        if action == "CreateTags":
+            ids = [v[0] for k, v in params.items() if k.startswith("ResourceId.")]
+            unknown = model.unknown(settings, ids)
+            if unknown:
+                return ec2_error("InvalidInstanceID.NotFound", f"The instance ID '{unknown}' does not exist", 400)
+        status, answer = self.fault(action, params, values) or self.forward(body)
+        if action == "CreateFleet" and status == 200:
+            model.launched(answer)
+        if action == "DescribeInstances" and status == 200:
+            answer = model.describe(settings, answer)
+        return status, answer
 
     def fault(self, action, params, values):
         if action == "DescribeInstances" and values > 200:
@@ -212,6 +373,7 @@ def run_proxy(args):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", world["proxy_port"]), Proxy)
     server.dir = args.dir
     server.upstream = f"http://127.0.0.1:{world['moto_port']}/"
+    server.realism = Realism()
     server.serve_forever()
 
 
@@ -245,7 +407,8 @@ class Metadata(http.server.BaseHTTPRequestHandler):
         instance = self.server.describe()
         if instance is None:
             return self.reply(404, "")
-        tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+        tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])
+                if not (self.server.name_hidden and t["Key"] == "Name")}
         base = "/latest/meta-data/"
         fixed = {
             "instance-id": instance["InstanceId"],
@@ -254,6 +417,7 @@ class Metadata(http.server.BaseHTTPRequestHandler):
             "hostname": instance.get("PrivateDnsName", ""),
             "placement/region": REGION,
             "placement/availability-zone": instance.get("Placement", {}).get("AvailabilityZone", ""),
+            "ami-launch-index": str(instance.get("AmiLaunchIndex", 0)),
         }
         key = self.path[len(base):] if self.path.startswith(base) else None
         if key in fixed:
@@ -267,9 +431,10 @@ class Metadata(http.server.BaseHTTPRequestHandler):
         self.reply(404, "")
 
 
-def start_metadata(ec2, instance_id, tags_exposed):
+def start_metadata(ec2, instance_id, tags_exposed, name_hidden=False):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Metadata)
     server.tags_exposed = tags_exposed
+    server.name_hidden = name_hidden
 
     def describe():
         found = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
@@ -291,7 +456,8 @@ def run_player(args):
     def boot(instance_id, tags, address):
         control = load(os.path.join(args.dir, "player.json"), {})
         partition = tags.get("slurm-ec2:partition")
-        metadata = start_metadata(ec2, instance_id, partition not in control.get("hide_tags_partitions", []))
+        metadata = start_metadata(ec2, instance_id, partition not in control.get("hide_tags_partitions", []),
+                                  partition in control.get("hide_name_partitions", []))
         booting[instance_id]["metadata"] = metadata
         env = {"PATH": "/usr/bin:/bin", "AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://127.0.0.1:{metadata.server_port}/",
                "AWS_ENDPOINT_URL_EC2": f"http://127.0.0.1:{world['moto_port']}", "AWS_ACCESS_KEY_ID": "testing",
@@ -522,7 +688,9 @@ def up(args):
     # Partitions whose instances never boot (their tests call the programs
     # directly), and one whose instances hide their tags from metadata.
     with open(os.path.join(d, "player.json"), "w") as f:
-        json.dump({"ignore_partitions": ["twice", "big", "fail", "ice"], "hide_tags_partitions": ["notag"]}, f)
+        # burst's nodes find their names in their reservation's node list.
+        json.dump({"ignore_partitions": ["twice", "big", "fail", "ice"], "hide_tags_partitions": ["notag"],
+                   "hide_name_partitions": ["burst"]}, f)
     world["pids"]["player"] = spawn([sys.executable, __file__, "player", "--dir", d], f"{d}/log/player.out")
     for _ in range(50):
         if os.path.exists(f"{d}/munge/munge.socket"):

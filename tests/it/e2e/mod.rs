@@ -23,11 +23,20 @@ fn job_done(state: &str) -> bool {
 }
 
 /// Scenario 1 (and 9): a burst cycle, and another cluster's instance with the
-/// same Name is never touched.
+/// same Name is never touched. EC2 answers as the real one does (the
+/// proxy's realism mode: token buckets, latency, new instances invisible
+/// and then without an address for a moment), and the nodes find their
+/// names in their reservation's node list (the world hides their `Name`
+/// tag from their metadata).
 #[test]
 fn burst_cycle_from_idle_to_idle() {
     let Some(w) = world() else { return };
     let foreign = w.add_foreign_instance("burst-a-0", "othercluster");
+    let _realism = w.realism();
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
     let job = w.sbatch(&["-p", "burst", "-N", "2", "--wrap", "hostname; sleep 1"]);
     let nodes = ["burst-a-0", "burst-a-1"];
 
@@ -52,6 +61,24 @@ fn burst_cycle_from_idle_to_idle() {
         job_done(&state).then_some(state)
     });
     assert_eq!(state, "COMPLETED", "{}", w.plugin_log());
+    let player = w.player_log();
+    for instance in &instances {
+        let id = instance["id"].as_str().unwrap();
+        assert!(
+            player
+                .lines()
+                .any(|l| l.starts_with(id) && l.contains("reservation's node list")),
+            "{id} named by its reservation's list:\n{player}"
+        );
+    }
+    let realistic: Vec<Value> = w
+        .requests()
+        .into_iter()
+        .filter(|r| r["realism"] == true && r["start"].as_f64() >= Some(started))
+        .collect();
+    assert!(!realistic.is_empty(), "the burst ran in realism mode");
+    let throttled = realistic.iter().filter(|r| r["status"] == 503).count();
+    assert_eq!(throttled, 0, "paced to the buckets: {realistic:?}");
     for instance in &instances {
         let node = w.node(instance["tags"]["Name"].as_str().unwrap());
         // 23.11+ takes NodeAddr from the registration's source address: the

@@ -259,6 +259,14 @@ impl World {
         std::fs::write(&path, all.to_string()).expect("faults.json");
     }
 
+    /// Turns the proxy's EC2 model on (token buckets, latency, eventual
+    /// consistency: `Realism` in harness.py) until the guard is dropped.
+    pub fn realism(&self) -> RealismGuard {
+        let path = self.dir.join("realism.json");
+        std::fs::write(&path, r#"{"enabled": true}"#).expect("realism.json");
+        RealismGuard { path }
+    }
+
     /// Every EC2 request the proxy saw: `{action, filter_values, status, group?}`.
     pub fn requests(&self) -> Vec<Value> {
         std::fs::read_to_string(self.dir.join("requests.jsonl"))
@@ -274,5 +282,16 @@ impl World {
 
     pub fn plugin_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log/slurm-ec2.log")).unwrap_or_default()
+    }
+}
+
+/// While it lives, the proxy answers as the real EC2 would.
+pub struct RealismGuard {
+    path: PathBuf,
+}
+
+impl Drop for RealismGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }
