@@ -1,5 +1,7 @@
 use super::describe::describe_by_filters;
-use super::{Ec2Error, InstanceState, MAX_IDS_PER_CALL, Meter};
+use std::time::Duration;
+
+use super::{Backoff, Deadline, Ec2Error, InstanceState, MAX_IDS_PER_CALL, Meter};
 
 /// Terminates instances, at most 1000 ids per call. One unknown id fails a
 /// whole call (`InvalidInstanceID.NotFound`): the ids still live are then
@@ -13,7 +15,13 @@ pub(super) async fn terminate(
     let mut failures = Vec::new();
     for batch in ids.chunks(MAX_IDS_PER_CALL) {
         let mut remaining = batch.to_vec();
-        for _ in 0..3 {
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
+        let deadline = Deadline::after(Duration::from_secs(30));
+        for attempt in 0..3 {
+            // A throttled or unanswered call waits before it is tried again.
+            if attempt > 0 && !backoff.wait(&deadline).await {
+                break;
+            }
             if remaining.is_empty() {
                 break;
             }
