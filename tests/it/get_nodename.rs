@@ -16,12 +16,8 @@ async fn metadata(instance_id: &str, tags: Option<&str>, name_after: u64) -> Moc
     serve_metadata(MockServer::start().await, instance_id, tags, name_after).await
 }
 
-async fn serve_metadata(
-    server: MockServer,
-    instance_id: &str,
-    tags: Option<&str>,
-    name_after: u64,
-) -> MockServer {
+/// IMDSv2's session token, as the SDK asks for it.
+async fn mount_token(server: &MockServer) {
     Mock::given(method("PUT"))
         .and(path("/latest/api/token"))
         .respond_with(
@@ -29,8 +25,17 @@ async fn serve_metadata(
                 .set_body_string(TOKEN)
                 .insert_header("x-aws-ec2-metadata-token-ttl-seconds", "21600"),
         )
-        .mount(&server)
+        .mount(server)
         .await;
+}
+
+async fn serve_metadata(
+    server: MockServer,
+    instance_id: &str,
+    tags: Option<&str>,
+    name_after: u64,
+) -> MockServer {
+    mount_token(&server).await;
     let get = |p: &str| {
         Mock::given(method("GET"))
             .and(path(p.to_string()))
@@ -307,15 +312,7 @@ async fn out_of_range_timeouts_and_broken_config_paths_exit_2() {
 #[tokio::test(flavor = "multi_thread")]
 async fn before_its_name_it_reads_its_node_from_the_reservation_s_list() {
     let server = MockServer::start().await;
-    Mock::given(method("PUT"))
-        .and(path("/latest/api/token"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_string(TOKEN)
-                .insert_header("x-aws-ec2-metadata-token-ttl-seconds", "21600"),
-        )
-        .mount(&server)
-        .await;
+    mount_token(&server).await;
     for (p, body) in [
         ("/latest/meta-data/instance-id", "i-0456"),
         (

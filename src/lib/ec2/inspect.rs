@@ -122,6 +122,25 @@ pub(super) async fn template_version(
         }))
 }
 
+/// Every page of a paginated call: `page(token)` asks for one and returns
+/// its items and the next token.
+async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, Ec2Error>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), Ec2Error>>,
+{
+    let mut items = Vec::new();
+    let mut token = None;
+    loop {
+        let (more, next) = page(token).await?;
+        items.extend(more);
+        token = next.filter(|t| !t.is_empty());
+        if token.is_none() {
+            return Ok(items);
+        }
+    }
+}
+
 /// The subnets of `ids` that exist, by a `subnet-id` filter (which, unlike
 /// `SubnetIds`, does not fail the whole call on one unknown id).
 pub(super) async fn subnets(
@@ -133,33 +152,26 @@ pub(super) async fn subnets(
         .name("subnet-id")
         .set_values(Some(ids.to_vec()))
         .build();
-    let mut found = Vec::new();
-    let mut next_token: Option<String> = None;
-    loop {
+    all_pages(|token| async {
         calls.start("DescribeSubnets").await;
         let output = client
             .describe_subnets()
             .filters(filter.clone())
-            .set_next_token(next_token.clone())
+            .set_next_token(token)
             .send()
             .await
             .map_err(|e| {
                 Ec2Error::from_sdk("DescribeSubnets", format!("of {}", ids.join(", ")), e)
             })?;
-        found.extend(output.subnets().iter().filter_map(|s| {
+        let found = output.subnets().iter().filter_map(|s| {
             Some(Subnet {
                 id: s.subnet_id()?.to_string(),
                 availability_zone: s.availability_zone()?.to_string(),
             })
-        }));
-        next_token = output
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_string);
-        if next_token.is_none() {
-            return Ok(found);
-        }
-    }
+        });
+        Ok((found.collect(), output.next_token().map(str::to_string)))
+    })
+    .await
 }
 
 /// Which `(instance type, zone)` pairs of `types` × `zones` EC2 offers.
@@ -179,15 +191,13 @@ pub(super) async fn offerings(
             .set_values(Some(zones.to_vec()))
             .build(),
     ];
-    let mut offered = BTreeSet::new();
-    let mut next_token: Option<String> = None;
-    loop {
+    let offered = all_pages(|token| async {
         calls.start("DescribeInstanceTypeOfferings").await;
         let output = client
             .describe_instance_type_offerings()
             .location_type(LocationType::AvailabilityZone)
             .set_filters(Some(filters.to_vec()))
-            .set_next_token(next_token.clone())
+            .set_next_token(token)
             .send()
             .await
             .map_err(|e| {
@@ -197,20 +207,31 @@ pub(super) async fn offerings(
                     e,
                 )
             })?;
-        offered.extend(output.instance_type_offerings().iter().filter_map(|o| {
+        let pairs = output.instance_type_offerings().iter().filter_map(|o| {
             Some((
                 o.instance_type()?.as_str().to_string(),
                 o.location()?.to_string(),
             ))
-        }));
-        next_token = output
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_string);
-        if next_token.is_none() {
-            return Ok(offered);
-        }
-    }
+        });
+        Ok((pairs.collect(), output.next_token().map(str::to_string)))
+    })
+    .await?;
+    Ok(offered.into_iter().collect())
+}
+
+fn instance_type_spec(t: &aws_sdk_ec2::types::InstanceTypeInfo) -> Option<InstanceTypeSpec> {
+    let gpus = t.gpu_info().map(|g| {
+        g.gpus()
+            .iter()
+            .filter_map(|gpu| Some((gpu.name()?.to_string(), u32::try_from(gpu.count()?).ok()?)))
+            .collect()
+    });
+    Some(InstanceTypeSpec {
+        instance_type: t.instance_type()?.as_str().to_string(),
+        vcpus: u32::try_from(t.v_cpu_info()?.default_v_cpus()?).ok()?,
+        memory_mib: u64::try_from(t.memory_info()?.size_in_mib()?).ok()?,
+        gpus: gpus.unwrap_or_default(),
+    })
 }
 
 /// CPUs, memory and GPUs of each of `types`, 100 types a call.
@@ -221,56 +242,34 @@ pub(super) async fn instance_types(
 ) -> Result<Vec<InstanceTypeSpec>, Ec2Error> {
     let mut specs = Vec::new();
     for batch in types.chunks(MAX_INSTANCE_TYPES_PER_CALL) {
-        let mut next_token: Option<String> = None;
-        loop {
-            calls.start("DescribeInstanceTypes").await;
-            let output = client
-                .describe_instance_types()
-                .set_instance_types(Some(
-                    batch
-                        .iter()
-                        .map(|t| InstanceType::from(t.as_str()))
-                        .collect(),
-                ))
-                .set_next_token(next_token.clone())
-                .send()
-                .await
-                .map_err(|e| {
-                    Ec2Error::from_sdk(
-                        "DescribeInstanceTypes",
-                        format!("of {}", batch.join(", ")),
-                        e,
-                    )
-                })?;
-            specs.extend(output.instance_types().iter().filter_map(|t| {
-                Some(InstanceTypeSpec {
-                    instance_type: t.instance_type()?.as_str().to_string(),
-                    vcpus: u32::try_from(t.v_cpu_info()?.default_v_cpus()?).ok()?,
-                    memory_mib: u64::try_from(t.memory_info()?.size_in_mib()?).ok()?,
-                    gpus: t
-                        .gpu_info()
-                        .map(|g| {
-                            g.gpus()
-                                .iter()
-                                .filter_map(|gpu| {
-                                    Some((
-                                        gpu.name()?.to_string(),
-                                        u32::try_from(gpu.count()?).ok()?,
-                                    ))
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                })
-            }));
-            next_token = output
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string);
-            if next_token.is_none() {
-                break;
-            }
-        }
+        let wanted: Vec<InstanceType> = batch
+            .iter()
+            .map(|t| InstanceType::from(t.as_str()))
+            .collect();
+        specs.extend(
+            all_pages(|token| async {
+                calls.start("DescribeInstanceTypes").await;
+                let output = client
+                    .describe_instance_types()
+                    .set_instance_types(Some(wanted.clone()))
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        Ec2Error::from_sdk(
+                            "DescribeInstanceTypes",
+                            format!("of {}", batch.join(", ")),
+                            e,
+                        )
+                    })?;
+                let found = output
+                    .instance_types()
+                    .iter()
+                    .filter_map(instance_type_spec);
+                Ok((found.collect(), output.next_token().map(str::to_string)))
+            })
+            .await?,
+        );
     }
     Ok(specs)
 }
