@@ -218,6 +218,8 @@ async fn spot_groups_ask_for_spot_that_terminates_on_interruption() {
     assert_eq!(get(fleet, "SpotOptions.AllocationStrategy"), "lowest-price");
     assert!(!fleet.keys().any(|k| k.starts_with("OnDemandOptions")));
     assert_eq!(fake.live()[0].tag("Name"), Some("aws-sp-3"));
+    // Its one-node list from launch too, for a node that reads only the list.
+    assert_eq!(fake.live()[0].tag("slurm-ec2:nodes"), Some("aws-sp-3"));
 }
 
 /// Resumes `count` nodes of a 1000-node group with the CreateTags bucket

@@ -158,9 +158,11 @@ impl GroupRun<'_> {
             let (batch, rest) = queue.split_at(size);
             queue = rest;
             let mut tags = launch_tags.clone();
-            // A one-node batch can carry its Name (and job) from launch: its node is known.
+            // A one-node batch can carry its Name, its one-node list (and
+            // job) from launch: its node is known.
             if let [only] = batch {
                 tags.push(("Name".to_string(), only.clone()));
+                tags.push((ec2::NODES_TAG.to_string(), only.clone()));
                 tags.extend(self.jobs.tags_of_node(only));
             }
             let (ids, shortfall_code) =
@@ -191,6 +193,7 @@ impl GroupRun<'_> {
             tags.extend(self.jobs.tags_of_job(set.job_id));
             if let [only] = set.nodes.as_slice() {
                 tags.push(("Name".to_string(), only.clone()));
+                tags.push((ec2::NODES_TAG.to_string(), only.clone()));
             }
             let count = set.nodes.len();
             let (ids, code) =
