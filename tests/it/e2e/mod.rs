@@ -40,12 +40,13 @@ fn burst_cycle_from_idle_to_idle() {
     let job = w.sbatch(&["-p", "burst", "-N", "2", "--wrap", "hostname; sleep 1"]);
     let nodes = ["burst-a-0", "burst-a-1"];
 
-    // The instances, tagged from launch, with their addresses given to Slurm.
-    let instances = wait_for("two instances", Duration::from_secs(30), || {
+    // The instances, tagged from launch, with their addresses given to Slurm;
+    // their Name and placeholder tags follow Slurm's update.
+    let instances = wait_for("two instances, tagged", Duration::from_secs(30), || {
         let found: Vec<_> = nodes
             .iter()
             .flat_map(|n| w.live_named(n))
-            .filter(|i| i["id"] != foreign.as_str())
+            .filter(|i| i["id"] != foreign.as_str() && !i["tags"]["Address"].is_null())
             .collect();
         (found.len() == 2).then_some(found)
     });
