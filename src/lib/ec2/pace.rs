@@ -68,6 +68,22 @@ pub struct Rate {
     pub per_second: f64,
 }
 
+/// How far the calls' arrival at EC2 may lag their start: concurrent calls
+/// that start 0.1 s apart can arrive in another order and closer together.
+const ARRIVAL_JITTER_SECONDS: f64 = 0.3;
+
+impl Rate {
+    /// Tokens never spent, so that the calls' jitter on the way to EC2 cannot
+    /// meet an empty bucket there: a third of a second of refill, at least
+    /// one. The pace once the burst is spent stays the refill rate.
+    fn reserve(&self) -> f64 {
+        (self.per_second * ARRIVAL_JITTER_SECONDS)
+            .ceil()
+            .max(1.0)
+            .min((self.burst - 1.0).max(0.0))
+    }
+}
+
 /// The buckets' sizes: EC2's documented defaults, or what `Ec2RateLimits`
 /// sets for an account whose limits were raised.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,14 +181,15 @@ impl Pacer {
         let (tokens, since) = levels.get(&bucket).copied().unwrap_or((rate.burst, at));
         let elapsed = (at - since).max(0.0);
         let tokens = (tokens + elapsed * rate.per_second).min(rate.burst);
-        let wait = match tokens >= 1.0 {
+        let needed = 1.0 + rate.reserve();
+        let wait = match tokens >= needed {
             true => {
                 levels.insert(bucket, (tokens - 1.0, at));
                 Duration::ZERO
             }
             false => {
                 levels.insert(bucket, (tokens, at));
-                Duration::from_secs_f64((1.0 - tokens) / rate.per_second.max(0.001))
+                Duration::from_secs_f64((needed - tokens) / rate.per_second.max(0.001))
                     .max(Duration::from_millis(1))
             }
         };
@@ -245,14 +262,16 @@ mod tests {
     fn a_burst_then_the_refill_rate() {
         let pacer = Pacer::new(None, &account(), RateLimits::default());
         let start = 1000.0;
-        for _ in 0..100 {
+        // 100 tokens, of which 3 (0.3 s of refill at 10 a second) stay in reserve.
+        for _ in 0..97 {
             assert_eq!(pacer.try_take(Bucket::Tags, start), Duration::ZERO);
         }
         let wait = pacer.try_take(Bucket::Tags, start);
         assert!((wait.as_secs_f64() - 0.1).abs() < 1e-6, "{wait:?}");
-        // A tenth of a second later, one token is back.
+        // A tenth of a second later, one token is back: the pace is the refill rate.
         assert_eq!(pacer.try_take(Bucket::Tags, start + 0.1), Duration::ZERO);
         assert!(!pacer.try_take(Bucket::Tags, start + 0.1).is_zero());
+        assert_eq!(pacer.try_take(Bucket::Tags, start + 0.2), Duration::ZERO);
         // The other buckets are untouched.
         assert_eq!(pacer.try_take(Bucket::Mutating, start), Duration::ZERO);
     }
@@ -263,13 +282,14 @@ mod tests {
         let limits = RateLimits(BTreeMap::from([(
             Bucket::Mutating,
             Rate {
-                burst: 3.0,
+                burst: 4.0,
                 per_second: 1.0,
             },
         )]));
         let one = Pacer::new(Some(dir.path()), &account(), limits.clone());
         let two = Pacer::new(Some(dir.path()), &account(), limits);
         let at = 50.0;
+        // Four tokens, one in reserve: three calls between the two pacers.
         assert!(one.try_take(Bucket::Mutating, at).is_zero());
         assert!(two.try_take(Bucket::Mutating, at).is_zero());
         assert!(one.try_take(Bucket::Mutating, at).is_zero());
@@ -277,7 +297,7 @@ mod tests {
         assert!((wait.as_secs_f64() - 1.0).abs() < 1e-6, "{wait:?}");
         let file = dir.path().join("slurm-ec2-pace-us-east-1-hpc_admin.state");
         let text = std::fs::read_to_string(file).unwrap();
-        assert!(text.starts_with("CreateFleet 0.000 50.000"), "{text}");
+        assert!(text.starts_with("CreateFleet 1.000 50.000"), "{text}");
         // Another account has buckets of its own.
         let other = Account {
             region: "eu-west-1".into(),
