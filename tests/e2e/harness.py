@@ -711,11 +711,15 @@ def up(args):
     raise SystemExit("slurmctld did not come up; see " + f"{d}/log/slurmctld.log")
 
 
-def seed(world):
+def seed(world, large=False):
+    """A VPC of two subnets in two zones, and the launch template. `large`
+    subnets (/17, for the benchmark's 5000 nodes) hold 32,000 addresses each;
+    moto puts a lowest-price fleet in one subnet and fails when it is full."""
     ec2 = ec2_client(f"http://127.0.0.1:{world['moto_port']}")
     vpc = ec2.create_vpc(CidrBlock="127.1.0.0/16")["Vpc"]["VpcId"]
+    cidrs = ("127.1.0.0/17", "127.1.128.0/17") if large else ("127.1.0.0/20", "127.1.16.0/20")
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=zone)["Subnet"]["SubnetId"]
-               for cidr, zone in (("127.1.0.0/20", "us-east-1a"), ("127.1.16.0/20", "us-east-1b"))]
+               for cidr, zone in zip(cidrs, ("us-east-1a", "us-east-1b"))]
     template = ec2.create_launch_template(LaunchTemplateName="compute", LaunchTemplateData={
         "ImageId": "ami-12c6146b", "InstanceType": "t3.micro",
         "MetadataOptions": {"HttpTokens": "required", "InstanceMetadataTags": "enabled"}})

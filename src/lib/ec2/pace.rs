@@ -182,22 +182,18 @@ impl Pacer {
         let elapsed = (at - since).max(0.0);
         let tokens = (tokens + elapsed * rate.per_second).min(rate.burst);
         let needed = 1.0 + rate.reserve();
-        let wait = match tokens >= needed {
-            true => {
-                levels.insert(bucket, (tokens - 1.0, at));
-                Duration::ZERO
-            }
-            false => {
-                levels.insert(bucket, (tokens, at));
-                Duration::from_secs_f64((needed - tokens) / rate.per_second.max(0.001))
-                    .max(Duration::from_millis(1))
-            }
-        };
+        if tokens < needed {
+            // Nothing taken, nothing written: a waiting call must not move the
+            // bucket's clock.
+            return Duration::from_secs_f64((needed - tokens) / rate.per_second.max(0.001))
+                .max(Duration::from_millis(1));
+        }
+        levels.insert(bucket, (tokens - 1.0, at));
         match shared {
             Some(file) => write_levels(file, &levels),
             None => *local = levels,
         }
-        wait
+        Duration::ZERO
     }
 }
 
@@ -236,7 +232,9 @@ fn read_levels(file: &File) -> Levels {
 fn write_levels(mut file: File, levels: &Levels) {
     let text: String = levels
         .iter()
-        .map(|(bucket, (tokens, at))| format!("{} {tokens:.3} {at:.3}\n", bucket.name()))
+        // Written exactly (shortest round-trip form): rounding the time would
+        // add a little refill at every withdrawal.
+        .map(|(bucket, (tokens, at))| format!("{} {tokens} {at}\n", bucket.name()))
         .collect();
     let written = file
         .rewind()
@@ -297,7 +295,7 @@ mod tests {
         assert!((wait.as_secs_f64() - 1.0).abs() < 1e-6, "{wait:?}");
         let file = dir.path().join("slurm-ec2-pace-us-east-1-hpc_admin.state");
         let text = std::fs::read_to_string(file).unwrap();
-        assert!(text.starts_with("CreateFleet 1.000 50.000"), "{text}");
+        assert!(text.starts_with("CreateFleet 1 50\n"), "{text}");
         // Another account has buckets of its own.
         let other = Account {
             region: "eu-west-1".into(),
@@ -317,7 +315,7 @@ mod tests {
         assert!(
             std::fs::read_to_string(&file)
                 .unwrap()
-                .starts_with("CreateTags 99.000")
+                .starts_with("CreateTags 99 10\n")
         );
     }
 
