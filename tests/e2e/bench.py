@@ -194,7 +194,7 @@ class Bench:
     def live(self, group, named_only=False):
         """The node of each live instance of node group `group`: its Name, else
         (unless `named_only`) its place in its reservation's node list."""
-        ec2 = harness.ec2_client(f"http://127.0.0.1:{self.world['moto_port']}")
+        ec2 = harness.ec2_client(f"http://127.0.0.1:{self.world['moto_port']}", read_timeout=600)
         names = []
         for page in ec2.get_paginator("describe_instances").paginate(
                 Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]},

@@ -53,15 +53,19 @@ def load(path, default):
         return default
 
 
-def ec2_client(endpoint):
+def ec2_client(endpoint, read_timeout=None):
     import boto3  # only where EC2 is used, so that `down` runs with any Python
+    from botocore.config import Config
 
+    # moto answers a look-up of thousands of instances slowly (the benchmark).
+    config = Config(read_timeout=read_timeout) if read_timeout else None
     return boto3.client(
         "ec2",
         region_name=REGION,
         endpoint_url=endpoint,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
+        config=config,
     )
 
 
