@@ -248,11 +248,11 @@ async fn find_by_names(
             let Some(node) = instance.node_name() else {
                 continue;
             };
-            let Some((group, wanted)) = per_group.values().find(|(_, w)| w.contains(node.as_str()))
+            let Some((group, _)) = per_group.values().find(|(_, w)| w.contains(node.as_str()))
             else {
                 continue;
             };
-            if wanted.contains(node.as_str()) && is_instance_of(&instance, &node, group, cluster) {
+            if is_instance_of(&instance, &node, group, cluster) {
                 found.push((node, instance));
             }
         }
