@@ -67,8 +67,7 @@ class Bench:
         os.chmod(os.path.join(self.slurm_bin, "squeue"), 0o755)
         self.world = {"dir": directory, "moto_port": harness.free_port(), "proxy_port": harness.free_port(),
                       "pids": {}}
-        moto = os.path.join(os.path.dirname(sys.executable), "moto_server")
-        self.world["pids"]["moto"] = harness.spawn([moto, "-H", "127.0.0.1", "-p", str(self.world["moto_port"])],
+        self.world["pids"]["moto"] = harness.spawn(harness.moto_command(self.world["moto_port"]),
                                                    os.path.join(directory, "log", "moto.log"))
         harness.wait_port(self.world["moto_port"])
         self.write_world()
@@ -173,6 +172,7 @@ class Bench:
             "addresses_at": max((float(c[0]) - started for c in updates), default=None),
             "resolvable_at": max((r["end"] - started for r in lists), default=None),
             "tags_done_at": max((r["end"] - started for r in tags), default=None),
+            "first_tag_at": min((r["start"] - started for r in tags), default=None),
             "tag_calls_before_addresses": sum(1 for r in tags if updates and r["end"] <= float(updates[-1][0])),
         }
 
@@ -276,7 +276,8 @@ def summarize(runs):
     timed = lambda key: statistics.median([r[key] for r in runs if r.get(key) is not None] or [float("nan")])  # noqa: E731
     return {
         "addresses_at": timed("addresses_at"), "resolvable_at": timed("resolvable_at"),
-        "tags_done_at": timed("tags_done_at"), "throttled": max(r["throttled"] for r in runs),
+        "tags_done_at": timed("tags_done_at"), "first_tag_at": timed("first_tag_at"),
+        "throttled": max(r["throttled"] for r in runs),
         "requests": first["requests"], "named": min(r.get("named", 0) for r in runs),
         "failed_nodes": max(r.get("failed_nodes", 0) for r in runs),
         "tag_calls_before_addresses": first["tag_calls_before_addresses"],
@@ -380,9 +381,11 @@ def main():
             rows = resume_and_suspend(bench, n, runs, mode)
             results[mode][n] = {k: summarize(v) for k, v in rows.items()}
             for program, s in results[mode][n].items():
+                timeline = "" if program != "resume" else (
+                    f"addresses at {s['addresses_at']:.2f} s  resolvable at {s['resolvable_at']:.2f} s  "
+                    f"tags done at {s['tags_done_at']:.2f} s  ")
                 print(f"{mode:7} {program:8} N={n:<5} wall {s['wall']:.3f} s (emulator {s['emulator']:.3f} s, ours "
-                      f"{s['wall'] - s['emulator']:.3f} s)  addresses at {s['addresses_at']:.2f} s  "
-                      f"resolvable at {s['resolvable_at']:.2f} s  tags done at {s['tags_done_at']:.2f} s  "
+                      f"{s['wall'] - s['emulator']:.3f} s)  {timeline}"
                       f"throttled {s['throttled']}/{s['requests']}  cpu {s['cpu']:.3f} s  rss {s['rss_mb']:.1f} MB  "
                       f"start-up {1000 * s['startup']:.1f} ms  {calls_text(s['calls'])}  "
                       f"max filter values {s['max_filter_values']}  scontrol {s['scontrol']}  "
@@ -454,11 +457,16 @@ def targets(results, cs):
             share = r["throttled"] / max(r["requests"], 1)
             row("realism", "resume 1000: at most 5 % of calls throttled", 0,
                 f"{r['throttled']} of {r['requests']} ({100 * share:.1f} %)", share <= 0.05)
+            # The bucket is full when the first tag call can be made (the
+            # instances exist): its floor counts from there.
             tags = r["calls"].get("CreateTags", 0)
             floor = max(tags - 100, 0) / 10
-            row("realism", "resume 1000: every Name within 1.15 × the bucket floor",
-                f"({tags} − 100) / 10 = {floor:.0f} s", f"{r['tags_done_at']:.1f} s ({r['named']} named)",
-                r["named"] == 1000 and r["tags_done_at"] <= 1.15 * floor)
+            tagging = r["tags_done_at"] - r["first_tag_at"]
+            row("realism", "resume 1000: every Name within 1.15 × the bucket floor, from the first CreateTags",
+                f"({tags} − 100) / 10 = {floor:.1f} s",
+                f"{tagging:.1f} s ({tagging / floor:.2f} ×; {r['named']} named; first tag at "
+                f"{r['first_tag_at']:.1f} s, last at {r['tags_done_at']:.1f} s)",
+                r["named"] == 1000 and tagging <= 1.15 * floor)
             sd, st = s["calls"].get("DescribeInstances", 0), s["calls"].get("TerminateInstances", 0)
             row("realism", "suspend 1000: ≤ 2 DescribeInstances and 1 TerminateInstances", "1 and 1",
                 f"{sd} and {st}", sd <= 2 and st == 1)

@@ -189,6 +189,52 @@ fn config_json_messages() {
 }
 
 #[test]
+fn ec2_rate_limits_override_only_the_buckets_named() {
+    use crate::ec2::{Bucket, Rate, RateLimits};
+    let partitions = example_partitions();
+    let mut config = example_config();
+    config["Ec2RateLimits"] = json!({"CreateTags": {"Burst": 200, "PerSecond": 20}});
+    let loaded = crate::config::load_texts(
+        std::path::Path::new("/etc/slurm-ec2"),
+        &config.to_string(),
+        &partitions.to_string(),
+    )
+    .expect("valid");
+    let limits = &loaded.settings.rate_limits;
+    assert_eq!(
+        limits.of(Bucket::Tags),
+        Rate {
+            burst: 200.0,
+            per_second: 20.0
+        }
+    );
+    assert_eq!(
+        limits.of(Bucket::Terminate),
+        RateLimits::default().of(Bucket::Terminate)
+    );
+
+    config["Ec2RateLimits"] = json!({
+        "CreateTag": {"Burst": 1, "PerSecond": 1},
+        "CreateFleet": {"Burst": 0, "PerSecond": "fast"},
+        "TerminateInstances": {"Burst": 10},
+        "DescribeInstances": 5,
+    });
+    let found = problems(&config, &partitions);
+    for expected in [
+        "Ec2RateLimits.CreateTag: is not a bucket: one of CreateFleet, CreateTags, TerminateInstances, DescribeInstances",
+        "Ec2RateLimits.CreateFleet.Burst: must be a number from 1 to 1000000, got the number 0",
+        "Ec2RateLimits.CreateFleet.PerSecond: must be a number from 0.01 to 1000000, got the string \"fast\"",
+        "Ec2RateLimits.TerminateInstances.PerSecond: required key is missing",
+        "Ec2RateLimits.DescribeInstances: must be an object, got the number 5",
+    ] {
+        assert!(
+            found.iter().any(|p| p == expected),
+            "expected {expected:?} among {found:#?}"
+        );
+    }
+}
+
+#[test]
 fn missing_log_level_defaults_to_debug_and_booleans_render_for_slurm() {
     let mut config = example_config();
     config.as_object_mut().unwrap().remove("LogLevel");

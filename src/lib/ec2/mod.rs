@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use aws_sdk_ec2::config::http::HttpResponse;
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::operation::RequestId;
 
 /// An instance id and the tags it is to get.
@@ -103,6 +103,23 @@ fn one_line(text: &str) -> String {
     }
 }
 
+/// An error and its sources as one line of their messages, each source left
+/// out when the message before already says it (the SDK's own rendering,
+/// `DisplayErrorContext`, ends in a `Debug` dump).
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !message.is_empty() && !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    one_line(&text)
+}
+
 /// EC2's query protocol puts the request id of an error in the XML body
 /// (`<RequestID>…</RequestID>`), where the SDK does not look for it.
 fn request_id_in_body(response: &HttpResponse) -> Option<String> {
@@ -142,7 +159,7 @@ impl Ec2Error {
                     SdkError::ResponseError(_) => ("InvalidResponse", true),
                     _ => ("Unknown", false),
                 };
-                let message = one_line(&DisplayErrorContext(other).to_string());
+                let message = error_chain(other);
                 (code.to_string(), message, None, retryable)
             }
         };
@@ -193,5 +210,30 @@ impl Meter {
     pub(crate) async fn start(&self, action: &'static str) {
         self.pacer.take(pace::Bucket::of(action)).await;
         self.calls.count(action);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ec2::error::SdkError;
+    use aws_sdk_ec2::operation::describe_instances::DescribeInstancesError;
+    use aws_sdk_ec2::config::http::HttpResponse as Response;
+
+    use super::Ec2Error;
+
+    #[test]
+    fn a_timeout_is_one_readable_line_without_a_debug_dump() {
+        let cause = std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "operation timeout (all attempts including retries) occurred after 60s",
+        );
+        let error: SdkError<DescribeInstancesError, Response> = SdkError::timeout_error(cause);
+        let ours = Ec2Error::from_sdk("DescribeInstances", "by filters", error);
+        assert_eq!(ours.code, "Timeout");
+        assert!(ours.retryable);
+        assert_eq!(
+            ours.message,
+            "request has timed out: operation timeout (all attempts including retries) occurred after 60s"
+        );
     }
 }

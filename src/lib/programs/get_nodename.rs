@@ -185,7 +185,7 @@ fn describe_imds_error(error: &ImdsError) -> String {
         ImdsError::ErrorResponse(response) => {
             format!("HTTP {}", response.response().status().as_u16())
         }
-        other => aws_sdk_ec2::error::DisplayErrorContext(other).to_string(),
+        other => crate::ec2::error_chain(other),
     }
 }
 

@@ -12,7 +12,7 @@ use super::change_state::{self, Action, Found, Inputs, Step};
 use super::table::text_table;
 use super::{Context, Outcome, Session};
 use crate::config::Config;
-use crate::ec2::{CallCounter, Clients, Instance, NODE_GROUP_TAG, PARTITION_TAG};
+use crate::ec2::{CallCounter, Clients, NODE_GROUP_TAG, PARTITION_TAG};
 use crate::names;
 use crate::slurm::{Flag, NodeInfo, Scontrol};
 
@@ -170,22 +170,6 @@ pub fn parse_jobs(text: &str) -> BTreeMap<String, Vec<u64>> {
     jobs
 }
 
-/// The node an instance stands for: Slurm's InstanceId first, where the
-/// instance's own tags agree (as change-state trusts it), then its Name,
-/// then its place in its reservation's node list.
-fn node_of(
-    config: &Config,
-    instance: &Instance,
-    recorded: &BTreeMap<&str, &str>,
-) -> Option<String> {
-    recorded
-        .get(instance.id.as_str())
-        .copied()
-        .filter(|node| change_state::plan::recorded_for(config, instance, node))
-        .map(str::to_string)
-        .or_else(|| instance.node_name())
-}
-
 /// The rows and the footer, from what was read and the plan; plain data.
 pub fn status(
     inputs: &Inputs,
@@ -194,16 +178,14 @@ pub fn status(
     filters: &Filters,
 ) -> Status {
     let config = inputs.config;
-    let recorded: BTreeMap<&str, &str> = inputs
-        .nodes
-        .iter()
-        .filter_map(|n| Some((n.instance_id.as_deref()?, n.name.as_str())))
-        .collect();
+    let recorded = change_state::plan::recorded_instances(inputs.nodes);
+    let listed: std::collections::BTreeSet<&str> =
+        inputs.nodes.iter().map(|n| n.name.as_str()).collect();
     let mut by_node: BTreeMap<String, Vec<&Found>> = BTreeMap::new();
     let mut nobody: Vec<&Found> = Vec::new();
     for found in inputs.instances {
-        match node_of(config, &found.instance, &recorded) {
-            Some(node) if inputs.nodes.iter().any(|n| n.name == node) => {
+        match change_state::plan::node_of(config, &found.instance, &recorded) {
+            Some(node) if listed.contains(node.as_str()) => {
                 by_node.entry(node).or_default().push(found)
             }
             _ => nobody.push(found),

@@ -161,23 +161,16 @@ fn sort_instances<'i>(
 ) -> (BTreeMap<String, Vec<&'i Found>>, Vec<Step>) {
     let listed: BTreeMap<&str, &NodeInfo> =
         inputs.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
-    let by_instance_id: BTreeMap<&str, &str> = inputs
-        .nodes
-        .iter()
-        .filter(|_| inputs.record_instances)
-        .filter_map(|n| Some((n.instance_id.as_deref()?, n.name.as_str())))
-        .collect();
+    let by_instance_id = match inputs.record_instances {
+        true => recorded_instances(inputs.nodes),
+        false => BTreeMap::new(),
+    };
     let mut by_name: BTreeMap<String, Vec<&Found>> = BTreeMap::new();
     let mut steps = Vec::new();
     for found in inputs.instances {
         let instance = &found.instance;
         let shutting_down = instance.state == InstanceState::ShuttingDown;
-        let recorded = by_instance_id
-            .get(instance.id.as_str())
-            .copied()
-            .filter(|node| recorded_for(inputs.config, instance, node))
-            .map(str::to_string);
-        match recorded.or_else(|| instance.node_name()) {
+        match node_of(inputs.config, instance, &by_instance_id) {
             Some(name) if names::parse(inputs.config, &name).is_ok() => {
                 by_name.entry(name).or_default().push(found)
             }
@@ -193,9 +186,33 @@ fn sort_instances<'i>(
     (by_name, steps)
 }
 
+/// The node each InstanceId in Slurm is recorded for, by that id.
+pub(crate) fn recorded_instances(nodes: &[NodeInfo]) -> BTreeMap<&str, &str> {
+    nodes
+        .iter()
+        .filter_map(|n| Some((n.instance_id.as_deref()?, n.name.as_str())))
+        .collect()
+}
+
+/// The node an instance stands for: the one whose InstanceId in Slurm names
+/// it, where the instance's own tags agree; else its Name; else its place in
+/// its reservation's node list.
+pub(crate) fn node_of(
+    config: &Config,
+    instance: &Instance,
+    recorded: &BTreeMap<&str, &str>,
+) -> Option<String> {
+    recorded
+        .get(instance.id.as_str())
+        .copied()
+        .filter(|node| recorded_for(config, instance, node))
+        .map(str::to_string)
+        .or_else(|| instance.node_name())
+}
+
 /// Whether Slurm's InstanceId may stand for the tags: the instance's partition
 /// and node group are the node's, and its Name, when it has one, is the node.
-pub(crate) fn recorded_for(config: &Config, instance: &Instance, node: &str) -> bool {
+fn recorded_for(config: &Config, instance: &Instance, node: &str) -> bool {
     names::parse(config, node).is_ok_and(|(_, group)| instance.may_be_node(node, group))
 }
 
