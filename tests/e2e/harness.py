@@ -177,7 +177,8 @@ class Realism:
         with self.lock:
             for part in answer.decode(errors="replace").split("<item>")[1:]:
                 if part.startswith("i-"):
-                    self.born[part.split("<")[0]] = now
+                    # An answer replayed for a repeated ClientToken is no new birth.
+                    self.born.setdefault(part.split("<")[0], now)
 
     def age(self, instance_id):
         with self.lock:
@@ -233,10 +234,15 @@ class Proxy(http.server.BaseHTTPRequestHandler):
       {"throttle_errors": true} launch nothing, RequestLimitExceeded in Errors
       {"delay": seconds}       answer late
     and refuses DescribeInstances with more than 200 filter values, as EC2 does.
-    Dry runs pass untouched, recorded as `<Action>(DryRun)`."""
+    A CreateFleet whose ClientToken was answered before gets that answer and
+    launches nothing, as EC2 documents (moto ignores the token). Dry runs pass
+    untouched, recorded as `<Action>(DryRun)`."""
 
     protocol_version = "HTTP/1.1"
     lock = threading.Lock()
+    # moto is not safe with two launches at once into one subnet (it hands out
+    # an address twice, then fails half-way through a fleet): one at a time.
+    launches = threading.Lock()
 
     def log_message(self, *args):
         pass
@@ -256,6 +262,10 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             status, answer = self.fault(action, params, values) or self.forward(body)
         else:
             status, answer = self.realistic(realism, action, params, values, body)
+        token = params.get("ClientToken", [""])[0]
+        if action == "CreateFleet" and status == 200 and token:
+            with self.lock:
+                self.server.fleet_answers.setdefault(token, answer)
         finished = time.time()
         record = {"action": action, "filter_values": values, "status": status,
                   "seconds": round(finished - started, 4), "start": started, "end": finished,
@@ -293,7 +303,19 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             answer = model.describe(settings, answer)
         return status, answer
 
+    def replayed(self, action, params):
+        """The answer already given to this CreateFleet's ClientToken, if any."""
+        token = params.get("ClientToken", [""])[0]
+        if action != "CreateFleet" or not token:
+            return None
+        with self.lock:
+            answer = self.server.fleet_answers.get(token)
+        return None if answer is None else (200, answer)
+
     def fault(self, action, params, values):
+        replayed = self.replayed(action, params)
+        if replayed:
+            return replayed
         if action == "DescribeInstances" and values > 200:
             return ec2_error("FilterLimitExceeded",
                              "The maximum number of filter values specified on a single call is 200", 400)
@@ -342,6 +364,13 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         return None
 
     def forward(self, body):
+        action = urllib.parse.parse_qs(body.decode(errors="replace")).get("Action", [""])[0]
+        if action in ("CreateFleet", "RunInstances"):
+            with self.launches:
+                return self.send_upstream(body)
+        return self.send_upstream(body)
+
+    def send_upstream(self, body):
         request = urllib.request.Request(self.server.upstream, data=body, method="POST")
         for key in ("Content-Type", "Authorization", "X-Amz-Date", "X-Amz-Security-Token", "User-Agent"):
             if self.headers.get(key):
@@ -378,6 +407,7 @@ def run_proxy(args):
     server.dir = args.dir
     server.upstream = f"http://127.0.0.1:{world['moto_port']}/"
     server.realism = Realism()
+    server.fleet_answers = {}  # ClientToken -> the CreateFleet's answer
     server.serve_forever()
 
 

@@ -392,6 +392,28 @@ async fn throttling_in_errors_and_as_http_503_is_retried() {
     assert!(down_updates(&workspace).is_empty());
 }
 
+/// EC2 launched, but every answer of the SDK's attempts was lost: resume's
+/// own retry carries the same ClientToken, so EC2 answers with the first
+/// launch instead of launching again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_launch_whose_answers_were_lost_is_retried_without_launching_twice() {
+    let (_server, fake, workspace) = setup(10).await;
+    let attempts = 3; // the SDK's, Ec2MaxAttempts
+    fake.state().faults.fleet_answers_lost = attempts;
+    let output = workspace.run_async("resume", &["aws-od-[0-1]"]).await;
+    assert!(output.status.success(), "{}", workspace.log());
+    let fleets = fake.calls("CreateFleet");
+    assert_eq!(fleets.len(), attempts + 1, "{}", workspace.log());
+    let tokens: BTreeSet<&str> = fleets
+        .iter()
+        .filter_map(|p| p.get("ClientToken").map(String::as_str))
+        .collect();
+    assert_eq!(tokens.len(), 1, "one token for every attempt: {tokens:?}");
+    assert_eq!(fake.live().len(), 2, "launched once");
+    assert!(fake.calls("TerminateInstances").is_empty());
+    assert!(down_updates(&workspace).is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_fleet_fails_the_nodes_at_once() {
     let (_server, fake, workspace) = setup(10).await;

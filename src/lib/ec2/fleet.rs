@@ -189,16 +189,43 @@ pub(super) async fn dry_run_create_fleet(
     DryRun::from_result(result)
 }
 
-/// Launches `count` instances of `group` with one instant fleet.
+/// What one CreateFleet asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct LaunchRequest<'a> {
+    pub count: usize,
+    /// The tags every instance carries from launch.
+    pub tags: &'a [(String, String)],
+    pub all_or_nothing: bool,
+    pub client_token: &'a str,
+}
+
+/// A new CreateFleet idempotency token: EC2 launches once for all the calls
+/// that carry the same one (at most 64 ASCII characters).
+pub fn new_client_token() -> String {
+    format!(
+        "slurm-ec2-{:016x}{:016x}",
+        fastrand::u64(..),
+        fastrand::u64(..)
+    )
+}
+
+/// Launches `count` instances of `group` with one instant fleet. A call
+/// repeated with the same `client_token` (after a timeout or a lost answer)
+/// gets the first call's instances instead of new ones.
 pub(super) async fn create_fleet(
     client: &aws_sdk_ec2::Client,
     group: &NodeGroup,
-    count: usize,
-    tags: &[(String, String)],
-    all_or_nothing: bool,
+    request: LaunchRequest<'_>,
     calls: &Meter,
 ) -> Result<FleetOutcome, Ec2Error> {
-    let request = fleet_request(client, group, count, tags, all_or_nothing);
+    let LaunchRequest {
+        count,
+        tags,
+        all_or_nothing,
+        client_token,
+    } = request;
+    let request =
+        fleet_request(client, group, count, tags, all_or_nothing).client_token(client_token);
     calls.start("CreateFleet").await;
     let output = request.send().await.map_err(|e| {
         Ec2Error::from_sdk(

@@ -47,19 +47,9 @@ impl Ec2 {
     pub async fn launch(
         &self,
         group: &NodeGroup,
-        count: usize,
-        tags: &[(String, String)],
-        all_or_nothing: bool,
+        request: fleet::LaunchRequest<'_>,
     ) -> Result<FleetOutcome, Ec2Error> {
-        fleet::create_fleet(
-            &self.client,
-            group,
-            count,
-            tags,
-            all_or_nothing,
-            &self.calls,
-        )
-        .await
+        fleet::create_fleet(&self.client, group, request, &self.calls).await
     }
 
     /// The instances that carry each of `tags` exactly (compared on every

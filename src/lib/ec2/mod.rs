@@ -15,7 +15,7 @@ mod terminate;
 pub use crate::config::Account;
 pub use client::{NoCertificates, check_trust_store, https_client};
 pub use describe::Instance;
-pub use fleet::{FleetOutcome, fleet_request_plan};
+pub use fleet::{FleetOutcome, LaunchRequest, fleet_request_plan, new_client_token};
 pub use handle::{Clients, Ec2};
 pub use inspect::{DryRun, InstanceTypeSpec, Subnet, TemplateVersion};
 pub use pace::{Bucket, Rate, RateLimits};
@@ -215,9 +215,9 @@ impl Meter {
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_ec2::config::http::HttpResponse as Response;
     use aws_sdk_ec2::error::SdkError;
     use aws_sdk_ec2::operation::describe_instances::DescribeInstancesError;
-    use aws_sdk_ec2::config::http::HttpResponse as Response;
 
     use super::Ec2Error;
 

@@ -2,7 +2,7 @@
 //! DescribeInstances, CreateTags and TerminateInstances to test the programs'
 //! requests on the wire, with the faults moto cannot make.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use wiremock::{Request, Respond, ResponseTemplate};
@@ -57,6 +57,9 @@ pub struct Faults {
     pub vanish_on_terminate: HashSet<String>,
     /// CreateFleet answers this late (its instances exist at once, as on EC2).
     pub fleet_delay: Option<std::time::Duration>,
+    /// The next n CreateFleet calls launch (once per ClientToken) but answer
+    /// HTTP 500, as when EC2's answer is lost on the way.
+    pub fleet_answers_lost: usize,
     /// Actions whose dry runs answer UnauthorizedOperation.
     pub denied: HashSet<String>,
     /// Every call answers AuthFailure, as for credentials EC2 does not know.
@@ -121,6 +124,9 @@ pub struct State {
     pub faults: Faults,
     pub catalog: Catalog,
     next_id: usize,
+    /// CreateFleet's answer by ClientToken: a repeated token launches
+    /// nothing and gets the first answer, as EC2 documents.
+    fleet_answers: HashMap<String, String>,
 }
 
 #[derive(Clone, Default)]
@@ -273,12 +279,36 @@ impl Respond for FakeEc2 {
 }
 
 fn create_fleet(state: &mut State, params: &Params) -> ResponseTemplate {
+    let token = params.get("ClientToken").cloned();
+    let answer = match token.as_ref().and_then(|t| state.fleet_answers.get(t)) {
+        Some(answer) => answer.clone(),
+        None => {
+            let answer = launch_fleet(state, params);
+            if let (Some(token), Ok(body)) = (token, &answer) {
+                state.fleet_answers.insert(token, body.clone());
+            }
+            match answer {
+                Ok(body) => body,
+                Err(refusal) => return *refusal,
+            }
+        }
+    };
+    if state.faults.fleet_answers_lost > 0 {
+        state.faults.fleet_answers_lost -= 1;
+        return error(500, "InternalError", "An internal error has occurred.");
+    }
+    xml(answer)
+}
+
+/// The instances of one CreateFleet, and its answer; or its refusal.
+fn launch_fleet(state: &mut State, params: &Params) -> Result<String, Box<ResponseTemplate>> {
     if let Some(code) = state.faults.fleet_failure.clone() {
-        return error(400, &code, "the fleet request failed");
+        return Err(Box::new(error(400, &code, "the fleet request failed")));
     }
     if state.faults.fleet_http_throttles > 0 {
         state.faults.fleet_http_throttles -= 1;
-        return error(503, "RequestLimitExceeded", "Request limit exceeded.");
+        let throttled = error(503, "RequestLimitExceeded", "Request limit exceeded.");
+        return Err(Box::new(throttled));
     }
     let wanted: usize = params
         .get("TargetCapacitySpecification.TotalTargetCapacity")
@@ -341,7 +371,7 @@ fn create_fleet(state: &mut State, params: &Params) -> ResponseTemplate {
             "<item><instanceIds>{ids_xml}</instanceIds><lifecycle>on-demand</lifecycle><instanceType>c5.xlarge</instanceType></item>"
         )
     };
-    xml(format!(
+    Ok(format!(
         "<CreateFleetResponse {NS}><requestId>req-1</requestId><fleetId>fleet-1</fleetId><errorSet>{errors_xml}</errorSet><fleetInstanceSet>{instances_xml}</fleetInstanceSet></CreateFleetResponse>"
     ))
 }

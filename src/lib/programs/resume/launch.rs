@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use super::CODE_UNFULFILLED;
 use crate::config::NodeGroup;
-use crate::ec2::{Backoff, Deadline, Ec2, Instance, MAX_FILTER_VALUES, is_throttling};
+use crate::ec2::{
+    Backoff, Deadline, Ec2, Instance, LaunchRequest, MAX_FILTER_VALUES, is_throttling,
+    new_client_token,
+};
 
 /// Launches up to `count` instances, retrying a shortfall caused by throttling
 /// (an HTTP error or an `Errors` entry) with back-off until the deadline.
@@ -23,10 +26,19 @@ pub(super) async fn launch_batch(
 ) -> (Vec<String>, Option<String>) {
     let mut ids: Vec<String> = Vec::new();
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+    // Kept while a call's fate is unknown, so that its retry cannot launch twice.
+    let mut client_token = new_client_token();
     loop {
         let wanted = count - ids.len().min(count);
-        let code = match ec2.launch(group, wanted, tags, all_or_nothing).await {
+        let request = LaunchRequest {
+            count: wanted,
+            tags,
+            all_or_nothing,
+            client_token: &client_token,
+        };
+        let code = match ec2.launch(group, request).await {
             Ok(outcome) => {
+                client_token = new_client_token();
                 for (code, message) in &outcome.errors {
                     tracing::warn!(
                         "EC2 Fleet error for {} - {code}: {message}",
