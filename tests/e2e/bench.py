@@ -141,8 +141,8 @@ class Bench:
         with open(figures) as f:
             max_kb, user, system = f.read().split()[-3:]
         requests = self.requests()[before:]
-        updates = [c for c in self.scontrol_calls()[scontrol_before:] if c[1] == "update" and len(c) > 3
-                   and c[3].startswith("nodeaddr=")]
+        commands = self.scontrol_calls()[scontrol_before:]
+        updates = [c for c in commands if c[1] == "update" and len(c) > 3 and c[3].startswith("nodeaddr=")]
         tags = [r for r in requests if r["action"] == "CreateTags" and r["status"] == 200]
         lists = [r for r in tags if r.get("resources", 1) > 1]
         intervals = sorted((r["start"], r["end"]) for r in requests)
@@ -162,7 +162,11 @@ class Bench:
             "startup": (intervals[0][0] - started) if intervals else None,
             "calls": count_actions(requests),
             "max_filter_values": max([r["filter_values"] for r in requests if r["action"] == "DescribeInstances"] or [0]),
-            "scontrol": len(self.scontrol_calls()) - scontrol_before,
+            "scontrol": len(commands),
+            # `scontrol --version`, `show nodes`, `update nodename=…`: the command of each call.
+            "scontrol_commands": [" ".join(c[1:2] + [w.split("=")[0] for w in c[2:3]]) for c in commands],
+            "address_updates": len(updates),
+            "scontrol_before_addresses": sum(1 for c in commands if updates and float(c[0]) <= float(updates[-1][0])),
             "emulator_by_action": {a: round(sum(r["seconds"] for r in requests if r["action"] == a), 3)
                                    for a in count_actions(requests)},
             "throttled": sum(1 for r in requests if r["status"] == 503),
@@ -239,6 +243,14 @@ def count_actions(requests):
     return counts
 
 
+def command_counts(commands):
+    """`--version`, `update nodename` ×10, … in the order first run."""
+    counts = {}
+    for command in commands:
+        counts[command] = counts.get(command, 0) + 1
+    return ", ".join(f"`{c}`" + (f" ×{n}" if n > 1 else "") for c, n in counts.items())
+
+
 def calls_text(calls):
     return " ".join(f"{k}={v}" for k, v in sorted(calls.items()))
 
@@ -304,6 +316,8 @@ def summarize(runs):
         "startup": statistics.median(r["startup"] for r in runs if r["startup"] is not None),
         "calls": first["calls"], "max_filter_values": max(r["max_filter_values"] for r in runs),
         "scontrol": first["scontrol"], "correct": all(r["correct"] for r in runs), "runs": len(runs),
+        "scontrol_commands": first["scontrol_commands"], "address_updates": first["address_updates"],
+        "scontrol_before_addresses": first["scontrol_before_addresses"],
         "emulator_by_action": first["emulator_by_action"],
     }
 
@@ -450,17 +464,23 @@ def targets(results, cs):
         r, s = programs["resume"], programs["suspend"]
         fleets, describes = r["calls"].get("CreateFleet", 0), r["calls"].get("DescribeInstances", 0)
         row("default", f"resume {n}: CreateFleet ⌈N/500⌉", -(-n // 500), fleets, fleets == -(-n // 500))
-        row("default", f"resume {n}: scontrol update ⌈N/100⌉", -(-n // 100), r["scontrol"], r["scontrol"] == -(-n // 100))
+        row("default", f"resume {n}: scontrol update of the addresses ⌈N/100⌉", -(-n // 100),
+            f"{r['address_updates']} ({r['scontrol']} scontrol runs in all: {command_counts(r['scontrol_commands'])})",
+            r["address_updates"] == -(-n // 100))
         if n == 1000:
             row("default", "resume 1000: DescribeInstances ≤ 4", 2, describes, describes <= 4)
+            runs_before = r["scontrol_before_addresses"]
+            row("default", "resume 1000: ≤ 10 scontrol calls before Slurm has every address", 10, runs_before,
+                runs_before <= 10)
             before = r["tag_calls_before_addresses"]
             row("default", "resume 1000: tag calls before Slurm has every address O(reservations)",
                 "2 (one per reservation)", before, before <= 4)
             row("default", "resume 1000: Slurm has every address ≤ 7.2 s (5 × faster than 36 s)", "-",
                 f"{r['addresses_at']:.1f} s (all done at {r['wall']:.1f} s: the Names paced to 10 a second)",
                 r["addresses_at"] <= 7.2)
-            ours = r["wall"] - r["emulator"]
-            row("default", "resume 1000: our own share under 1 s", "-", f"{r['cpu']:.3f} s CPU", r["cpu"] < 1)
+            # Our own time is CPU time: the wall time beyond the emulator's is
+            # mostly waiting for the CreateTags bucket.
+            row("default", "resume 1000: our own CPU under 1 s", "-", f"{r['cpu']:.3f} s", r["cpu"] < 1)
             sd = s["calls"].get("DescribeInstances", 0)
             row("default", "suspend 1000: DescribeInstances ≤ 2", 1, sd, sd <= 2)
             ours = s["wall"] - s["emulator"]
@@ -496,9 +516,9 @@ def targets(results, cs):
             row("realism", "resume 5000 (five groups of 1000): correct; time to every address", "-",
                 f"{r['addresses_at']:.1f} s, {r['failed_nodes']} failed, {r['named']} Names within the budget",
                 r["correct"])
-    reads = cs["scontrol"]
+    reads = sum(1 for c in cs["scontrol_commands"] if c.startswith("show"))
     row("default", "change-state 10,000 nodes: one scontrol read of the nodes", 1,
-        f"{reads} scontrol runs (ping, show nodes)", reads <= 2)
+        f"{reads} ({cs['scontrol']} scontrol runs in all: {command_counts(cs['scontrol_commands'])})", reads == 1)
     row("default", "change-state 10,000 nodes: under 1 s of our own CPU", "-", f"{cs['cpu']:.3f} s", cs["cpu"] < 1)
     startup = median_startup(results)
     row("default", "start-up to the first EC2 request ≤ 20 ms", "-", f"{1000 * startup:.1f} ms (median)",
