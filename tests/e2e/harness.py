@@ -259,7 +259,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         started = time.time()
         realism = Realism.settings(self.server.dir)
         if realism is None:
-            status, answer = self.fault(action, params, values) or self.forward(body)
+            status, answer = self.fault(action, params, values) or self.forward(action, body)
         else:
             status, answer = self.realistic(realism, action, params, values, body)
         token = params.get("ClientToken", [""])[0]
@@ -296,7 +296,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             unknown = model.unknown(settings, ids)
             if unknown:
                 return ec2_error("InvalidInstanceID.NotFound", f"The instance ID '{unknown}' does not exist", 400)
-        status, answer = self.fault(action, params, values) or self.forward(body)
+        status, answer = self.fault(action, params, values) or self.forward(action, body)
         if action == "CreateFleet" and status == 200:
             model.launched(answer)
         if action == "DescribeInstances" and status == 200:
@@ -355,7 +355,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             if launch:
                 forwarded = dict(params)
                 forwarded["TargetCapacitySpecification.TotalTargetCapacity"] = [str(launch)]
-                _, answer = self.forward(urllib.parse.urlencode(forwarded, doseq=True).encode())
+                _, answer = self.forward(action, urllib.parse.urlencode(forwarded, doseq=True).encode())
                 ids = [part.split("</item>")[0] for part in answer.decode().split("<item>")[1:]
                        if part.startswith("i-")]
             errors = [("InsufficientInstanceCapacity", "We currently do not have sufficient capacity.")] \
@@ -363,8 +363,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             return 200, fleet_answer(ids, errors)
         return None
 
-    def forward(self, body):
-        action = urllib.parse.parse_qs(body.decode(errors="replace")).get("Action", [""])[0]
+    def forward(self, action, body):
         if action in ("CreateFleet", "RunInstances"):
             with self.launches:
                 return self.send_upstream(body)

@@ -24,11 +24,18 @@ fn problems(config: &Value, partitions: &Value) -> Vec<String> {
 }
 
 fn assert_problem(config: &Value, partitions: &Value, expected: &str) {
+    assert_problems(config, partitions, &[expected]);
+}
+
+/// Each of `expected` is among the problems of one load of these documents.
+fn assert_problems(config: &Value, partitions: &Value, expected: &[&str]) {
     let found = problems(config, partitions);
-    assert!(
-        found.iter().any(|p| p == expected),
-        "expected {expected:?} among {found:#?}"
-    );
+    for expected in expected {
+        assert!(
+            found.iter().any(|p| p == expected),
+            "expected {expected:?} among {found:#?}"
+        );
+    }
 }
 
 fn group_mut(partitions: &mut Value, p: usize, g: usize) -> &mut serde_json::Map<String, Value> {
@@ -219,19 +226,17 @@ fn ec2_rate_limits_override_only_the_buckets_named() {
         "TerminateInstances": {"Burst": 10},
         "DescribeInstances": 5,
     });
-    let found = problems(&config, &partitions);
-    for expected in [
-        "Ec2RateLimits.CreateTag: is not a bucket: one of CreateFleet, CreateTags, TerminateInstances, DescribeInstances",
-        "Ec2RateLimits.CreateFleet.Burst: must be a number from 1 to 1000000, got the number 0",
-        "Ec2RateLimits.CreateFleet.PerSecond: must be a number from 0.01 to 1000000, got the string \"fast\"",
-        "Ec2RateLimits.TerminateInstances.PerSecond: required key is missing",
-        "Ec2RateLimits.DescribeInstances: must be an object, got the number 5",
-    ] {
-        assert!(
-            found.iter().any(|p| p == expected),
-            "expected {expected:?} among {found:#?}"
-        );
-    }
+    assert_problems(
+        &config,
+        &partitions,
+        &[
+            "Ec2RateLimits.CreateTag: is not a bucket: one of CreateFleet, CreateTags, TerminateInstances, DescribeInstances",
+            "Ec2RateLimits.CreateFleet.Burst: must be a number from 1 to 1000000, got the number 0",
+            "Ec2RateLimits.CreateFleet.PerSecond: must be a number from 0.01 to 1000000, got the string \"fast\"",
+            "Ec2RateLimits.TerminateInstances.PerSecond: required key is missing",
+            "Ec2RateLimits.DescribeInstances: must be an object, got the number 5",
+        ],
+    );
 }
 
 #[test]
@@ -628,19 +633,17 @@ fn values_that_would_inject_slurm_conf_lines_or_match_other_clusters_are_refused
     group_mut(&mut partitions, 0, 0)["SlurmSpecifications"]["Weight"] = json!(true);
     partitions["Partitions"][0]["PartitionOptions"]["MaxTime"] = json!("1\r");
     group_mut(&mut partitions, 0, 1)["LaunchTemplateSpecification"]["Version"] = json!("0");
-    let found = problems(&config, &partitions);
-    for expected in [
-        "Partitions[0].NodeGroups[0].SlurmSpecifications.CPUs: holds a control character (a newline, a tab, …): slurm.conf takes one line per setting",
-        "Partitions[0].NodeGroups[0].SlurmSpecifications.CPUs Weight: is not a Slurm parameter name (a letter, then letters, digits or _)",
-        "Partitions[0].NodeGroups[0].SlurmSpecifications.Weight: takes no boolean in slurm.conf; write the value Slurm expects as a string",
-        "Partitions[0].PartitionOptions.MaxTime: holds a control character (a newline, a tab, …): slurm.conf takes one line per setting",
-        "Partitions[0].NodeGroups[1].LaunchTemplateSpecification.Version: must be a version number from 1, \"$Latest\" or \"$Default\", got \"0\"",
-    ] {
-        assert!(
-            found.iter().any(|p| p == expected),
-            "{expected:?} among {found:#?}"
-        );
-    }
+    assert_problems(
+        &config,
+        &partitions,
+        &[
+            "Partitions[0].NodeGroups[0].SlurmSpecifications.CPUs: holds a control character (a newline, a tab, …): slurm.conf takes one line per setting",
+            "Partitions[0].NodeGroups[0].SlurmSpecifications.CPUs Weight: is not a Slurm parameter name (a letter, then letters, digits or _)",
+            "Partitions[0].NodeGroups[0].SlurmSpecifications.Weight: takes no boolean in slurm.conf; write the value Slurm expects as a string",
+            "Partitions[0].PartitionOptions.MaxTime: holds a control character (a newline, a tab, …): slurm.conf takes one line per setting",
+            "Partitions[0].NodeGroups[1].LaunchTemplateSpecification.Version: must be a version number from 1, \"$Latest\" or \"$Default\", got \"0\"",
+        ],
+    );
     for version in [json!("$Latest"), json!("$Default"), json!(3), json!("12")] {
         let mut partitions = example_partitions();
         group_mut(&mut partitions, 0, 1)["LaunchTemplateSpecification"]["Version"] = version;
