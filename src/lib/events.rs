@@ -3,7 +3,7 @@
 //! stays as it is; this one has stable field names (README, "Events").
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 use serde::Serialize;
@@ -59,12 +59,8 @@ pub struct Event {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot open EventLogFile {}: {source}", path.display())]
-pub struct EventLogError {
-    pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
-}
+#[error("cannot open EventLogFile {0}")]
+pub struct EventLogError(#[source] crate::files::SharedFileError);
 
 /// Where the events of one program run go: a file opened for appending, or
 /// nowhere when `EventLogFile` is not set.
@@ -96,24 +92,17 @@ impl EventLog {
         }
     }
 
-    /// Appends to `path`, created mode 0640 when missing; only a regular
-    /// file is written.
-    pub fn open(path: &Path, program: &str) -> Result<EventLog, EventLogError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let error = |source| EventLogError {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o640)
-            .open(path)
-            .map_err(error)?;
-        let regular = file.metadata().map_err(error)?.is_file();
-        if !regular {
-            return Err(error(std::io::Error::other("not a regular file")));
-        }
+    /// Appends to `path`, created group-writable (mode 0660: resume and
+    /// suspend as SlurmUser and change-state as root all write it) when
+    /// missing, through [`crate::files::open_shared`].
+    pub fn open(
+        path: &Path,
+        program: &str,
+        program_user: Option<u32>,
+    ) -> Result<EventLog, EventLogError> {
+        let file =
+            crate::files::open_shared(path, crate::files::Access::Append, 0o660, program_user)
+                .map_err(EventLogError)?;
         Ok(EventLog {
             file: Some(Mutex::new(file)),
             program: program.to_string(),
@@ -166,7 +155,7 @@ mod tests {
     fn one_json_object_a_line_with_stable_names() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
-        let log = EventLog::open(&path, "resume").unwrap();
+        let log = EventLog::open(&path, "resume", None).unwrap();
         log.record(
             Kind::Launch,
             About {
@@ -204,7 +193,7 @@ mod tests {
     #[test]
     fn refuses_what_is_not_a_regular_file() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(EventLog::open(dir.path(), "resume").is_err());
+        assert!(EventLog::open(dir.path(), "resume", None).is_err());
         assert!(!EventLog::disabled().is_enabled());
     }
 }

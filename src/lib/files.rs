@@ -1,11 +1,14 @@
-//! Reading input files safely: only regular files, only up to a size limit,
-//! so that a FIFO cannot hang a program and `/dev/urandom` cannot exhaust its
-//! memory.
+//! Every file the programs open goes through here. Input files are read
+//! only when regular and only up to a size limit, so that a FIFO cannot hang
+//! a program and `/dev/urandom` cannot exhaust its memory. Shared files (the
+//! log, the event log, the locks, the pacing state), which root and SlurmUser
+//! both write in folders that others may write too, are opened without
+//! following a link, without waiting on a FIFO, and checked once open.
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 /// The most bytes a configuration file may hold.
 pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
@@ -72,6 +75,177 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<String, ReadError> {
     String::from_utf8(bytes).map_err(|_| ReadError::NotText)
 }
 
+/// How a shared file is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Lines appended (the log, the event log).
+    Append,
+    /// Read and rewritten in place (the pacing state, the locks).
+    ReadWrite,
+}
+
+/// Why a shared file was not opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SharedFileError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is a symbolic link: refused, since whoever can write its folder could point it anywhere", path.display())]
+    Link { path: PathBuf },
+    #[error("{} {}", path.display(), ReadError::NotRegular { kind })]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error("{} has {links} hard links: refused, since another name of it may be anyone's file", path.display())]
+    Linked { path: PathBuf, links: u64 },
+    #[error("{} is owned by uid {owner}, not by root, this program's user or its folder's owner: refused", path.display())]
+    Owner { path: PathBuf, owner: u32 },
+}
+
+/// This process's effective user id.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Opens a file that several programs, run as root and as SlurmUser, share
+/// in a folder that others may write: the last component is never followed
+/// when it is a link, a FIFO never blocks the open, and what was opened must
+/// be a regular file with one name, owned by root, by this program's user,
+/// by the owner of its folder or by `program_user` (SlurmUser, the owner of
+/// `StateDirectory`). A file this call creates is made `mode` whatever the
+/// umask, and, when root creates it, is given its folder's owner and group,
+/// so that the programs of the other user can open it too. No path is ever
+/// chmod-ed or chown-ed: only the descriptor just opened.
+pub fn open_shared(
+    path: &Path,
+    access: Access,
+    mode: u32,
+    program_user: Option<u32>,
+) -> Result<File, SharedFileError> {
+    let io = |source: std::io::Error| SharedFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let (file, created) = open_no_follow(path, access, mode).map_err(|source| {
+        if source.raw_os_error() == Some(libc::ELOOP) {
+            SharedFileError::Link {
+                path: path.to_path_buf(),
+            }
+        } else {
+            io(source)
+        }
+    })?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.file_type().is_file() {
+        return Err(SharedFileError::NotRegular {
+            path: path.to_path_buf(),
+            kind: kind_of(meta.file_type()),
+        });
+    }
+    if meta.nlink() != 1 {
+        return Err(SharedFileError::Linked {
+            path: path.to_path_buf(),
+            links: meta.nlink(),
+        });
+    }
+    let folder = std::fs::metadata(parent_of(path)).map_err(io)?;
+    let euid = effective_uid();
+    let trusted = [0, euid, folder.uid()];
+    if !trusted.contains(&meta.uid()) && program_user != Some(meta.uid()) {
+        return Err(SharedFileError::Owner {
+            path: path.to_path_buf(),
+            owner: meta.uid(),
+        });
+    }
+    if created {
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(io)?;
+        if euid == 0 {
+            std::os::unix::fs::fchown(&file, Some(folder.uid()), Some(folder.gid())).map_err(io)?;
+        }
+    }
+    Ok(file)
+}
+
+/// The folder a path names its file in (`.` for a bare name).
+fn parent_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Creates the file, or opens the one there; either way without following a
+/// link in the last component and without waiting on a FIFO. True when created.
+fn open_no_follow(path: &Path, access: Access, mode: u32) -> std::io::Result<(File, bool)> {
+    let options = |create: bool| {
+        let mut options = OpenOptions::new();
+        match access {
+            Access::Append => options.append(true),
+            Access::ReadWrite => options.read(true).write(true),
+        };
+        options
+            .create_new(create)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
+        options
+    };
+    // A file removed between the two opens is created on the next round.
+    for _ in 0..3 {
+        match options(true).open(path) {
+            Ok(file) => return Ok((file, true)),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(error),
+        }
+        match options(false).open(path) {
+            Ok(file) => return Ok((file, false)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Err(std::io::Error::other(
+        "removed and created again while opening it",
+    ))
+}
+
+/// Why a state folder is not safe to keep locks and shared state in.
+#[derive(Debug, thiserror::Error)]
+pub enum StateDirError {
+    #[error("StateDirectory {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("StateDirectory {} is not a folder", path.display())]
+    NotFolder { path: PathBuf },
+    #[error("StateDirectory {} is writable by its group or by others (mode {mode:o}): whoever can write it could replace the locks and the pacing state; make it writable by its owner only (SlurmUser)", path.display())]
+    Writable { path: PathBuf, mode: u32 },
+}
+
+/// The owner of the state folder (the programs' user, SlurmUser), once the
+/// folder is known to be one that only its owner and root can write.
+pub fn state_dir_owner(path: &Path) -> Result<u32, StateDirError> {
+    let meta = std::fs::metadata(path).map_err(|source| StateDirError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_dir() {
+        return Err(StateDirError::NotFolder {
+            path: path.to_path_buf(),
+        });
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(StateDirError::Writable {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(meta.uid())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +279,109 @@ mod tests {
         ));
         std::fs::write(&big, "{}").unwrap();
         assert_eq!(read_bounded(&big, 100).unwrap(), "{}");
+    }
+
+    #[test]
+    fn a_shared_file_is_never_a_link_a_fifo_or_another_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "root only").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.path().join("link.log");
+        std::os::unix::fs::symlink(&secret, &link).unwrap();
+        let dangling = dir.path().join("dangling.log");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        for path in [&link, &dangling] {
+            for access in [Access::Append, Access::ReadWrite] {
+                let error = open_shared(path, access, 0o664, None).unwrap_err();
+                assert!(matches!(error, SharedFileError::Link { .. }), "{error}");
+            }
+        }
+        assert!(
+            !dir.path().join("nowhere").exists(),
+            "the link's target was created"
+        );
+        let mode = std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the link's target was chmod-ed");
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        for access in [Access::Append, Access::ReadWrite] {
+            match open_shared(&fifo, access, 0o664, None) {
+                Err(SharedFileError::NotRegular { kind, .. }) => assert_eq!(kind, "a FIFO"),
+                // Opened for writing only, a FIFO without a reader refuses at once.
+                Err(SharedFileError::Io { source, .. }) => {
+                    assert_eq!(source.raw_os_error(), Some(libc::ENXIO))
+                }
+                other => panic!("a FIFO was opened: {other:?}"),
+            }
+        }
+        let other_name = dir.path().join("hard.log");
+        std::fs::hard_link(&secret, &other_name).unwrap();
+        let error = open_shared(&other_name, Access::Append, 0o664, None).unwrap_err();
+        assert!(
+            matches!(error, SharedFileError::Linked { links: 2, .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_shared_file_is_created_with_its_mode_and_must_have_a_trusted_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.log");
+        // SAFETY: umask only changes this process's creation mask.
+        let old = unsafe { libc::umask(0o077) };
+        let opened = open_shared(&path, Access::Append, 0o664, None);
+        // SAFETY: as above.
+        unsafe { libc::umask(old) };
+        opened.unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o664);
+        assert!(open_shared(&path, Access::ReadWrite, 0o664, None).is_ok());
+        if effective_uid() != 0 {
+            eprintln!("not run: the ownership part needs root");
+            return;
+        }
+        std::os::unix::fs::chown(&path, Some(54321), None).unwrap();
+        let error = open_shared(&path, Access::Append, 0o664, None).unwrap_err();
+        assert!(
+            matches!(error, SharedFileError::Owner { owner: 54321, .. }),
+            "{error}"
+        );
+        assert!(open_shared(&path, Access::Append, 0o664, Some(54321)).is_ok());
+        // Root gives what it creates to the folder's owner and group.
+        let folder = dir.path().join("slurm");
+        std::fs::create_dir(&folder).unwrap();
+        std::os::unix::fs::chown(&folder, Some(54321), Some(54322)).unwrap();
+        let state = folder.join("state");
+        open_shared(&state, Access::ReadWrite, 0o644, None).unwrap();
+        let meta = std::fs::metadata(&state).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (54321, 54322));
+    }
+
+    #[test]
+    fn a_state_folder_only_its_owner_can_write() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            state_dir_owner(dir.path()).unwrap(),
+            std::fs::metadata(dir.path()).unwrap().uid()
+        );
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o2775)).unwrap();
+        let error = state_dir_owner(dir.path()).unwrap_err();
+        assert!(error.to_string().contains("mode 2775"), "{error}");
+        let file = dir.path().join("f");
+        std::fs::write(&file, "").unwrap();
+        assert!(matches!(
+            state_dir_owner(&file),
+            Err(StateDirError::NotFolder { .. })
+        ));
+        assert!(matches!(
+            state_dir_owner(&dir.path().join("missing")),
+            Err(StateDirError::Io { .. })
+        ));
     }
 }

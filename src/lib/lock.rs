@@ -1,48 +1,38 @@
-//! Advisory locks between runs of our programs: a file beside the log, locked
-//! with `flock`, released when the holder exits, however it exits.
+//! Advisory locks between runs of our programs: a file in `StateDirectory`,
+//! locked with `flock`, released when the holder exits, however it exits.
 
-use std::fs::{File, OpenOptions, TryLockError};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::ec2::Deadline;
+use crate::files::{self, Access, SharedFileError};
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot open the lock file {}: {source}", path.display())]
-pub struct LockError {
-    pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
+pub enum LockError {
+    #[error("cannot open the lock file: {0}")]
+    Open(#[source] SharedFileError),
+    #[error("cannot lock {}: {source}", path.display())]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Holds an exclusive lock while it lives.
 #[derive(Debug)]
 pub struct Held(#[allow(dead_code)] File);
 
-/// The lock file `slurm-ec2-<name>.lock` in the folder of `log_file`.
-pub fn path_for(log_file: &Path, name: &str) -> PathBuf {
-    log_file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("/tmp"))
-        .join(format!("slurm-ec2-{name}.lock"))
+/// The lock file `slurm-ec2-<name>.lock` in `state_dir`.
+pub fn path_for(state_dir: &Path, name: &str) -> PathBuf {
+    state_dir.join(format!("slurm-ec2-{name}.lock"))
 }
 
+/// The state folder is SlurmUser's, and what root creates there is given to
+/// it, so that resume (SlurmUser) and change-state (root) open the same lock.
 fn open(path: &Path) -> Result<File, LockError> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o664)
-        .open(path)
-        .map_err(|source| LockError {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    // resume and suspend run as SlurmUser, change-state as root: both must open it.
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o664));
-    Ok(file)
+    files::open_shared(path, Access::ReadWrite, 0o644, None).map_err(LockError::Open)
 }
 
 /// Takes the lock at once, or `None` when another process holds it.
@@ -51,7 +41,7 @@ pub fn try_lock(path: &Path) -> Result<Option<Held>, LockError> {
     match file.try_lock() {
         Ok(()) => Ok(Some(Held(file))),
         Err(TryLockError::WouldBlock) => Ok(None),
-        Err(TryLockError::Error(source)) => Err(LockError {
+        Err(TryLockError::Error(source)) => Err(LockError::Lock {
             path: path.to_path_buf(),
             source,
         }),
@@ -79,16 +69,35 @@ mod tests {
     #[test]
     fn one_holder_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
-        let path = path_for(&dir.path().join("x.log"), "resume-aws-a");
+        let path = path_for(dir.path(), "resume-aws-a");
         assert_eq!(path, dir.path().join("slurm-ec2-resume-aws-a.lock"));
         let held = try_lock(&path).unwrap().expect("free");
         assert!(try_lock(&path).unwrap().is_none(), "held by the first");
         drop(held);
         assert!(try_lock(&path).unwrap().is_some(), "free again");
-        assert_eq!(
-            path_for(Path::new("x.log"), "a"),
-            Path::new("/tmp/slurm-ec2-a.lock")
+    }
+
+    #[test]
+    fn a_planted_link_or_fifo_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("private");
+        std::fs::write(&target, "").unwrap();
+        std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let link = path_for(dir.path(), "change-state");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(matches!(try_lock(&link), Err(LockError::Open(_))));
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&target).unwrap().permissions(),
         );
+        assert_eq!(mode & 0o777, 0o600);
+        let fifo = path_for(dir.path(), "fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert!(matches!(try_lock(&fifo), Err(LockError::Open(_))));
     }
 
     #[tokio::test]

@@ -2,13 +2,16 @@
 //! `2026-11-21 12:00:00,123 - resume[4242] - INFO - Launched node aws-node-0 …`.
 //!
 //! resume and suspend (as SlurmUser) and change-state (as root) append to one
-//! file, so it is created group-writable and opened in append mode.
+//! file, so it is created group-writable and opened in append mode, through
+//! [`crate::files::open_shared`]. Each line is one `write`; a line the file
+//! refuses (a full disk) goes to stderr and syslog instead, and the log counts
+//! as unavailable from then on ([`write_failure`]).
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs::File;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::Layer;
@@ -22,12 +25,8 @@ use crate::config::LogLevel;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    #[error("cannot open log file {}: {source}", path.display())]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error("cannot open log file {0}")]
+    Open(#[source] crate::files::SharedFileError),
     #[error("logging is already set up in this process")]
     AlreadySet,
 }
@@ -42,9 +41,9 @@ pub enum Logging {
     },
 }
 
-/// Keeps the background writer alive; drop it last, so that every line is written.
+/// Held by `main` while the program logs.
 pub struct LogGuard {
-    _file: Option<tracing_appender::non_blocking::WorkerGuard>,
+    _private: (),
 }
 
 /// Formats a line as `<local time> - <program>[<pid>] - <LEVEL> - <message>`.
@@ -71,7 +70,6 @@ fn line_prefix(program: &str, pid: u32, level: &str) -> String {
 /// Writes a configuration error to the log file the configuration names (or
 /// the default one beside it), since slurmctld discards the programs' stderr.
 pub fn record_config_error(program: &str, dir: &Path, error: &crate::config::ConfigError) {
-    use std::io::Write;
     let log_path = crate::files::read_bounded(
         &dir.join(crate::config::CONFIG_FILE),
         crate::files::MAX_CONFIG_BYTES,
@@ -80,7 +78,7 @@ pub fn record_config_error(program: &str, dir: &Path, error: &crate::config::Con
     .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
     .and_then(|json| json.get("LogFileName")?.as_str().map(PathBuf::from))
     .unwrap_or_else(|| dir.join("aws_plugin.log"));
-    if let Ok(mut file) = open_log_file(&log_path) {
+    if let Ok(mut file) = open_log_file(&log_path, None) {
         for line in error.to_string().lines() {
             let prefix = line_prefix(program, std::process::id(), "CRITICAL");
             let _ = writeln!(file, "{prefix}{}", line.trim_start());
@@ -143,30 +141,91 @@ pub fn level_filter(level: LogLevel) -> LevelFilter {
     }
 }
 
-/// Opens (creating it group-writable if needed) the shared log file for appending.
-pub fn open_log_file(path: &Path) -> Result<File, LogError> {
-    let open_error = |source| LogError::Open {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o664)
-        .open(path)
-        .map_err(open_error)?;
-    // A device such as /dev/full opens, then fails every line.
-    let meta = file.metadata().map_err(open_error)?;
-    if !meta.is_file() {
-        return Err(open_error(io::Error::other("not a regular file")));
+/// Opens (creating it group-writable if needed) the shared log file for
+/// appending. `program_user` is SlurmUser, whose files root trusts too.
+pub fn open_log_file(path: &Path, program_user: Option<u32>) -> Result<File, LogError> {
+    crate::files::open_shared(path, crate::files::Access::Append, 0o664, program_user)
+        .map_err(LogError::Open)
+}
+
+/// Why the log file refused a line, once one was refused.
+static WRITE_FAILURE: OnceLock<String> = OnceLock::new();
+
+/// Set when a line could not be written to the log file (a full disk, a
+/// quota, a file system gone read-only): the lines since went to stderr and
+/// syslog, and resume launches nothing that nobody could trace.
+pub fn write_failure() -> Option<&'static str> {
+    WRITE_FAILURE.get().map(String::as_str)
+}
+
+/// Writes each formatted line to the log file in one `write`; a line the
+/// file refuses goes to stderr and syslog, with why.
+#[derive(Clone)]
+struct FileWriter {
+    file: Arc<Mutex<File>>,
+    syslog: Arc<Syslog>,
+}
+
+/// One line on its way to the log file.
+struct FileLine<'a> {
+    writer: &'a FileWriter,
+    severity: u8,
+    line: Vec<u8>,
+}
+
+impl io::Write for FileLine<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.line.extend_from_slice(bytes);
+        Ok(bytes.len())
     }
-    // The umask may have cleared group write; widen it so that programs run as
-    // another user of the group can append too (refused unless the file is ours).
-    if meta.permissions().mode() & 0o020 == 0 {
-        let mode = meta.permissions().mode() | 0o060;
-        let _ = file.set_permissions(std::fs::Permissions::from_mode(mode));
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
-    Ok(file)
+}
+
+impl Drop for FileLine<'_> {
+    fn drop(&mut self) {
+        if self.line.is_empty() {
+            return;
+        }
+        let mut file = self.writer.file.lock().unwrap_or_else(|p| p.into_inner());
+        let Err(error) = file.write_all(&self.line) else {
+            return;
+        };
+        drop(file);
+        let first = WRITE_FAILURE.set(error.to_string()).is_ok();
+        let text = String::from_utf8_lossy(&self.line);
+        let mut stderr = io::stderr().lock();
+        if first {
+            let notice =
+                format!("the log file refused a line ({error}): lines go to stderr and syslog");
+            let _ = writeln!(stderr, "{notice}");
+            self.writer.syslog.send(3, &notice);
+        }
+        let _ = stderr.write_all(text.as_bytes());
+        self.writer.syslog.send(self.severity, text.trim_end());
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for FileWriter {
+    type Writer = FileLine<'a>;
+
+    fn make_writer(&'a self) -> FileLine<'a> {
+        FileLine {
+            writer: self,
+            severity: 6,
+            line: Vec::new(),
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> FileLine<'a> {
+        FileLine {
+            writer: self,
+            severity: severity(meta.level()),
+            line: Vec::new(),
+        }
+    }
 }
 
 /// Sends log lines to `file` (when given) at `level`, and to stderr as well when
@@ -177,19 +236,16 @@ pub fn init(
     level: LogLevel,
     verbose: bool,
 ) -> Result<LogGuard, LogError> {
-    let (file_layer, guard) = match file {
-        Some(file) => {
-            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-                .lossy(false)
-                .finish(file);
-            let layer = tracing_subscriber::fmt::layer()
-                .event_format(LineFormat::new(program))
-                .with_writer(writer)
-                .with_filter(targets(level));
-            (Some(layer), Some(guard))
-        }
-        None => (None, None),
-    };
+    let file_layer = file.map(|file| {
+        let writer = FileWriter {
+            file: Arc::new(Mutex::new(file)),
+            syslog: Arc::new(Syslog::new(program)),
+        };
+        tracing_subscriber::fmt::layer()
+            .event_format(LineFormat::new(program))
+            .with_writer(writer)
+            .with_filter(targets(level))
+    });
     let stderr_layer = verbose.then(|| {
         tracing_subscriber::fmt::layer()
             .event_format(LineFormat::new(program))
@@ -200,7 +256,7 @@ pub fn init(
         .with(file_layer)
         .with(stderr_layer);
     tracing::subscriber::set_global_default(subscriber).map_err(|_| LogError::AlreadySet)?;
-    Ok(LogGuard { _file: guard })
+    Ok(LogGuard { _private: () })
 }
 
 /// When the log file cannot be opened: lines go to stderr and to the local
@@ -209,9 +265,7 @@ pub fn init(
 pub fn init_fallback(program: &str, level: LogLevel) -> Result<LogGuard, LogError> {
     let syslog_layer = tracing_subscriber::fmt::layer()
         .event_format(SyslogFormat)
-        .with_writer(Syslog {
-            tag: format!("{program}[{}]", std::process::id()),
-        })
+        .with_writer(Syslog::new(program))
         .with_filter(targets(level));
     let stderr_layer = tracing_subscriber::fmt::layer()
         .event_format(LineFormat::new(program))
@@ -221,7 +275,7 @@ pub fn init_fallback(program: &str, level: LogLevel) -> Result<LogGuard, LogErro
         .with(syslog_layer)
         .with(stderr_layer);
     tracing::subscriber::set_global_default(subscriber).map_err(|_| LogError::AlreadySet)?;
-    Ok(LogGuard { _file: None })
+    Ok(LogGuard { _private: () })
 }
 
 /// The message alone: syslog adds the time, the tag and the severity.
@@ -268,9 +322,23 @@ impl Drop for SyslogLine {
     fn drop(&mut self) {
         let text = String::from_utf8_lossy(&self.line);
         let message = format!("{}{}", self.header, text.trim_end());
-        if let Ok(socket) = std::os::unix::net::UnixDatagram::unbound() {
-            let _ = socket.send_to(message.as_bytes(), "/dev/log");
-        }
+        send_to_syslog(&message);
+    }
+}
+
+fn send_to_syslog(message: &str) {
+    if let Ok(socket) = std::os::unix::net::UnixDatagram::unbound() {
+        let _ = socket.send_to(message.as_bytes(), "/dev/log");
+    }
+}
+
+/// Facility user (1); severities err, warning, info, debug.
+fn severity(level: &Level) -> u8 {
+    match *level {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO => 6,
+        _ => 7,
     }
 }
 
@@ -282,18 +350,22 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Syslog {
     }
 
     fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> SyslogLine {
-        // Facility user (1); severities err, warning, info, debug.
-        let severity = match *meta.level() {
-            Level::ERROR => 3,
-            Level::WARN => 4,
-            Level::INFO => 6,
-            _ => 7,
-        };
-        self.line(severity)
+        self.line(severity(meta.level()))
     }
 }
 
 impl Syslog {
+    fn new(program: &str) -> Syslog {
+        Syslog {
+            tag: format!("{program}[{}]", std::process::id()),
+        }
+    }
+
+    /// One message, sent at once.
+    fn send(&self, severity: u8, text: &str) {
+        send_to_syslog(&format!("<{}>{}: {text}", 8 + severity, self.tag));
+    }
+
     fn line(&self, severity: u8) -> SyslogLine {
         SyslogLine {
             header: format!("<{}>{}: ", 8 + severity, self.tag),

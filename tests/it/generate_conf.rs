@@ -229,7 +229,7 @@ fn cloud_reg_addrs_is_left_out_from_23_11_and_cloud_dns_is_offered() {
 }
 
 #[test]
-fn a_budget_as_long_as_resume_timeout_is_warned_about_from_23_02() {
+fn a_budget_as_long_as_slurm_lets_resume_run_is_refused() {
     let mut config: Value = serde_json::from_str(CONFIG).unwrap();
     config["ResumeBudgetSeconds"] = Value::from(300);
     let partitions: Value = serde_json::from_str(include_str!(
@@ -237,16 +237,15 @@ fn a_budget_as_long_as_resume_timeout_is_warned_about_from_23_02() {
     ))
     .unwrap();
     let workspace = Workspace::new(&config, &partitions);
-    let output = workspace.run("generate-conf", &["--slurm-version", "23.02.1"]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("Slurm 23.02.1 kills a resume that runs that long"),
-        "{stderr}"
-    );
-    let output = workspace.run("generate-conf", &["--slurm-version", "22.05.8"]);
-    assert!(!String::from_utf8_lossy(&output.stderr).contains("kills"));
-    let output = workspace.run("generate-conf", &["--slurm-version", "24.13"]);
-    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    for program in ["generate-conf", "resume", "change-state"] {
+        let output = workspace.run(program, &["--check"]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{program}: {stderr}");
+        assert!(
+            stderr.contains("ResumeBudgetSeconds: must be below 300 s, the larger of SlurmConf's ResumeTimeout and SuspendTimeout"),
+            "{program}: {stderr}"
+        );
+    }
 }
 
 /// Partitions with a GPU group of two T4 types and a CPU group whose CPUs

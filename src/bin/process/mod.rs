@@ -108,10 +108,11 @@ pub fn head_node(
         tracing::warn!("Configuration: {warning}");
     }
     let events = match &config.event_log_file {
-        Some(path) => slurm_ec2::events::EventLog::open(path, program).unwrap_or_else(|error| {
-            tracing::error!("{error}: no events are written");
-            slurm_ec2::events::EventLog::disabled()
-        }),
+        Some(path) => slurm_ec2::events::EventLog::open(path, program, config.program_user())
+            .unwrap_or_else(|error| {
+                tracing::error!("{error}: no events are written");
+                slurm_ec2::events::EventLog::disabled()
+            }),
         None => slurm_ec2::events::EventLog::disabled(),
     };
     let context = programs::Context::new(&config, logging, events);
@@ -151,7 +152,7 @@ pub fn compute_node(
 
 /// The log file, or stderr and syslog when it cannot be opened.
 fn start_logging(program: &str, config: &Config, verbose: bool) -> Option<(Logging, LogGuard)> {
-    match logging::open_log_file(&config.log_file) {
+    match logging::open_log_file(&config.log_file, config.program_user()) {
         Ok(file) => match logging::init(program, Some(file), config.log_level, verbose) {
             Ok(guard) => Some((Logging::File, guard)),
             Err(error) => {

@@ -1,6 +1,6 @@
 //! The schema of `config.json`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -29,17 +29,35 @@ const BOOLEAN_SLURM_CONF: &[&str] = &[
     "UsePAM",
 ];
 const DAY: i64 = 86_400;
+/// Slurm's default `SuspendTimeout`.
+const SLURM_SUSPEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(super) fn config_file(w: &mut Walker, dir: &Path, json: &Value) -> Option<Config> {
     let root = w.object(json, "")?;
     let log_level = log_level(w, root);
     let log_file = match w.get(root, "", "LogFileName") {
-        None => Some(dir.join("aws_plugin.log")),
-        Some(value) => w.path(value, "LogFileName"),
+        None => Some(
+            std::path::absolute(dir)
+                .unwrap_or_else(|_| dir.to_path_buf())
+                .join("aws_plugin.log"),
+        ),
+        Some(value) => absolute_path(w, value, "LogFileName"),
     };
     let event_log_file = w
         .get(root, "", "EventLogFile")
-        .and_then(|value| w.path(value, "EventLogFile"));
+        .and_then(|value| absolute_path(w, value, "EventLogFile"));
+    if let (Some(log), Some(events)) = (&log_file, &event_log_file)
+        && log == events
+    {
+        w.problem(
+            "EventLogFile",
+            "must not be the LogFileName: the JSON lines and the text log would mix",
+        );
+    }
+    let state_dir = match w.get(root, "", "StateDirectory") {
+        None => log_file.as_deref().map(folder_of),
+        Some(value) => absolute_path(w, value, "StateDirectory"),
+    };
     let slurm_bin = w
         .required(root, "", "SlurmBinPath")
         .and_then(|value| w.path(value, "SlurmBinPath"));
@@ -55,17 +73,14 @@ pub(super) fn config_file(w: &mut Walker, dir: &Path, json: &Value) -> Option<Co
         .map(|map| environment(w, map))
         .unwrap_or_default();
     let mut settings = settings(w, root, &slurm_conf);
-    settings.pace_dir = log_file
-        .as_deref()
-        .and_then(Path::parent)
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(Path::to_path_buf);
+    settings.pace_dir = state_dir.clone();
     w.unread_keys(root, "", "ignored");
     Some(Config {
         dir: dir.to_path_buf(),
         log_level: log_level?,
         log_file: log_file?,
         event_log_file,
+        state_dir: state_dir?,
         slurm_bin: slurm_bin?,
         slurm_conf,
         cluster_name,
@@ -74,6 +89,32 @@ pub(super) fn config_file(w: &mut Walker, dir: &Path, json: &Value) -> Option<Co
         partitions: Vec::new(),
         warnings: Vec::new(),
     })
+}
+
+/// A path that must be absolute: a relative one would depend on the folder
+/// slurmctld or cron happens to run the program in.
+fn absolute_path(w: &mut Walker, value: &Value, key: &str) -> Option<PathBuf> {
+    let path = w.path(value, key)?;
+    if !path.is_absolute() {
+        w.problem(
+            key,
+            format!("must be an absolute path, got \"{}\"", path.display()),
+        );
+        return None;
+    }
+    if path.file_name().is_none() {
+        w.problem(
+            key,
+            format!("must name a file or folder, got \"{}\"", path.display()),
+        );
+        return None;
+    }
+    Some(path)
+}
+
+/// The folder of an absolute file path.
+fn folder_of(path: &Path) -> PathBuf {
+    path.parent().unwrap_or(Path::new("/")).to_path_buf()
 }
 
 fn log_level(w: &mut Walker, root: &Map<String, Value>) -> Option<LogLevel> {
@@ -129,12 +170,27 @@ fn settings(
         w.optional_integer(root, "", key, (low, DAY))
             .map_or(default, |n| Duration::from_secs(n.unsigned_abs()))
     };
+    // Since 23.02 slurmctld kills a power-save program that runs longer than
+    // the larger of the two (SuspendTimeout defaults to 30 s).
+    let suspend_timeout =
+        seconds(conf_value("SuspendTimeout")).map_or(SLURM_SUSPEND_TIMEOUT, Duration::from_secs);
+    let slurm_limit = resume_timeout.max(suspend_timeout);
     let half_timeout = (resume_timeout / 2).max(Duration::from_secs(1));
     let resume_budget = seconds_or("ResumeBudgetSeconds", 1, half_timeout);
     let ec2_timeout = seconds_or("Ec2TimeoutSeconds", 1, defaults.ec2_timeout);
     let scontrol_timeout = seconds_or("ScontrolTimeoutSeconds", 1, defaults.scontrol_timeout);
     let capacity_hold = seconds_or("InsufficientCapacityHoldSeconds", 0, defaults.capacity_hold);
     let launch_grace = seconds_or("LaunchGraceSeconds", 0, resume_timeout);
+    if resume_budget >= slurm_limit {
+        w.problem(
+            "ResumeBudgetSeconds",
+            format!(
+                "must be below {} s, the larger of SlurmConf's ResumeTimeout and SuspendTimeout, after which slurmctld kills resume; got {} s",
+                slurm_limit.as_secs(),
+                resume_budget.as_secs()
+            ),
+        );
+    }
     let memory_headroom = MemoryHeadroom {
         percent: w
             .optional_integer(root, "", "RealMemoryHeadroomPercent", (0, 90))
@@ -153,6 +209,7 @@ fn settings(
     let attempts = defaults.ec2_max_attempts as usize;
     Settings {
         resume_budget,
+        slurm_limit,
         fleet_batch_size: count_or("FleetBatchSize", 1000, defaults.fleet_batch_size),
         tag_concurrency: count_or("TagConcurrency", 256, defaults.tag_concurrency),
         ec2_max_attempts: u32::try_from(count_or("Ec2MaxAttempts", 10, attempts)).unwrap_or(3),
@@ -200,15 +257,17 @@ fn rate_limits(w: &mut Walker, root: &Map<String, Value>) -> RateLimits {
                 Some((_, got)) => {
                     w.problem(
                         &field_path,
-                        format!("must be a number from {low} to 1000000, got {got}"),
+                        format!("must be a number from {low} to 1000000 (a smaller bucket cannot serve a run's calls within its budget), got {got}"),
                     );
                     None
                 }
                 None => None,
             }
         };
-        let burst = number("Burst", 1.0);
-        let per_second = number("PerSecond", 0.01);
+        // A run makes a handful of calls of each kind before its first
+        // result reaches Slurm: two at once and one a second at the least.
+        let burst = number("Burst", 2.0);
+        let per_second = number("PerSecond", 1.0);
         if let (Some(burst), Some(per_second)) = (burst, per_second) {
             limits.0.insert(bucket, Rate { burst, per_second });
         }

@@ -88,7 +88,10 @@ pub struct Settings {
     /// The sizes of EC2's request buckets that the programs pace themselves
     /// to (`Ec2RateLimits`, default EC2's documented ones).
     pub rate_limits: crate::ec2::RateLimits,
-    /// Where the pacing state shared by every run lives: the log's folder.
+    /// How long slurmctld lets resume and suspend run before it kills them
+    /// (since 23.02): the larger of `ResumeTimeout` and `SuspendTimeout`.
+    pub slurm_limit: Duration,
+    /// Where the pacing state shared by every run lives: `StateDirectory`.
     pub pace_dir: Option<PathBuf>,
 }
 
@@ -114,6 +117,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             resume_budget: Duration::from_secs(150),
+            slurm_limit: Duration::from_secs(300),
             fleet_batch_size: 500,
             tag_concurrency: 16,
             ec2_max_attempts: 3,
@@ -274,6 +278,9 @@ pub struct Config {
     pub log_file: PathBuf,
     /// `EventLogFile`: JSON lines of launches, failures, terminations, repairs.
     pub event_log_file: Option<PathBuf>,
+    /// `StateDirectory` (default: the log's folder): the locks and the pacing
+    /// state, in a folder that only SlurmUser and root may write.
+    pub state_dir: PathBuf,
     pub slurm_bin: PathBuf,
     /// `SlurmConf`, in file order, values as written to slurm.conf.
     pub slurm_conf: Vec<(String, String)>,
@@ -314,6 +321,12 @@ impl Config {
 
     pub fn scontrol(&self) -> PathBuf {
         self.slurm_bin.join("scontrol")
+    }
+
+    /// The programs' user (SlurmUser): the owner of `StateDirectory`, when
+    /// that folder is one only its owner and root can write.
+    pub fn program_user(&self) -> Option<u32> {
+        crate::files::state_dir_owner(&self.state_dir).ok()
     }
 
     /// The one-line summary `--check` prints.

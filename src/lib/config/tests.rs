@@ -223,6 +223,7 @@ fn ec2_rate_limits_override_only_the_buckets_named() {
     config["Ec2RateLimits"] = json!({
         "CreateTag": {"Burst": 1, "PerSecond": 1},
         "CreateFleet": {"Burst": 0, "PerSecond": "fast"},
+        "CreateTags": {"Burst": 1, "PerSecond": 0.01},
         "TerminateInstances": {"Burst": 10},
         "DescribeInstances": 5,
     });
@@ -231,8 +232,10 @@ fn ec2_rate_limits_override_only_the_buckets_named() {
         &partitions,
         &[
             "Ec2RateLimits.CreateTag: is not a bucket: one of CreateFleet, CreateTags, TerminateInstances, DescribeInstances",
-            "Ec2RateLimits.CreateFleet.Burst: must be a number from 1 to 1000000, got the number 0",
-            "Ec2RateLimits.CreateFleet.PerSecond: must be a number from 0.01 to 1000000, got the string \"fast\"",
+            "Ec2RateLimits.CreateFleet.Burst: must be a number from 2 to 1000000 (a smaller bucket cannot serve a run's calls within its budget), got the number 0",
+            "Ec2RateLimits.CreateFleet.PerSecond: must be a number from 1 to 1000000 (a smaller bucket cannot serve a run's calls within its budget), got the string \"fast\"",
+            "Ec2RateLimits.CreateTags.Burst: must be a number from 2 to 1000000 (a smaller bucket cannot serve a run's calls within its budget), got the number 1",
+            "Ec2RateLimits.CreateTags.PerSecond: must be a number from 1 to 1000000 (a smaller bucket cannot serve a run's calls within its budget), got the number 0.01",
             "Ec2RateLimits.TerminateInstances.PerSecond: required key is missing",
             "Ec2RateLimits.DescribeInstances: must be an object, got the number 5",
         ],

@@ -187,7 +187,7 @@ pub(super) async fn describe_by_filters(
         let filters: Vec<Filter> = fixed.iter().chain(chunk.as_ref()).map(to_filter).collect();
         let mut next_token: Option<String> = None;
         loop {
-            calls.start("DescribeInstances").await;
+            calls.start("DescribeInstances", "by filters").await?;
             let result = client
                 .describe_instances()
                 .set_filters(Some(filters.clone()))

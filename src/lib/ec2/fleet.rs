@@ -174,7 +174,10 @@ pub(super) async fn dry_run_create_fleet(
     tags: &[(String, String)],
     calls: &Meter,
 ) -> DryRun {
-    calls.start("CreateFleet").await;
+    let what = format!("for {} (dry run)", group.node_prefix());
+    if let Err(error) = calls.start("CreateFleet", &what).await {
+        return DryRun::Failed(error);
+    }
     let result = fleet_request(client, group, 1, tags, false)
         .dry_run(true)
         .send()
@@ -226,14 +229,12 @@ pub(super) async fn create_fleet(
     } = request;
     let request =
         fleet_request(client, group, count, tags, all_or_nothing).client_token(client_token);
-    calls.start("CreateFleet").await;
-    let output = request.send().await.map_err(|e| {
-        Ec2Error::from_sdk(
-            "CreateFleet",
-            format!("for {count} node(s) of {}", group.node_prefix()),
-            e,
-        )
-    })?;
+    let what = format!("for {count} node(s) of {}", group.node_prefix());
+    calls.start("CreateFleet", &what).await?;
+    let output = request
+        .send()
+        .await
+        .map_err(|e| Ec2Error::from_sdk("CreateFleet", what, e))?;
     Ok(FleetOutcome {
         instance_ids: output
             .instances()

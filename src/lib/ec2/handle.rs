@@ -24,7 +24,14 @@ pub struct Ec2 {
 }
 
 impl Ec2 {
-    pub async fn connect(account: Account, settings: &Settings, calls: Arc<CallCounter>) -> Ec2 {
+    /// EC2 in `account` for a run that ends its calls, their pacing and their
+    /// retries by `deadline`.
+    pub async fn connect(
+        account: Account,
+        settings: &Settings,
+        calls: Arc<CallCounter>,
+        deadline: Deadline,
+    ) -> Ec2 {
         let client = client::connect(&account.region, account.profile.as_deref(), settings).await;
         let pacer = Pacer::new(
             settings.pace_dir.as_deref(),
@@ -34,7 +41,11 @@ impl Ec2 {
         Ec2 {
             account,
             client,
-            calls: Arc::new(Meter { calls, pacer }),
+            calls: Arc::new(Meter {
+                calls,
+                pacer,
+                deadline,
+            }),
         }
     }
 
@@ -177,14 +188,16 @@ impl Ec2 {
 pub struct Clients {
     settings: Settings,
     calls: Arc<CallCounter>,
+    deadline: Deadline,
     handles: Mutex<BTreeMap<Account, Ec2>>,
 }
 
 impl Clients {
-    pub fn new(settings: &Settings, calls: Arc<CallCounter>) -> Clients {
+    pub fn new(settings: &Settings, calls: Arc<CallCounter>, deadline: Deadline) -> Clients {
         Clients {
             settings: settings.clone(),
             calls,
+            deadline,
             handles: Mutex::new(BTreeMap::new()),
         }
     }
@@ -194,7 +207,13 @@ impl Clients {
         if let Some(handle) = handles.get(account) {
             return handle.clone();
         }
-        let handle = Ec2::connect(account.clone(), &self.settings, self.calls.clone()).await;
+        let handle = Ec2::connect(
+            account.clone(),
+            &self.settings,
+            self.calls.clone(),
+            self.deadline,
+        )
+        .await;
         handles.insert(account.clone(), handle.clone());
         handle
     }

@@ -68,7 +68,7 @@ pub(super) async fn availability_zones(
     client: &aws_sdk_ec2::Client,
     calls: &Meter,
 ) -> Result<Vec<String>, Ec2Error> {
-    calls.start("DescribeAvailabilityZones").await;
+    calls.start("DescribeAvailabilityZones", "").await?;
     let output = client
         .describe_availability_zones()
         .send()
@@ -93,7 +93,7 @@ pub(super) async fn template_version(
         .as_deref()
         .or(template.name.as_deref())
         .unwrap_or_default();
-    calls.start("DescribeLaunchTemplateVersions").await;
+    calls.start("DescribeLaunchTemplateVersions", "").await?;
     let output = client
         .describe_launch_template_versions()
         .set_launch_template_id(template.id.clone())
@@ -153,7 +153,7 @@ pub(super) async fn subnets(
         .set_values(Some(ids.to_vec()))
         .build();
     all_pages(|token| async {
-        calls.start("DescribeSubnets").await;
+        calls.start("DescribeSubnets", "").await?;
         let output = client
             .describe_subnets()
             .filters(filter.clone())
@@ -192,7 +192,7 @@ pub(super) async fn offerings(
             .build(),
     ];
     let offered = all_pages(|token| async {
-        calls.start("DescribeInstanceTypeOfferings").await;
+        calls.start("DescribeInstanceTypeOfferings", "").await?;
         let output = client
             .describe_instance_type_offerings()
             .location_type(LocationType::AvailabilityZone)
@@ -248,7 +248,7 @@ pub(super) async fn instance_types(
             .collect();
         specs.extend(
             all_pages(|token| async {
-                calls.start("DescribeInstanceTypes").await;
+                calls.start("DescribeInstanceTypes", "").await?;
                 let output = client
                     .describe_instance_types()
                     .set_instance_types(Some(wanted.clone()))
@@ -278,7 +278,9 @@ pub(super) async fn instance_types(
 const NO_INSTANCE: &str = "i-00000000000000000";
 
 pub(super) async fn dry_run_terminate(client: &aws_sdk_ec2::Client, calls: &Meter) -> DryRun {
-    calls.start("TerminateInstances").await;
+    if let Err(error) = calls.start("TerminateInstances", "(dry run)").await {
+        return DryRun::Failed(error);
+    }
     DryRun::from_result(
         client
             .terminate_instances()
@@ -295,7 +297,9 @@ pub(super) async fn dry_run_create_tags(
     tags: &[(String, String)],
     calls: &Meter,
 ) -> DryRun {
-    calls.start("CreateTags").await;
+    if let Err(error) = calls.start("CreateTags", "(dry run)").await {
+        return DryRun::Failed(error);
+    }
     DryRun::from_result(
         client
             .create_tags()

@@ -199,17 +199,47 @@ impl CallCounter {
     }
 }
 
-/// One account's calls: paced to its buckets, then counted for the run's summary.
+impl Ec2Error {
+    /// Our own code for a call not made because the run's budget would end
+    /// before its turn.
+    pub const OUT_OF_TIME: &'static str = "OutOfTime";
+
+    pub(crate) fn out_of_time(action: &'static str, context: impl Into<String>) -> Ec2Error {
+        Ec2Error {
+            action,
+            context: context.into(),
+            code: Ec2Error::OUT_OF_TIME.to_string(),
+            message: "the run's budget ends before the call's turn".to_string(),
+            request_id: None,
+            retryable: false,
+            source: None,
+        }
+    }
+}
+
+/// One account's calls: paced to its buckets, then counted for the run's
+/// summary, and never started once the run's budget is spent.
 pub(crate) struct Meter {
     calls: std::sync::Arc<CallCounter>,
     pacer: pace::Pacer,
+    deadline: Deadline,
 }
 
 impl Meter {
-    /// Waits for a token of `action`'s bucket, and counts the call.
-    pub(crate) async fn start(&self, action: &'static str) {
-        self.pacer.take(pace::Bucket::of(action)).await;
+    /// Waits for a token of `action`'s bucket, and counts the call; refuses
+    /// when the token would come after the run's deadline.
+    pub(crate) async fn start(&self, action: &'static str, context: &str) -> Result<(), Ec2Error> {
+        self.pacer
+            .take(pace::Bucket::of(action), &self.deadline)
+            .await
+            .map_err(|_| Ec2Error::out_of_time(action, context))?;
         self.calls.count(action);
+        Ok(())
+    }
+
+    /// The run's deadline, which bounds retries too.
+    pub(crate) fn deadline(&self) -> Deadline {
+        self.deadline
     }
 }
 

@@ -5,14 +5,14 @@
 //! account takes under an exclusive lock for the moment of one withdrawal.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::Account;
+use super::{Account, Deadline};
+use crate::files::{self, Access};
 
 /// One of EC2's request buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -117,6 +117,10 @@ impl RateLimits {
 /// The tokens left in each bucket and when that was so (seconds since the epoch).
 type Levels = BTreeMap<Bucket, (f64, f64)>;
 
+/// The bucket's next token comes after the run's deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutOfTime;
+
 /// Paces one account's calls.
 pub struct Pacer {
     /// None: the state is kept in this process only.
@@ -157,12 +161,16 @@ impl Pacer {
         }
     }
 
-    /// Waits until `bucket` holds a token, and takes it.
-    pub async fn take(&self, bucket: Bucket) {
+    /// Waits until `bucket` holds a token, and takes it; refuses at once when
+    /// the token would come after `deadline`.
+    pub async fn take(&self, bucket: Bucket, deadline: &Deadline) -> Result<(), OutOfTime> {
         loop {
             let wait = self.try_take(bucket, now());
             if wait.is_zero() {
-                return;
+                return Ok(());
+            }
+            if wait >= deadline.remaining() {
+                return Err(OutOfTime);
             }
             tokio::time::sleep(wait).await;
         }
@@ -173,20 +181,30 @@ impl Pacer {
     fn try_take(&self, bucket: Bucket, at: f64) -> Duration {
         let rate = self.limits.of(bucket);
         let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
-        let shared = self.path.as_deref().and_then(|path| open_locked(path).ok());
+        let shared = self
+            .path
+            .as_deref()
+            .and_then(|path| match open_locked(path) {
+                Ok(file) => Some(file),
+                Err(error) => {
+                    tracing::debug!("Pacing in this process only: {error}");
+                    None
+                }
+            });
         let mut levels = match &shared {
             Some(file) => read_levels(file),
             None => local.clone(),
         };
         let (tokens, since) = levels.get(&bucket).copied().unwrap_or((rate.burst, at));
-        let elapsed = (at - since).max(0.0);
+        let (tokens, since) = plausible(tokens, since, rate, at);
+        let elapsed = at - since;
         let tokens = (tokens + elapsed * rate.per_second).min(rate.burst);
         let needed = 1.0 + rate.reserve();
         if tokens < needed {
             // Nothing taken, nothing written: a waiting call must not move the
-            // bucket's clock.
-            return Duration::from_secs_f64((needed - tokens) / rate.per_second.max(0.001))
-                .max(Duration::from_millis(1));
+            // bucket's clock. At most the time to fill the whole bucket.
+            let seconds = ((needed - tokens) / rate.per_second.max(0.001)).clamp(0.001, 86_400.0);
+            return Duration::try_from_secs_f64(seconds).unwrap_or(Duration::from_secs(1));
         }
         levels.insert(bucket, (tokens - 1.0, at));
         match shared {
@@ -197,17 +215,20 @@ impl Pacer {
     }
 }
 
-/// The state file, created if need be, under an exclusive lock released
-/// when the file is closed.
-fn open_locked(path: &Path) -> std::io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o664)
-        .open(path)?;
-    file.lock()?;
+/// A level read from the shared file is a hint: whatever another run (or a
+/// clock stepped back, or a hand) wrote, the bucket holds from none to all of
+/// its tokens, and its time is not after now.
+fn plausible(tokens: f64, since: f64, rate: Rate, now: f64) -> (f64, f64) {
+    (tokens.clamp(0.0, rate.burst), since.min(now))
+}
+
+/// The state file in `StateDirectory`, created if need be, under an
+/// exclusive lock released when the file is closed.
+fn open_locked(path: &Path) -> Result<File, String> {
+    let file =
+        files::open_shared(path, Access::ReadWrite, 0o644, None).map_err(|e| e.to_string())?;
+    file.lock()
+        .map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
     Ok(file)
 }
 
@@ -317,6 +338,59 @@ mod tests {
                 .unwrap()
                 .starts_with("CreateTags 99 10\n")
         );
+    }
+
+    #[test]
+    fn a_state_that_lies_is_clamped_to_what_the_bucket_can_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let pacer = Pacer::new(Some(dir.path()), &account(), RateLimits::default());
+        let file = dir.path().join("slurm-ec2-pace-us-east-1-hpc_admin.state");
+        // A huge debt once overflowed a Duration and panicked.
+        std::fs::write(&file, "CreateTags -1e300 10\n").unwrap();
+        let wait = pacer.try_take(Bucket::Tags, 10.0);
+        assert!(wait <= Duration::from_secs_f64(0.41), "{wait:?}");
+        // A time far in the future (a clock stepped back) once meant hours of waiting.
+        std::fs::write(&file, "CreateTags 0 1e12\n").unwrap();
+        let wait = pacer.try_take(Bucket::Tags, 10.0);
+        assert!(wait <= Duration::from_secs_f64(0.41), "{wait:?}");
+        // More tokens than the bucket holds are the bucket's size.
+        std::fs::write(&file, "CreateTags 1e9 10\n").unwrap();
+        for _ in 0..97 {
+            assert!(pacer.try_take(Bucket::Tags, 10.0).is_zero());
+        }
+        assert!(!pacer.try_take(Bucket::Tags, 10.0).is_zero());
+    }
+
+    #[tokio::test]
+    async fn a_token_after_the_deadline_is_refused_at_once() {
+        let limits = RateLimits(BTreeMap::from([(
+            Bucket::Mutating,
+            Rate {
+                burst: 2.0,
+                per_second: 0.01,
+            },
+        )]));
+        let pacer = Pacer::new(None, &account(), limits);
+        let deadline = Deadline::after(Duration::from_secs(5));
+        assert_eq!(pacer.take(Bucket::Mutating, &deadline).await, Ok(()));
+        let started = std::time::Instant::now();
+        assert_eq!(
+            pacer.take(Bucket::Mutating, &deadline).await,
+            Err(OutOfTime)
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_planted_link_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("precious");
+        std::fs::write(&target, "keep me").unwrap();
+        let file = dir.path().join("slurm-ec2-pace-us-east-1-hpc_admin.state");
+        std::os::unix::fs::symlink(&target, &file).unwrap();
+        let pacer = Pacer::new(Some(dir.path()), &account(), RateLimits::default());
+        assert!(pacer.try_take(Bucket::Tags, 10.0).is_zero());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
     }
 
     #[test]

@@ -179,17 +179,9 @@ pub(super) async fn tag_resources(
     loop {
         // Waiting for the bucket must not carry the run past its budget.
         if deadline.remaining().is_zero() {
-            return Err(Ec2Error {
-                action: "CreateTags",
-                context: what,
-                code: "OutOfTime".to_string(),
-                message: "the run's budget ran out before the call".to_string(),
-                request_id: None,
-                retryable: false,
-                source: None,
-            });
+            return Err(Ec2Error::out_of_time("CreateTags", what));
         }
-        calls.start("CreateTags").await;
+        calls.start("CreateTags", &what).await?;
         let result = client
             .create_tags()
             .set_resources(Some(resources.to_vec()))

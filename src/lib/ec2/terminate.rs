@@ -1,7 +1,7 @@
 use super::describe::describe_by_filters;
 use std::time::Duration;
 
-use super::{Backoff, Deadline, Ec2Error, InstanceState, MAX_IDS_PER_CALL, Meter};
+use super::{Backoff, Ec2Error, InstanceState, MAX_IDS_PER_CALL, Meter};
 
 /// Terminates instances, at most 1000 ids per call. One unknown id fails a
 /// whole call (`InvalidInstanceID.NotFound`): the ids still live are then
@@ -16,7 +16,7 @@ pub(super) async fn terminate(
     for batch in ids.chunks(MAX_IDS_PER_CALL) {
         let mut remaining = batch.to_vec();
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
-        let deadline = Deadline::after(Duration::from_secs(30));
+        let deadline = calls.deadline();
         for attempt in 0..3 {
             // A throttled or unanswered call waits before it is tried again.
             if attempt > 0 && !backoff.wait(&deadline).await {
@@ -25,7 +25,11 @@ pub(super) async fn terminate(
             if remaining.is_empty() {
                 break;
             }
-            calls.start("TerminateInstances").await;
+            let what = format!("of {} instance(s)", remaining.len());
+            if let Err(error) = calls.start("TerminateInstances", &what).await {
+                failures.push((std::mem::take(&mut remaining), error));
+                break;
+            }
             let result = client
                 .terminate_instances()
                 .set_instance_ids(Some(remaining.clone()))

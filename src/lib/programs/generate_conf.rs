@@ -98,7 +98,8 @@ fn specs_from_ec2(config: &Config) -> Result<(Config, Vec<String>), (String, Out
     ec2::check_trust_store().map_err(|e| failed(e.to_string()))?;
     let runtime =
         super::runtime().map_err(|e| failed(format!("cannot start the async runtime: {e}")))?;
-    let clients = Clients::new(&config.settings, Arc::new(CallCounter::default()));
+    let deadline = ec2::Deadline::after(super::LOOKUP_BUDGET);
+    let clients = Clients::new(&config.settings, Arc::new(CallCounter::default()), deadline);
     runtime.block_on(async {
         let mut types_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut by_account: BTreeMap<Account, Vec<String>> = BTreeMap::new();
@@ -228,7 +229,7 @@ pub fn slurm_conf_for(config: &Config, target: &Target) -> Fragment {
         out.push_str("SlurmctldParameters=cloud_dns\n");
     }
     if let Some(version) = target.version {
-        warnings.extend(version_warnings(config, &version, target.cloud_dns));
+        warnings.extend(version_warnings(&version, target.cloud_dns));
     }
     if config.slurm_conf_value("ResumeFailProgram").is_none()
         && let Some(suspend) = config.slurm_conf_value("SuspendProgram")
@@ -283,25 +284,10 @@ pub fn slurm_conf_for(config: &Config, target: &Target) -> Fragment {
     }
 }
 
-/// What the administrator of `version` should know about the programs'
-/// budget and the nodes' names.
-fn version_warnings(config: &Config, version: &SlurmVersion, cloud_dns: bool) -> Vec<String> {
+/// What the administrator of `version` should know about the nodes' names
+/// (a budget Slurm would kill resume before is refused by the configuration).
+fn version_warnings(version: &SlurmVersion, cloud_dns: bool) -> Vec<String> {
     let mut warnings = Vec::new();
-    let seconds = |key: &str| {
-        config
-            .slurm_conf_value(key)
-            .and_then(|v| v.trim().parse::<u64>().ok())
-    };
-    let limit = seconds("ResumeTimeout").max(seconds("SuspendTimeout"));
-    if version.kills_slow_programs()
-        && let Some(limit) = limit
-        && config.settings.resume_budget.as_secs() >= limit
-    {
-        warnings.push(format!(
-            "ResumeBudgetSeconds ({}) is not below the largest of ResumeTimeout and SuspendTimeout ({limit} s): Slurm {version} kills a resume that runs that long",
-            config.settings.resume_budget.as_secs()
-        ));
-    }
     if version.resets_address_at_power_down() && !cloud_dns {
         warnings.push(format!(
             "Slurm {version} resets a powered-down node's NodeAddr to its name: make the node names resolvable (/etc/hosts, or DNS with --cloud-dns), or slurmctld stalls resolving them"

@@ -289,7 +289,13 @@ pub async fn lookup(
         region,
         profile: None,
     };
-    let ec2 = Ec2::connect(account, settings, Arc::new(CallCounter::default())).await;
+    let ec2 = Ec2::connect(
+        account,
+        settings,
+        Arc::new(CallCounter::default()),
+        deadline,
+    )
+    .await;
     loop {
         match ec2.describe(std::slice::from_ref(&instance_id)).await {
             Ok(instances) => {

@@ -11,10 +11,11 @@ pub mod suspend;
 mod table;
 pub mod validate;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::cluster;
 use crate::config::{self, Config};
+use crate::ec2::Deadline;
 use crate::events::EventLog;
 use crate::logging::{self, Logging};
 use crate::slurm::Scontrol;
@@ -85,8 +86,17 @@ pub fn check(program: &str, config: &Config, uses_slurm: bool) -> Outcome {
     }
     let file = config.dir.join(config::CONFIG_FILE);
     let mut problems = Vec::new();
-    if let Err(error) = logging::open_log_file(&config.log_file) {
+    if let Err(error) = crate::files::state_dir_owner(&config.state_dir) {
+        problems.push(format!("{}: StateDirectory: {error}", file.display()));
+    }
+    let program_user = config.program_user();
+    if let Err(error) = logging::open_log_file(&config.log_file, program_user) {
         problems.push(format!("{}: LogFileName: {error}", file.display()));
+    }
+    if let Some(path) = &config.event_log_file
+        && let Err(error) = EventLog::open(path, program, program_user)
+    {
+        problems.push(format!("{}: EventLogFile: {error}", file.display()));
     }
     if uses_slurm {
         use std::os::unix::fs::PermissionsExt;
@@ -111,21 +121,69 @@ pub fn check(program: &str, config: &Config, uses_slurm: bool) -> Outcome {
     Outcome::Done
 }
 
-/// What resume, suspend and change-state share once configured: `scontrol`,
-/// the cluster name that scopes every EC2 search, and an async runtime.
+/// How long change-state may work: it runs every minute, and a run that
+/// lasts longer only makes the next one find its lock held.
+pub(crate) const CHANGE_STATE_BUDGET: Duration = Duration::from_secs(50);
+/// How long an administrator's look-up (status, validate, `--from-ec2`) may
+/// wait on EC2, pacing and retries included.
+pub(crate) const LOOKUP_BUDGET: Duration = Duration::from_secs(300);
+/// What resume and suspend keep in hand before slurmctld would kill them.
+const SLURM_KILL_MARGIN: Duration = Duration::from_secs(5);
+
+/// How long a run may wait: on EC2 (pacing, retries) and on Slurm's commands.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    pub ec2: Duration,
+    pub slurm: Duration,
+}
+
+impl Budget {
+    /// resume and suspend: EC2 work within `ResumeBudgetSeconds`; Slurm's
+    /// commands (the failures must still reach Slurm) until shortly before
+    /// slurmctld would kill the program.
+    pub fn power_save(config: &Config) -> Budget {
+        let slurm = config
+            .settings
+            .slurm_limit
+            .saturating_sub(SLURM_KILL_MARGIN);
+        Budget {
+            ec2: config.settings.resume_budget,
+            slurm: slurm.max(config.settings.resume_budget),
+        }
+    }
+
+    /// One limit for both.
+    pub fn both(limit: Duration) -> Budget {
+        Budget {
+            ec2: limit,
+            slurm: limit,
+        }
+    }
+}
+
+/// What resume, suspend and change-state share once configured: `scontrol`
+/// (bounded by the run's Slurm budget), the cluster name that scopes every
+/// EC2 search, the deadline of the run's EC2 work, and an async runtime.
 pub(crate) struct Session {
     pub scontrol: Scontrol,
     pub cluster: String,
+    pub deadline: Deadline,
     pub runtime: tokio::runtime::Runtime,
 }
 
-/// Builds the [`Session`], or logs why it cannot.
-pub(crate) fn session(config: &Config) -> Result<Session, Outcome> {
+/// Builds the [`Session`] of a run that started at `started`, or logs why it cannot.
+pub(crate) fn session(
+    config: &Config,
+    started: Instant,
+    budget: Budget,
+) -> Result<Session, Outcome> {
+    let deadline = Deadline::after(budget.ec2.saturating_sub(started.elapsed()));
     crate::ec2::check_trust_store().map_err(|error| {
         tracing::error!("{error}");
         Outcome::Failed
     })?;
-    let scontrol = Scontrol::new(&config.scontrol(), config.settings.scontrol_timeout);
+    let scontrol = Scontrol::new(&config.scontrol(), config.settings.scontrol_timeout)
+        .until(started + budget.slurm);
     let cluster = cluster::cluster_name(config, &scontrol).map_err(|error| {
         tracing::error!("{error}");
         Outcome::Failed
@@ -137,6 +195,7 @@ pub(crate) fn session(config: &Config) -> Result<Session, Outcome> {
     Ok(Session {
         scontrol,
         cluster,
+        deadline,
         runtime,
     })
 }

@@ -73,16 +73,18 @@ pub struct Status {
 /// The program: `slurm-ec2 status [filters] [--json]`.
 pub fn run(context: &Context, filters: &Filters, json: bool) -> Outcome {
     let config = context.config;
+    let budget = super::Budget::both(super::LOOKUP_BUDGET);
     let Session {
         scontrol,
         cluster,
+        deadline,
         runtime,
-    } = match super::session(config) {
+    } = match super::session(config, context.started, budget) {
         Ok(session) => session,
         Err(outcome) => return outcome,
     };
     let calls = Arc::new(CallCounter::default());
-    let clients = Clients::new(&config.settings, calls.clone());
+    let clients = Clients::new(&config.settings, calls.clone(), deadline);
     let observed = runtime.block_on(change_state::observe(config, &scontrol, &clients, &cluster));
     let (nodes, instances) = match observed {
         Ok(observed) => observed,

@@ -54,16 +54,18 @@ pub fn run(context: &Context, hostlist: &Hostlist) -> Outcome {
         tracing::info!("{line}");
         return Outcome::Done;
     }
+    let budget = super::Budget::power_save(config);
     let Session {
         scontrol,
         cluster,
+        deadline,
         runtime,
-    } = match super::session(config) {
+    } = match super::session(config, context.started, budget) {
         Ok(session) => session,
         Err(outcome) => return outcome,
     };
     let calls = Arc::new(CallCounter::default());
-    let clients = Clients::new(&config.settings, calls.clone());
+    let clients = Clients::new(&config.settings, calls.clone(), deadline);
     let recorded = recorded_instances(&scontrol, &sorted);
     let report = runtime.block_on(suspend(
         &clients,

@@ -87,7 +87,8 @@ pub fn check_aws(program: &str, config: &Config) -> Outcome {
         }
     };
     let calls = std::sync::Arc::new(CallCounter::default());
-    let clients = Clients::new(&config.settings, calls.clone());
+    let deadline = crate::ec2::Deadline::after(super::LOOKUP_BUDGET);
+    let clients = Clients::new(&config.settings, calls.clone(), deadline);
     let report = runtime.block_on(validate(config, &clients, &cluster));
     for note in &report.notes {
         eprintln!("{program}: note: {note}");

@@ -54,6 +54,8 @@ pub enum SlurmError {
 pub struct Scontrol {
     program: PathBuf,
     timeout: Duration,
+    /// No run lasts past this, and none starts after it.
+    end: Option<Instant>,
     runs: std::sync::atomic::AtomicUsize,
     version: OnceLock<Option<SlurmVersion>>,
 }
@@ -63,8 +65,26 @@ impl Scontrol {
         Self {
             program: program.to_path_buf(),
             timeout,
+            end: None,
             runs: Default::default(),
             version: OnceLock::new(),
+        }
+    }
+
+    /// The same, for a run that must be over by `end`: each command's timeout
+    /// is cut to what is left, and none is started or repeated after it.
+    pub fn until(mut self, end: Instant) -> Self {
+        self.end = Some(end);
+        self
+    }
+
+    /// What is left before `end`, or the timeout of one command.
+    fn time_left(&self) -> Duration {
+        match self.end {
+            Some(end) => self
+                .timeout
+                .min(end.saturating_duration_since(Instant::now())),
+            None => self.timeout,
         }
     }
 
@@ -113,7 +133,11 @@ impl Scontrol {
         let mut attempt = 1;
         loop {
             match self.run_once(args) {
-                Err(error) if attempt < ATTEMPTS && error.is_transient() => {
+                Err(error)
+                    if attempt < ATTEMPTS
+                        && error.is_transient()
+                        && self.time_left() > PAUSES[attempt - 1] =>
+                {
                     let pause = PAUSES[attempt - 1];
                     tracing::warn!(
                         "{error}; slurmctld may be busy, trying again in {} s",
@@ -128,8 +152,12 @@ impl Scontrol {
     }
 
     fn run_once(&self, args: &[String]) -> Result<String, SlurmError> {
-        self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let command = format!("{} {}", self.program.display(), args.join(" "));
+        let timeout = self.time_left();
+        if timeout.is_zero() {
+            return Err(SlurmError::OutOfTime { command });
+        }
+        self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::debug!("Command scontrol: {command}");
         let mut child = Command::new(&self.program)
             .args(args)
@@ -143,7 +171,7 @@ impl Scontrol {
             })?;
         let stdout = reader(child.stdout.take());
         let stderr = reader(child.stderr.take());
-        let deadline = Instant::now() + self.timeout;
+        let deadline = Instant::now() + timeout;
         let status = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break status,
@@ -153,10 +181,7 @@ impl Scontrol {
                 _ => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(SlurmError::Timeout {
-                        command,
-                        timeout: self.timeout,
-                    });
+                    return Err(SlurmError::Timeout { command, timeout });
                 }
             }
         };

@@ -36,7 +36,7 @@ pub enum ChangeStateError {
 
 /// Takes change-state's lock beside the log file; `None` when another run holds it.
 pub fn lock(config: &Config) -> Result<Option<lock::Held>, lock::LockError> {
-    lock::try_lock(&lock::path_for(&config.log_file, "change-state"))
+    lock::try_lock(&lock::path_for(&config.state_dir, "change-state"))
 }
 
 /// Whether this host should act: not when it is a backup controller while
@@ -76,11 +76,13 @@ pub fn run(context: &Context, dry_run: bool) -> Outcome {
             return Outcome::Failed;
         }
     };
+    let budget = super::Budget::both(super::CHANGE_STATE_BUDGET);
     let Session {
         scontrol,
         cluster,
+        deadline,
         runtime,
-    } = match super::session(config) {
+    } = match super::session(config, context.started, budget) {
         Ok(session) => session,
         Err(outcome) => return outcome,
     };
@@ -98,7 +100,7 @@ pub fn run(context: &Context, dry_run: bool) -> Outcome {
     }
     let now = super::epoch_seconds();
     let calls = Arc::new(CallCounter::default());
-    let clients = Clients::new(&config.settings, calls.clone());
+    let clients = Clients::new(&config.settings, calls.clone(), deadline);
     let failures = runtime.block_on(async {
         let steps = match make_plan(config, &scontrol, &clients, &cluster, now).await {
             Ok(steps) => steps,

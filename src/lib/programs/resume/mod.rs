@@ -65,9 +65,16 @@ pub fn run(context: &Context, hostlist: &Hostlist, resume_file: &ResumeFileRead)
         Err(outcome) => return outcome,
     };
     // Nodes that cannot be served are failed at once, not left to ResumeTimeout.
-    let refusal = match (&context.logging, crate::ec2::check_trust_store()) {
-        (Logging::Fallback { reason }, _) => Some((CODE_NO_LOG, reason.clone())),
-        (_, Err(error)) => Some((CODE_NO_CERTIFICATES, error.to_string())),
+    let refused_line = crate::logging::write_failure()
+        .map(|failure| format!("the log file refuses lines ({failure})"));
+    let refusal = match (
+        &context.logging,
+        refused_line,
+        crate::ec2::check_trust_store(),
+    ) {
+        (Logging::Fallback { reason }, _, _) => Some((CODE_NO_LOG, reason.clone())),
+        (_, Some(reason), _) => Some((CODE_NO_LOG, reason)),
+        (_, _, Err(error)) => Some((CODE_NO_CERTIFICATES, error.to_string())),
         _ => None,
     };
     if let Some((code, reason)) = refusal {
@@ -77,26 +84,33 @@ pub fn run(context: &Context, hostlist: &Hostlist, resume_file: &ResumeFileRead)
         tracing::info!("{line}");
         return Outcome::Failed;
     }
+    let budget = super::Budget::power_save(config);
     let Session {
         scontrol,
         cluster,
+        deadline,
         runtime,
-    } = match super::session(config) {
+    } = match super::session(config, context.started, budget) {
         Ok(session) => session,
         Err(outcome) => return outcome,
     };
-    let jobs = Jobs::new(file, owners(config, file), config.settings.job_tags);
+    let jobs = Jobs::new(
+        file,
+        owners(config, file, deadline),
+        config.settings.job_tags,
+    );
     let calls = Arc::new(CallCounter::default());
-    let clients = Clients::new(&config.settings, calls.clone());
-    let report = runtime.block_on(resume(
+    let clients = Clients::new(&config.settings, calls.clone(), deadline);
+    let run = Run {
         config,
-        &scontrol,
-        &clients,
-        &cluster,
-        &names,
-        &jobs,
-        &context.events,
-    ));
+        scontrol: &scontrol,
+        clients: &clients,
+        cluster: &cluster,
+        jobs: &jobs,
+        events: &context.events,
+        deadline,
+    };
+    let report = runtime.block_on(resume(&run, &names));
     tracing::info!("{}", report.summary(&calls, &scontrol, context.started));
     if report.failed_count() == 0 {
         Outcome::Done
@@ -106,15 +120,17 @@ pub fn run(context: &Context, hostlist: &Hostlist, resume_file: &ResumeFileRead)
 }
 
 /// Who runs the resume file's jobs: one `squeue` call for all of them, when
-/// `JobTags` is on. A failure costs the user and account tags, never a node.
-fn owners(config: &Config, file: &ResumeFile) -> BTreeMap<u64, JobOwner> {
+/// `JobTags` is on, within a quarter of the run's budget. A failure costs
+/// the user and account tags, never a node.
+fn owners(config: &Config, file: &ResumeFile, deadline: Deadline) -> BTreeMap<u64, JobOwner> {
     if !config.settings.job_tags || file.jobs.is_empty() {
         return BTreeMap::new();
     }
     let squeue = Scontrol::new(
         &config.slurm_bin.join("squeue"),
         config.settings.scontrol_timeout,
-    );
+    )
+    .until(std::time::Instant::now() + deadline.remaining() / 4);
     match squeue.run(&jobs::squeue_arguments(&file.job_ids())) {
         Ok(text) => jobs::parse_owners(&text),
         Err(error) => {
@@ -126,18 +142,30 @@ fn owners(config: &Config, file: &ResumeFile) -> BTreeMap<u64, JobOwner> {
     }
 }
 
+/// What one resume run works with.
+pub struct Run<'a> {
+    pub config: &'a Config,
+    pub scontrol: &'a Scontrol,
+    pub clients: &'a Clients,
+    pub cluster: &'a str,
+    pub jobs: &'a Jobs,
+    pub events: &'a EventLog,
+    /// The end of the run's EC2 work (`ResumeBudgetSeconds` from its start).
+    pub deadline: Deadline,
+}
+
 /// Resumes the nodes named in `names`: launches, tags, updates Slurm, and
 /// reports failures to Slurm. Names that are not ours are summarised and skipped.
-pub async fn resume(
-    config: &Config,
-    scontrol: &Scontrol,
-    clients: &Clients,
-    cluster: &str,
-    names: &[String],
-    jobs: &Jobs,
-    events: &EventLog,
-) -> ResumeReport {
-    let deadline = Deadline::after(config.settings.resume_budget);
+pub async fn resume(run: &Run<'_>, names: &[String]) -> ResumeReport {
+    let Run {
+        config,
+        scontrol,
+        clients,
+        cluster,
+        jobs,
+        events,
+        deadline,
+    } = *run;
     let sorted = names::sort_names(config, names);
     if let Some(line) = sorted.foreign.summary() {
         tracing::warn!("{line}");
@@ -148,15 +176,17 @@ pub async fn resume(
         ..Default::default()
     };
     let mut tasks = tokio::task::JoinSet::new();
+    let mut nodes_of_task = BTreeMap::new();
     for (group, nodes) in sorted.by_group.values() {
         let ec2 = clients.get(&group.account()).await;
         let (group, nodes, cluster) = ((*group).clone(), nodes.clone(), cluster.to_string());
         let (settings, jobs) = (config.settings.clone(), jobs.clone());
         let lock_path = lock::path_for(
-            &config.log_file,
+            &config.state_dir,
             &format!("resume-{}-{}", group.partition, group.name),
         );
-        tasks.spawn(async move {
+        let names: Vec<String> = nodes.iter().map(NodeName::to_string).collect();
+        let task = tasks.spawn(async move {
             // Another resume of this group (Slurm runs several) must not look
             // up, launch and tag the same nodes at the same time.
             let _held = hold_group_lock(&lock_path, &group, deadline).await;
@@ -170,12 +200,13 @@ pub async fn resume(
             };
             (ec2.account().clone(), run.serve(&nodes).await)
         });
+        nodes_of_task.insert(task.id(), names);
     }
     let Gathered {
         served,
         mut to_terminate,
         deferred_tags,
-    } = gather(tasks, &mut report).await;
+    } = gather(tasks, nodes_of_task, &mut report).await;
     let (refused, placed) = tell_slurm(scontrol, served, &mut report);
     for one in &placed {
         let job_ids: Vec<u64> = jobs.job_of(&one.node).into_iter().collect();
@@ -304,15 +335,29 @@ struct Gathered {
     deferred_tags: BTreeMap<Account, Vec<crate::ec2::TagRequest>>,
 }
 
+/// A node-group task that panicked or was cancelled: its nodes fail like
+/// any other failure, so that Slurm hears of them now.
+pub const CODE_TASK_FAILED: &str = "InternalError";
+
 async fn gather(
     mut tasks: tokio::task::JoinSet<(Account, GroupOutcome)>,
+    mut nodes_of_task: BTreeMap<tokio::task::Id, Vec<String>>,
     report: &mut ResumeReport,
 ) -> Gathered {
     let mut gathered = Gathered::default();
-    while let Some(joined) = tasks.join_next().await {
-        let Ok((account, outcome)) = joined else {
-            tracing::error!("A node-group task ended abnormally");
-            continue;
+    while let Some(joined) = tasks.join_next_with_id().await {
+        let (account, outcome) = match joined {
+            Ok((_, result)) => result,
+            Err(error) => {
+                let nodes = nodes_of_task.remove(&error.id()).unwrap_or_default();
+                tracing::error!(
+                    "The task of {} node(s) ended abnormally ({error}); failing them: {}",
+                    nodes.len(),
+                    crate::hostlist::compress(&nodes)
+                );
+                report.fail(CODE_TASK_FAILED, nodes);
+                continue;
+            }
         };
         report.launched += outcome.launched;
         report.reused += outcome.reused;
