@@ -36,6 +36,14 @@ enum Segment<'a> {
 /// Expands a hostlist expression into host names, in Slurm's order. Duplicates
 /// are kept, as `scontrol show hostnames` keeps them.
 pub fn expand(expression: &str) -> Result<Vec<String>, HostlistError> {
+    expand_at_most(expression, MAX_EXPANDED)
+}
+
+/// The same, refused before any work beyond `limit` names: for expressions
+/// read from a tag or a file, which anyone who can write them could make name
+/// a million hosts in a few characters.
+pub fn expand_at_most(expression: &str, limit: usize) -> Result<Vec<String>, HostlistError> {
+    let limit = limit.min(MAX_EXPANDED);
     let mut hosts = Vec::new();
     for pattern in split_top_level(expression)? {
         let segments = parse_pattern(expression, pattern)?;
@@ -51,11 +59,11 @@ pub fn expand(expression: &str) -> Result<Vec<String>, HostlistError> {
                         .len()
                         .saturating_mul(numbers.len())
                         .saturating_add(hosts.len())
-                        > MAX_EXPANDED
+                        > limit
                     {
                         return Err(invalid(
                             expression,
-                            format!("expands to more than {MAX_EXPANDED} hosts"),
+                            format!("expands to more than {limit} hosts"),
                         ));
                     }
                     partial
@@ -64,6 +72,12 @@ pub fn expand(expression: &str) -> Result<Vec<String>, HostlistError> {
                         .collect()
                 }
             };
+        }
+        if partial.len().saturating_add(hosts.len()) > limit {
+            return Err(invalid(
+                expression,
+                format!("expands to more than {limit} hosts"),
+            ));
         }
         hosts.extend(partial);
     }

@@ -36,6 +36,24 @@ impl std::fmt::Display for NodeName {
     }
 }
 
+/// The most characters of a node name from outside (a tag): a host name's.
+const MAX_NODE_NAME: usize = 64;
+
+/// Whether `name` can be a Slurm node name, and so is safe to write where a
+/// node name goes (slurmd's environment file, a command line, a log line):
+/// 1 to 64 letters, digits, `-`, `_` and `.`, not starting with `-` or `.`.
+/// What a tag says is checked with this before it is used anywhere.
+pub fn is_node_name(name: &str) -> bool {
+    name.len() <= MAX_NODE_NAME
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 fn alphanumeric(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric())
 }

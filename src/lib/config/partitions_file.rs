@@ -22,8 +22,32 @@ const BOOLEAN_PARTITION_OPTIONS: &[&str] = &[
 ];
 const UNSUPPORTED: &str = "not supported by slurm-ec2 and ignored";
 pub const MAX_NODES_LIMIT: i64 = 10_000;
-/// EC2 allows 50 tags per instance; slurm-ec2 adds Name, cluster, partition and node group.
-pub const MAX_CUSTOM_TAGS: usize = 46;
+/// EC2 allows 50 tags per instance; slurm-ec2 adds up to 8: Name, cluster,
+/// partition, node group, the reservation's node list, and a job's id, user
+/// and account.
+pub const MAX_CUSTOM_TAGS: usize = 42;
+/// EC2's limit on a tag value.
+const MAX_TAG_VALUE: usize = 256;
+/// The longest text each placeholder may stand for: an IPv6 address, a
+/// node or host name, a job id, a login name, a Slurm account.
+const PLACEHOLDER_WIDTHS: [(&str, usize); 6] = [
+    ("{ip_address}", 39),
+    ("{node_name}", 64),
+    ("{hostname}", 64),
+    ("{job_id}", 10),
+    ("{user}", 32),
+    ("{account}", 64),
+];
+
+/// A value's longest length once its placeholders are filled in.
+pub fn longest_filled_in(value: &str) -> usize {
+    PLACEHOLDER_WIDTHS
+        .iter()
+        .fold(value.len(), |length, (placeholder, width)| {
+            let count = value.matches(placeholder).count();
+            length - count * placeholder.len() + count * width
+        })
+}
 
 pub(super) fn partitions_file(w: &mut Walker, json: &Value) -> Vec<Partition> {
     let Some(root) = w.object(json, "") else {
@@ -407,7 +431,7 @@ fn tags(w: &mut Walker, value: &Value, path: &str) -> Option<Vec<Tag>> {
         w.problem(
             path,
             format!(
-                "at most {MAX_CUSTOM_TAGS} tags (EC2 allows 50 per instance and slurm-ec2 adds 4), got {}",
+                "at most {MAX_CUSTOM_TAGS} tags (EC2 allows 50 per instance and slurm-ec2 adds up to 8: Name, cluster, partition, node group, node list, job id, user, account), got {}",
                 list.len()
             ),
         );
@@ -448,9 +472,19 @@ fn tags(w: &mut Walker, value: &Value, path: &str) -> Option<Vec<Tag>> {
             }
         }
         if let Some(v) = &tag_value
-            && v.len() > 256
+            && v.len() > MAX_TAG_VALUE
         {
             w.problem(&join(&item_path, "Value"), "must be at most 256 characters");
+        } else if let Some(v) = &tag_value
+            && longest_filled_in(v) > MAX_TAG_VALUE
+        {
+            w.problem(
+                &join(&item_path, "Value"),
+                format!(
+                    "may reach {} characters once its placeholders are filled in (an address 39, a node or host name 64, a job id 10, a user 32, an account 64), more than EC2's 256",
+                    longest_filled_in(v)
+                ),
+            );
         }
         w.unread_keys(map, &item_path, "ignored");
         if let (Some(key), Some(value)) = (key, tag_value) {

@@ -393,12 +393,19 @@ fn partitions_json_messages() {
         ),
         (
             Box::new(|p| {
-                let many: Vec<Value> = (0..47)
+                let many: Vec<Value> = (0..43)
                     .map(|i| json!({"Key": format!("k{i}"), "Value": "v"}))
                     .collect();
                 group_mut(p, 0, 0).insert("Tags".into(), Value::Array(many));
             }),
-            "Partitions[0].NodeGroups[0].Tags: at most 46 tags (EC2 allows 50 per instance and slurm-ec2 adds 4), got 47",
+            "Partitions[0].NodeGroups[0].Tags: at most 42 tags (EC2 allows 50 per instance and slurm-ec2 adds up to 8: Name, cluster, partition, node group, node list, job id, user, account), got 43",
+        ),
+        (
+            Box::new(|p| {
+                let value = format!("{}{{user}}{{account}}", "x".repeat(170));
+                group_mut(p, 0, 0).insert("Tags".into(), json!([{"Key": "Owner", "Value": value}]));
+            }),
+            "Partitions[0].NodeGroups[0].Tags[0].Value: may reach 266 characters once its placeholders are filled in (an address 39, a node or host name 64, a job id 10, a user 32, an account 64), more than EC2's 256",
         ),
         (
             Box::new(|p| {

@@ -23,7 +23,7 @@ pub use retry::{Backoff, Deadline};
 pub use state::InstanceState;
 pub use tags::{
     CLUSTER_TAG, NODE_GROUP_TAG, NODES_TAG, PARTITION_TAG, launch_tags, node_in_nodes_tags,
-    node_tags, nodes_tags,
+    node_list_room, node_tags, nodes_tags,
 };
 
 use std::collections::BTreeMap;

@@ -32,7 +32,8 @@ fn nodes_tag_key(part: usize) -> String {
 /// The tags that name `nodes` in order (the instance of launch index `i` is
 /// `nodes[i]`), or None when they do not fit in the tags of one instance or
 /// a hostlist cannot keep their order.
-pub fn nodes_tags(nodes: &[String]) -> Option<Vec<(String, String)>> {
+pub fn nodes_tags(nodes: &[String], max_parts: usize) -> Option<Vec<(String, String)>> {
+    let max_parts = max_parts.clamp(1, MAX_NODES_TAGS);
     let mut parts: Vec<String> = Vec::new();
     let mut start = 0;
     while start < nodes.len() {
@@ -46,7 +47,7 @@ pub fn nodes_tags(nodes: &[String]) -> Option<Vec<(String, String)>> {
             text = longer;
             end += 1;
         }
-        if text.len() > MAX_TAG_VALUE || parts.len() == MAX_NODES_TAGS {
+        if text.len() > MAX_TAG_VALUE || parts.len() == max_parts {
             return None;
         }
         parts.push(text);
@@ -74,10 +75,30 @@ pub fn node_in_nodes_tags(tags: &[(String, String)], index: usize) -> Option<Str
     if parts.is_empty() {
         return None;
     }
-    crate::hostlist::expand(&parts.join(","))
+    // One reservation names at most a fleet's nodes: a tag that says more
+    // is nobody's, and is not expanded.
+    crate::hostlist::expand_at_most(&parts.join(","), MAX_FLEET_NODES)
         .ok()?
         .into_iter()
         .nth(index)
+        .filter(|name| crate::names::is_node_name(name))
+}
+
+/// The most nodes one CreateFleet serves (`FleetBatchSize` is at most 1000).
+const MAX_FLEET_NODES: usize = 1000;
+
+/// EC2's limit of tags on one instance.
+const MAX_INSTANCE_TAGS: usize = 50;
+/// The tags slurm-ec2 adds besides the node list: Name, cluster, partition,
+/// node group, and a job's id, user and account.
+const ADDED_TAGS: usize = 7;
+
+/// How many `slurm-ec2:nodes` tags an instance of `group` has room for,
+/// within EC2's 50, beside its custom tags and the others slurm-ec2 adds.
+pub fn node_list_room(group: &NodeGroup) -> usize {
+    MAX_INSTANCE_TAGS
+        .saturating_sub(ADDED_TAGS + group.tags.len())
+        .clamp(1, MAX_NODES_TAGS)
 }
 
 /// The tags every instance of `group` carries from launch: the cluster,
@@ -119,9 +140,22 @@ pub fn node_tags(
         for (placeholder, job_value) in job_values {
             value = value.replace(placeholder, job_value);
         }
-        (t.key.clone(), value)
+        (t.key.clone(), clip(value))
     }));
     tags
+}
+
+/// A value within EC2's 256 characters: a job's user or account comes from
+/// Slurm and may be longer than the configuration allowed for.
+fn clip(mut value: String) -> String {
+    if value.chars().count() > MAX_TAG_VALUE {
+        let end = value
+            .char_indices()
+            .nth(MAX_TAG_VALUE)
+            .map_or(value.len(), |(i, _)| i);
+        value.truncate(end);
+    }
+    value
 }
 
 /// Tags each instance with its own tags, `concurrency` calls at a time;
@@ -211,7 +245,7 @@ mod tests {
     #[test]
     fn a_range_is_one_tag_and_each_index_finds_its_node() {
         let nodes = names("aws-od-[0-999]");
-        let tags = nodes_tags(&nodes).unwrap();
+        let tags = nodes_tags(&nodes, MAX_NODES_TAGS).unwrap();
         assert_eq!(
             tags,
             vec![(NODES_TAG.to_string(), "aws-od-[0-999]".to_string())]
@@ -227,7 +261,7 @@ mod tests {
     #[test]
     fn a_scattered_list_goes_on_in_more_tags_of_at_most_256_characters() {
         let nodes: Vec<String> = (0..300).map(|i| format!("aws-od-{}", i * 2)).collect();
-        let tags = nodes_tags(&nodes).unwrap();
+        let tags = nodes_tags(&nodes, MAX_NODES_TAGS).unwrap();
         assert!(tags.len() > 1 && tags.len() <= MAX_NODES_TAGS, "{tags:?}");
         assert!(tags.iter().all(|(_, v)| v.len() <= MAX_TAG_VALUE));
         assert_eq!(tags[1].0, "slurm-ec2:nodes.1");
@@ -239,9 +273,51 @@ mod tests {
     #[test]
     fn lists_that_do_not_fit_or_lose_their_order_get_no_tags() {
         let many: Vec<String> = (0..2000).map(|i| format!("aws-od-{}", i * 2)).collect();
-        assert_eq!(nodes_tags(&many), None);
+        assert_eq!(nodes_tags(&many, MAX_NODES_TAGS), None);
         let unordered = vec!["aws-od-2".to_string(), "aws-od-1".to_string()];
-        assert_eq!(nodes_tags(&unordered), None);
+        assert_eq!(nodes_tags(&unordered, MAX_NODES_TAGS), None);
         assert_eq!(node_in_nodes_tags(&[], 0), None);
+    }
+
+    #[test]
+    fn an_instance_never_carries_more_than_fifty_tags() {
+        let mut partitions: serde_json::Value =
+            serde_json::from_str(include_str!("../../../config/partitions.json")).unwrap();
+        let custom: Vec<serde_json::Value> = (0..crate::config::MAX_CUSTOM_TAGS)
+            .map(|i| match i % 2 {
+                0 => serde_json::json!({"Key": format!("k{i}"), "Value": "plain"}),
+                _ => serde_json::json!({"Key": format!("k{i}"), "Value": "{node_name} {user}"}),
+            })
+            .collect();
+        partitions["Partitions"][0]["NodeGroups"][0]["Tags"] = serde_json::Value::Array(custom);
+        let config = crate::config::load_texts(
+            std::path::Path::new("/etc/slurm-ec2"),
+            include_str!("../../../config/config.json"),
+            &partitions.to_string(),
+        )
+        .expect("valid");
+        let group = config.node_groups().next().unwrap();
+        let prefix = group.node_prefix();
+        let scattered: Vec<String> = (0..300).map(|i| format!("{prefix}{}", i * 2)).collect();
+        let node_list = nodes_tags(&scattered, node_list_room(group)).unwrap_or_default();
+        let range: Vec<String> = (0..300).map(|i| format!("{prefix}{i}")).collect();
+        assert_eq!(
+            nodes_tags(&range, node_list_room(group)).map(|t| t.len()),
+            Some(1)
+        );
+        let job = [
+            ("{job_id}", "17".to_string()),
+            ("{user}", "u".repeat(300)),
+            ("{account}", "a".to_string()),
+        ];
+        let per_node = node_tags(group, &scattered[0], "10.0.0.1", "ip-10-0-0-1", &job);
+        assert!(
+            per_node
+                .iter()
+                .all(|(_, v)| v.chars().count() <= MAX_TAG_VALUE)
+        );
+        let job_tags = 3;
+        let total = launch_tags(group, "c").len() + node_list.len() + per_node.len() + job_tags;
+        assert!(total <= MAX_INSTANCE_TAGS, "{total} tags");
     }
 }

@@ -75,7 +75,11 @@ pub fn run(
     let slurm = fragment.text;
     let gres_text = gres_conf(config);
     let Some(dir) = output_dir else {
-        print!("{}", if gres { gres_text } else { slurm });
+        if let Err(error) = super::write_stdout(if gres { &gres_text } else { &slurm }) {
+            eprintln!("generate-conf: {error}");
+            tracing::error!("{error}");
+            return Outcome::Failed;
+        }
         return Outcome::Done;
     };
     for (name, text) in [("slurm.conf.aws", slurm), ("gres.conf.aws", gres_text)] {

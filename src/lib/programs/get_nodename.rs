@@ -71,34 +71,47 @@ pub fn run(config: Option<&Config>, options: &Options) -> Outcome {
     };
     let result: Result<String, GetNameError> = runtime.block_on(async {
         let (name, source) = lookup(&imds_client(), &settings, options.timeout).await?;
+        // With or without a configuration, what a tag says goes nowhere
+        // unless it can be a node name: it ends up in root's slurmd's
+        // environment file, where a newline would add a variable.
+        if !names::is_node_name(&name) {
+            return Err(GetNameError::NotANodeName { name });
+        }
         tracing::info!("Node name {name} read from {source}");
         if let Some(config) = config {
-            check_name(config, "this instance", &name)?;
+            check_name(config, &name)?;
         }
         Ok(name)
     });
-    let print = |name: &str| match options.env {
-        true => println!("SLURM_NODENAME={name}"),
-        false => println!("{name}"),
+    let text = |name: &str| match options.env {
+        true => format!("SLURM_NODENAME={name}\n"),
+        false => format!("{name}\n"),
     };
-    match result {
+    let output = match result {
         Ok(name) => {
-            print(&name);
+            let mut output = text(&name);
             if options.env {
                 let args = runtime.block_on(slurmd_arguments(&imds_client(), &options.slurmd));
-                println!("SLURM_EC2_SLURMD_ARGS={args}");
+                output.push_str(&format!("SLURM_EC2_SLURMD_ARGS={args}\n"));
             }
-            Outcome::Done
+            output
         }
         Err(error) => {
             eprintln!("get-nodename: {error}");
-            if options.fallback_hostname
-                && let Some(hostname) = super::hostname()
+            match super::hostname().filter(|h| options.fallback_hostname && names::is_node_name(h))
             {
-                eprintln!("get-nodename: falling back to the host name {hostname}");
-                print(&hostname);
-                return Outcome::Done;
+                Some(hostname) => {
+                    eprintln!("get-nodename: falling back to the host name {hostname}");
+                    text(&hostname)
+                }
+                None => return Outcome::Failed,
             }
+        }
+    };
+    match super::write_stdout(&output) {
+        Ok(()) => Outcome::Done,
+        Err(error) => {
+            eprintln!("get-nodename: {error}");
             Outcome::Failed
         }
     }
@@ -170,14 +183,15 @@ pub enum GetNameError {
         instance_id: String,
         waited: Duration,
     },
-    #[error(
-        "the Name tag {name:?} of instance {instance_id} is not a node of this cluster: {reason}"
-    )]
+    #[error("this instance's node name {name:?} is not a node of this cluster: {reason}")]
     NotOurs {
-        instance_id: String,
         name: String,
         reason: names::NameError,
     },
+    #[error(
+        "this instance's tags give {name:?}, which no Slurm node name can be (letters, digits, '-', '_' and '.', at most 64)"
+    )]
+    NotANodeName { name: String },
 }
 
 fn describe_imds_error(error: &ImdsError) -> String {
@@ -346,11 +360,10 @@ async fn name_from_node_list(imds: &aws_config::imds::Client) -> Option<String> 
 }
 
 /// Refuses a name that is not one of the configured nodes.
-pub fn check_name(config: &Config, instance_id: &str, name: &str) -> Result<(), GetNameError> {
+pub fn check_name(config: &Config, name: &str) -> Result<(), GetNameError> {
     names::parse(config, name)
         .map(|_| ())
         .map_err(|reason| GetNameError::NotOurs {
-            instance_id: instance_id.to_string(),
             name: name.to_string(),
             reason,
         })

@@ -200,6 +200,30 @@ pub(crate) fn session(
     })
 }
 
+/// Why a program's result did not reach stdout.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("cannot write the result: stdout is closed")]
+    Closed,
+    #[error("cannot write the result to stdout: {0}")]
+    Write(#[from] std::io::Error),
+}
+
+/// Writes a program's result to stdout and flushes it. A closed stdout (which
+/// Rust's own printing ignores) or a failed write (a full disk) is an error,
+/// so that the program exits non-zero instead of losing its result.
+pub fn write_stdout(text: &str) -> Result<(), OutputError> {
+    use std::io::Write;
+    // SAFETY: F_GETFD on a descriptor number only reads its flags.
+    if unsafe { libc::fcntl(libc::STDOUT_FILENO, libc::F_GETFD) } == -1 {
+        return Err(OutputError::Closed);
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
 /// Seconds since the epoch, now.
 pub(crate) fn epoch_seconds() -> i64 {
     std::time::SystemTime::now()

@@ -103,6 +103,7 @@ pub fn run(context: &Context, filters: &Filters, json: bool) -> Outcome {
         instances: &instances,
         now,
         record_instances,
+        jobs: &BTreeMap::new(),
     };
     let status = status(&inputs, &change_state::plan::plan(&inputs), &jobs, filters);
     if json {

@@ -78,6 +78,14 @@ impl Scontrol {
         self
     }
 
+    /// Another Slurm command (`squeue`) run with the same timeout and end.
+    pub fn sibling(&self, program: &Path) -> Scontrol {
+        Scontrol {
+            end: self.end,
+            ..Scontrol::new(program, self.timeout)
+        }
+    }
+
     /// What is left before `end`, or the timeout of one command.
     fn time_left(&self) -> Duration {
         match self.end {

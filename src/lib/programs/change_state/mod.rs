@@ -3,6 +3,7 @@
 //! [`plan`]. Safe under cron: an exclusive lock, and nothing on a backup
 //! controller while the primary is up.
 
+pub mod jobs;
 pub mod plan;
 mod rules;
 
@@ -137,12 +138,20 @@ pub async fn make_plan(
     now: i64,
 ) -> Result<Vec<Step>, ChangeStateError> {
     let (nodes, instances) = observe(config, scontrol, clients, cluster).await?;
+    let unnamed = instances
+        .iter()
+        .any(|f| f.instance.is_live() && f.instance.tag("Name").is_none());
+    let jobs = match unnamed {
+        true => jobs::running_jobs(config, scontrol),
+        false => BTreeMap::new(),
+    };
     Ok(plan::plan(&Inputs {
         config,
         nodes: &nodes,
         instances: &instances,
         now,
         record_instances: scontrol.version().is_some_and(|v| v.has_instance_fields()),
+        jobs: &jobs,
     }))
 }
 

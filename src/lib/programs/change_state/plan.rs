@@ -26,6 +26,7 @@
 
 use std::collections::BTreeMap;
 
+use super::jobs::JobOnNode;
 use super::rules::{self, NodeView};
 use crate::config::{Config, NodeGroup};
 use crate::ec2::{self, Account, Instance, InstanceState};
@@ -93,6 +94,8 @@ pub struct Inputs<'a> {
     /// Slurm has InstanceId and InstanceType (23.11+): record them, and
     /// match nodes to instances by them first.
     pub record_instances: bool,
+    /// The job each node runs, for the tags of instances resume left unnamed.
+    pub jobs: &'a BTreeMap<String, JobOnNode>,
 }
 
 /// The capacity code and the end of the hold that this node's reason starts or carries.
@@ -146,6 +149,8 @@ pub fn plan(inputs: &Inputs) -> Vec<Step> {
             now,
             grace,
             record_instances: inputs.record_instances,
+            job: inputs.jobs.get(node.name.as_str()),
+            job_tags: config.settings.job_tags,
         };
         steps.extend(rules::steps_for(&view));
     }
@@ -343,6 +348,7 @@ mod tests {
             nodes,
             instances,
             now: NOW,
+            jobs: &BTreeMap::new(),
             record_instances: false,
         })
         .into_iter()
@@ -356,6 +362,7 @@ mod tests {
             nodes,
             instances,
             now: NOW,
+            jobs: &BTreeMap::new(),
             record_instances: true,
         })
     }
@@ -596,6 +603,7 @@ mod tests {
                 nodes: &nodes,
                 instances: &[],
                 now: NOW,
+                jobs: &BTreeMap::new(),
                 record_instances: false,
             })
             .is_empty()
@@ -718,6 +726,7 @@ mod tests {
                 nodes: &[node("aws-ondemand-12", state, None)],
                 instances: std::slice::from_ref(&instance),
                 now: NOW,
+                jobs: &BTreeMap::new(),
                 record_instances: false,
             });
             assert_eq!(steps.len(), 1, "{state}");
@@ -812,5 +821,56 @@ mod tests {
         let stamped = format!("x {}", stamp(42));
         assert_eq!(reason_time(&stamped), Some(NOW - 42));
         assert_eq!(reason_time("no stamp"), None);
+    }
+
+    #[test]
+    fn an_unnamed_instance_gets_its_jobs_values_and_tags_not_the_placeholders() {
+        let partitions = fixtures::EXAMPLE_1.replace(
+            r#""Value": "ondemand""#,
+            r#""Value": "job-{job_id} user-{user} {node_name}""#,
+        );
+        let config = fixtures::load(fixtures::CONFIG_JSON, &partitions).unwrap();
+        let mut instance = found("i-1", None, "running", OLD);
+        group_tags(&mut instance);
+        instance
+            .instance
+            .tags
+            .push((ec2::NODES_TAG.to_string(), "aws-ondemand-[0-1]".to_string()));
+        instance.instance.launch_index = Some(1);
+        let node_state = node("aws-ondemand-1", "ALLOCATED+CLOUD", None);
+        let jobs = BTreeMap::from([(
+            "aws-ondemand-1".to_string(),
+            JobOnNode {
+                job_id: 17,
+                user: "alice".into(),
+                account: "physics".into(),
+            },
+        )]);
+        for (jobs, want) in [
+            (jobs.clone(), "job-17 user-alice aws-ondemand-1"),
+            (BTreeMap::new(), "job- user- aws-ondemand-1"),
+        ] {
+            let steps = plan(&Inputs {
+                config: &config,
+                nodes: std::slice::from_ref(&node_state),
+                instances: std::slice::from_ref(&instance),
+                now: NOW,
+                jobs: &jobs,
+                record_instances: false,
+            });
+            let tags = steps
+                .iter()
+                .find_map(|s| match &s.action {
+                    Action::NameInstance { tags } => Some(tags.clone()),
+                    _ => None,
+                })
+                .expect("the instance is named");
+            let value = |key: &str| tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+            assert_eq!(value("Name"), Some("aws-ondemand-1"));
+            assert_eq!(value("NodeGroup"), Some(want), "{tags:?}");
+            let with_job = !jobs.is_empty();
+            assert_eq!(value("slurm-ec2:job-id").is_some(), with_job, "{tags:?}");
+            assert_eq!(value("slurm-ec2:account"), with_job.then_some("physics"));
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! Two rows add steps and let the others be read (duplicates, leaks); of the
 //! rest, the first that applies decides.
 
+use super::jobs::JobOnNode;
 use super::plan::{
     Action, Found, STATE_DOWN, STATE_POWER_DOWN_FORCE, STATE_RESUME, STATE_UNDRAIN, Step, young,
 };
@@ -25,6 +26,10 @@ pub(super) struct NodeView<'a> {
     pub grace: i64,
     /// Slurm has InstanceId and InstanceType (23.11+).
     pub record_instances: bool,
+    /// The job the node runs, when squeue named one.
+    pub job: Option<&'a JobOnNode>,
+    /// `JobTags`: instances launched for a job carry its id, user and account.
+    pub job_tags: bool,
 }
 
 impl NodeView<'_> {
@@ -106,7 +111,17 @@ fn unnamed_instances(view: &NodeView) -> Vec<Step> {
             let instance = &found.instance;
             let address = instance.address.clone().unwrap_or_default();
             let hostname = instance.hostname().unwrap_or_default();
-            let mut tags = crate::ec2::node_tags(view.group, node, &address, &hostname, &[]);
+            // As resume would have: the job's values in the placeholders (empty
+            // without a job), and the job's tags.
+            let job_values = match view.job {
+                Some(job) => job.placeholders(),
+                None => ["{job_id}", "{user}", "{account}"].map(|p| (p, String::new())),
+            };
+            let mut tags =
+                crate::ec2::node_tags(view.group, node, &address, &hostname, &job_values);
+            if let Some(job) = view.job.filter(|_| view.job_tags) {
+                tags.extend(job.tags());
+            }
             tags.retain(|(k, v)| instance.tag(k) != Some(v.as_str()));
             view.step(
                 Action::NameInstance { tags },

@@ -8,7 +8,7 @@
 //! paced, while the budget lasts.
 
 mod file;
-mod jobs;
+pub(crate) mod jobs;
 mod launch;
 mod report;
 mod serve;

@@ -316,7 +316,10 @@ impl GroupRun<'_> {
                 .iter()
                 .map(|&i| assignments[i].node.clone())
                 .collect();
-            let Some(mut tags) = in_order.then(|| ec2::nodes_tags(&nodes)).flatten() else {
+            let Some(mut tags) = in_order
+                .then(|| ec2::nodes_tags(&nodes, ec2::node_list_room(self.group)))
+                .flatten()
+            else {
                 tracing::info!("Reservation {reservation}: its instances are named one by one");
                 continue;
             };
