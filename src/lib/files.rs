@@ -169,6 +169,19 @@ pub fn open_shared(
     Ok(file)
 }
 
+/// Replaces the contents of the file at `path` (created `mode` if missing),
+/// through [`open_shared`]: never through a link, never into a FIFO.
+pub fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), SharedFileError> {
+    use std::io::Write;
+    let mut file = open_shared(path, Access::ReadWrite, mode, None)?;
+    file.set_len(0)
+        .and_then(|_| file.write_all(text.as_bytes()))
+        .map_err(|source| SharedFileError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
 /// The folder a path names its file in (`.` for a bare name).
 fn parent_of(path: &Path) -> &Path {
     path.parent()
@@ -383,5 +396,61 @@ mod tests {
             state_dir_owner(&dir.path().join("missing")),
             Err(StateDirError::Io { .. })
         ));
+    }
+
+    /// Every file the programs open goes through this module: a test walks
+    /// the sources and names each place that opens one by another way.
+    #[test]
+    fn no_other_module_opens_a_file() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let forbidden = [
+            "OpenOptions",
+            "File::open",
+            "File::create",
+            "fs::write(",
+            "fs::read_to_string(",
+            "fs::read(",
+            "fs::copy(",
+            "set_permissions(",
+            "fs::chown(",
+        ];
+        let mut stack = vec![root.clone()];
+        let mut offenders = Vec::new();
+        let mut seen = 0;
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "rs") || path.ends_with("files.rs") {
+                    continue;
+                }
+                seen += 1;
+                let text = std::fs::read_to_string(&path).unwrap();
+                // Tests may make their files as they like.
+                let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+                let test_module = path.ends_with("fixtures.rs") || path.ends_with("tests.rs");
+                let code = match test_module {
+                    true => "",
+                    false => code,
+                };
+                for word in forbidden {
+                    if code.contains(word) {
+                        offenders.push(format!("{}: {word}", path.display()));
+                    }
+                }
+            }
+        }
+        assert!(
+            seen > 40,
+            "only {seen} source files found under {}",
+            root.display()
+        );
+        assert!(
+            offenders.is_empty(),
+            "files opened outside files.rs: {offenders:#?}"
+        );
     }
 }

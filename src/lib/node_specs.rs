@@ -29,6 +29,35 @@ pub enum NodeSpecError {
         group: String,
         instance_type: String,
     },
+    #[error(
+        "{group}: EC2 describes {instance_type} with {what}, which no instance has: refused (give CPUs, RealMemory and Gres in SlurmSpecifications)"
+    )]
+    Implausible {
+        group: String,
+        instance_type: String,
+        what: String,
+    },
+}
+
+/// The most vCPUs, MiB of memory and GPUs an instance type is believed to
+/// have: several times the largest EC2 offers, far below what would make
+/// Slurm's configuration or gres.conf absurd.
+const MAX_VCPUS: u32 = 4096;
+const MAX_MEMORY_MIB: u64 = 64 * 1024 * 1024;
+const MAX_GPUS: u32 = 64;
+
+/// What EC2 said of a type, bounded: a description is a hint, not a fact.
+fn implausible(spec: &InstanceTypeSpec) -> Option<String> {
+    let gpus: u64 = spec.gpus.iter().map(|(_, n)| u64::from(*n)).sum();
+    if !(1..=MAX_VCPUS).contains(&spec.vcpus) {
+        Some(format!("{} vCPUs", spec.vcpus))
+    } else if !(1..=MAX_MEMORY_MIB).contains(&spec.memory_mib) {
+        Some(format!("{} MiB of memory", spec.memory_mib))
+    } else if gpus > u64::from(MAX_GPUS) {
+        Some(format!("{gpus} GPUs"))
+    } else {
+        None
+    }
 }
 
 /// What a node group takes from its types.
@@ -172,6 +201,13 @@ pub fn complete(
                     group: group.node_range(),
                     instance_type: name.clone(),
                 })?;
+            if let Some(what) = implausible(spec) {
+                return Err(NodeSpecError::Implausible {
+                    group: group.node_range(),
+                    instance_type: name.clone(),
+                    what,
+                });
+            }
             types.push(spec);
         }
         if types.is_empty() {
@@ -262,5 +298,24 @@ mod tests {
         let cpu_only = spec("c5.xlarge", 4, 8192, &[]);
         assert_eq!(derive(&[&a10g, &cpu_only], HEADROOM).gres, None);
         assert_eq!(gres_type("Radeon Pro V520"), "radeon_pro_v520");
+    }
+
+    #[test]
+    fn what_ec2_says_of_a_type_is_bounded() {
+        let config = crate::fixtures::example();
+        let group = config.node_groups().next().unwrap();
+        let types_of = BTreeMap::from([(group.node_prefix(), vec!["c5.xlarge".to_string()])]);
+        for (spec, what) in [
+            (spec("c5.xlarge", 0, 8192, &[]), "0 vCPUs"),
+            (spec("c5.xlarge", 4, 0, &[]), "0 MiB of memory"),
+            (
+                spec("c5.xlarge", 4, 8192, &[("T4", 1 << 31)]),
+                "2147483648 GPUs",
+            ),
+        ] {
+            let error = complete(&config, &types_of, &[spec]).unwrap_err();
+            assert!(error.to_string().contains(what), "{error}");
+        }
+        assert!(complete(&config, &types_of, &[spec("c5.xlarge", 4, 8192, &[])]).is_ok());
     }
 }

@@ -84,7 +84,7 @@ pub fn run(
     };
     for (name, text) in [("slurm.conf.aws", slurm), ("gres.conf.aws", gres_text)] {
         let path = dir.join(name);
-        if let Err(error) = std::fs::write(&path, text) {
+        if let Err(error) = crate::files::write_file(&path, &text, 0o644) {
             eprintln!("generate-conf: cannot write {}: {error}", path.display());
             tracing::error!("Cannot write {}: {error}", path.display());
             return Outcome::Failed;

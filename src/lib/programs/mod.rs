@@ -233,7 +233,7 @@ pub(crate) fn epoch_seconds() -> i64 {
 
 /// This host's name, from the kernel.
 pub(crate) fn hostname() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+    crate::files::read_bounded(std::path::Path::new("/proc/sys/kernel/hostname"), 256)
         .ok()
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())

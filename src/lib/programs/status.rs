@@ -27,6 +27,54 @@ pub struct Filters {
     pub problems: bool,
 }
 
+impl Filters {
+    /// Refuses a partition or node group the configuration does not have,
+    /// and a state word Slurm never prints: each would show nothing.
+    pub fn check(&self, config: &Config) -> Result<(), String> {
+        if let Some(partition) = &self.partition
+            && !config
+                .partitions
+                .iter()
+                .any(|p| p.name == partition.as_str())
+        {
+            let known: Vec<&str> = config.partitions.iter().map(|p| p.name.as_str()).collect();
+            return Err(format!(
+                "no partition {partition:?} in partitions.json (there are: {})",
+                known.join(", ")
+            ));
+        }
+        if let Some(group) = &self.node_group {
+            let in_partition = |g: &&crate::config::NodeGroup| {
+                self.partition
+                    .as_ref()
+                    .is_none_or(|p| g.partition == p.as_str())
+            };
+            if !config
+                .node_groups()
+                .filter(in_partition)
+                .any(|g| g.name == group.as_str())
+            {
+                return Err(format!("no node group {group:?} in partitions.json"));
+            }
+        }
+        if let Some(state) = &self.state
+            && !crate::slurm::is_state_word(state)
+        {
+            return Err(format!(
+                "{state:?} is no Slurm node state (idle, allocated, mixed, down, powered_down, drain, not_responding, …)"
+            ));
+        }
+        Ok(())
+    }
+
+    fn any(&self) -> bool {
+        self.partition.is_some()
+            || self.node_group.is_some()
+            || self.state.is_some()
+            || self.problems
+    }
+}
+
 /// One node, or one instance that is no node's.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Row {
@@ -73,6 +121,10 @@ pub struct Status {
 /// The program: `slurm-ec2 status [filters] [--json]`.
 pub fn run(context: &Context, filters: &Filters, json: bool) -> Outcome {
     let config = context.config;
+    if let Err(problem) = filters.check(config) {
+        eprintln!("slurm-ec2 status: {problem}");
+        return Outcome::BadInput;
+    }
     let budget = super::Budget::both(super::LOOKUP_BUDGET);
     let Session {
         scontrol,
@@ -106,16 +158,22 @@ pub fn run(context: &Context, filters: &Filters, json: bool) -> Outcome {
         jobs: &BTreeMap::new(),
     };
     let status = status(&inputs, &change_state::plan::plan(&inputs), &jobs, filters);
-    if json {
-        match serde_json::to_string_pretty(&status) {
-            Ok(text) => println!("{text}"),
+    if status.rows.is_empty() && filters.any() {
+        eprintln!("slurm-ec2 status: no node or instance matches the filters");
+    }
+    let text = match json {
+        true => match serde_json::to_string_pretty(&status) {
+            Ok(text) => text + "\n",
             Err(error) => {
                 eprintln!("slurm-ec2 status: {error}");
                 return Outcome::Failed;
             }
-        }
-    } else {
-        print!("{}", render(&status));
+        },
+        false => render(&status),
+    };
+    if let Err(error) = super::write_stdout(&text) {
+        eprintln!("slurm-ec2 status: {error}");
+        return Outcome::Failed;
     }
     tracing::info!(
         "Status: {} row(s); EC2 calls: {}; scontrol calls: {}",

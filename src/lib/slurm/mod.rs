@@ -7,7 +7,7 @@ pub mod reason;
 mod version;
 
 pub use command::{NodeInstance, Scontrol, SlurmError};
-pub use nodes::{BaseState, Flag, NodeInfo, NodeState, parse_nodes};
+pub use nodes::{BaseState, Flag, NodeInfo, NodeState, is_state_word, parse_nodes};
 pub use version::{SlurmVersion, VersionError};
 
 /// At most this many nodes per `scontrol update`.

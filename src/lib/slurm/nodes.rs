@@ -79,6 +79,14 @@ impl Flag {
     }
 }
 
+/// Whether `word` (any case) is a base state or a flag Slurm prints, such as
+/// `idle`, `down` or `powered_down`.
+pub fn is_state_word(word: &str) -> bool {
+    let word = word.to_ascii_uppercase();
+    !matches!(BaseState::parse(&word), BaseState::Other(_))
+        || Flag::from_token(&word) != Flag::Other
+}
+
 /// The base state Slurm prints first (`IDLE` of `IDLE+CLOUD+POWERED_DOWN`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BaseState {

@@ -8,6 +8,10 @@ use serde_json::Value;
 
 use crate::hostlist;
 
+/// The most node names the resume file's jobs may expand to, all together:
+/// a file of thousands of jobs with huge node lists must not exhaust memory.
+pub const MAX_RESUME_FILE_NODES: usize = 100_000;
+
 /// One job of the resume file: the nodes this call must start for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRequest {
@@ -32,6 +36,7 @@ impl ResumeFile {
     pub fn parse(text: &str) -> Result<ResumeFile, serde_json::Error> {
         let json: Value = serde_json::from_str(text)?;
         let mut jobs = Vec::new();
+        let mut names_left = MAX_RESUME_FILE_NODES;
         for job in json
             .get("jobs")
             .and_then(Value::as_array)
@@ -46,13 +51,16 @@ impl ResumeFile {
                 .or_else(|| job.get("nodes"))
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            let nodes = match hostlist::expand(expression) {
+            let nodes = match hostlist::expand_at_most(expression, names_left) {
                 Ok(nodes) => nodes,
                 Err(error) => {
-                    tracing::warn!("Resume file: job {job_id}: {error}");
+                    tracing::warn!(
+                        "Resume file: job {job_id}: {error} (at most {MAX_RESUME_FILE_NODES} node names in all): its nodes are served without their job"
+                    );
                     continue;
                 }
             };
+            names_left -= nodes.len();
             let partition = job
                 .get("partition")
                 .and_then(Value::as_str)
@@ -125,6 +133,19 @@ pub fn parse_owners(text: &str) -> BTreeMap<u64, JobOwner> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_jobs_node_lists_expand_to_a_bounded_number_of_names() {
+        let jobs: Vec<String> = (0..3000)
+            .map(|i| format!(r#"{{"job_id":{i},"nodes_resume":"n[0-9][0-9999]"}}"#))
+            .collect();
+        let text = format!(r#"{{"jobs":[{}]}}"#, jobs.join(","));
+        let file = ResumeFile::parse(&text).unwrap();
+        let names: usize = file.jobs.iter().map(|j| j.nodes.len()).sum();
+        assert!(names <= MAX_RESUME_FILE_NODES, "{names}");
+        // The first job names 100,000 nodes: the others no longer fit.
+        assert_eq!(file.jobs.len(), 1);
+    }
 
     #[test]
     fn both_schemas_name_the_nodes_of_each_job() {

@@ -46,6 +46,16 @@ pub(super) async fn launch_batch(
                     );
                 }
                 let got = outcome.instance_ids.len();
+                // Said before anything else is done with them: should this
+                // run be killed now, the log still tells what it launched
+                // (change-state reaps them by their tags).
+                if got > 0 {
+                    tracing::info!(
+                        "CreateFleet launched {got} instance(s) for {}: {}",
+                        group.node_prefix(),
+                        outcome.instance_ids.join(", ")
+                    );
+                }
                 ids.extend(outcome.instance_ids);
                 if got >= wanted {
                     return (ids, None);
