@@ -341,3 +341,28 @@ async fn before_its_name_it_reads_its_node_from_the_reservation_s_list() {
         "{output:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tag_that_is_no_node_name_reaches_no_environment_file() {
+    // The documented mode without a configuration on the node: no name is
+    // checked against partitions.json, so the tag alone must be refused.
+    let workspace = workspace();
+    std::fs::remove_file(workspace.path().join("config.json")).unwrap();
+    std::fs::remove_file(workspace.path().join("partitions.json")).unwrap();
+    for hostile in [
+        "aws-od-1\nLD_PRELOAD=/tmp/x.so",
+        "aws-od-1\\",
+        "aws od 1",
+        "-aws-od-1",
+    ] {
+        let imds = metadata("i-0123", Some(hostile), 0).await;
+        let args = ["--env", "--timeout", "2"];
+        let output = get_nodename(&workspace, &imds.uri(), "http://127.0.0.1:1", &args).await;
+        assert_eq!(output.status.code(), Some(1), "{hostile:?}: {output:?}");
+        assert_eq!(stdout(&output), "", "{hostile:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("which no Slurm node name can be"),
+            "{output:?}"
+        );
+    }
+}

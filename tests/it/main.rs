@@ -7,6 +7,7 @@ mod cli;
 mod e2e;
 mod generate_conf;
 mod get_nodename;
+mod hardening;
 mod isolation_wire;
 mod jobs_wire;
 pub mod resume_wire;

@@ -214,14 +214,35 @@ pub enum OutputError {
 /// so that the program exits non-zero instead of losing its result.
 pub fn write_stdout(text: &str) -> Result<(), OutputError> {
     use std::io::Write;
-    // SAFETY: F_GETFD on a descriptor number only reads its flags.
-    if unsafe { libc::fcntl(libc::STDOUT_FILENO, libc::F_GETFD) } == -1 {
+    if stdout_was_closed() {
         return Err(OutputError::Closed);
     }
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
     Ok(())
+}
+
+/// Rust's runtime opens `/dev/null` (read and write) in the place of a
+/// standard descriptor that was closed when the program started; a shell's
+/// `> /dev/null` opens it for writing only. So `/dev/null` open for both
+/// means that nobody was there to read the result.
+fn stdout_was_closed() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() else {
+        return true;
+    };
+    let Ok(meta) = std::fs::File::from(fd).metadata() else {
+        return true;
+    };
+    const DEV_NULL: u64 = (1 << 8) | 3;
+    if !meta.file_type().is_char_device() || meta.rdev() != DEV_NULL {
+        return false;
+    }
+    // SAFETY: F_GETFL on a descriptor number only reads its flags.
+    let flags = unsafe { libc::fcntl(libc::STDOUT_FILENO, libc::F_GETFL) };
+    flags != -1 && flags & libc::O_ACCMODE == libc::O_RDWR
 }
 
 /// Seconds since the epoch, now.

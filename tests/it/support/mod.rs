@@ -166,16 +166,24 @@ pub fn run_binary_with_env(
     args: &[&str],
     env: &[(String, String)],
 ) -> Output {
-    Command::new(binary(program))
-        .env_clear()
+    command(dir, binary(program), args)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("the binary runs")
+}
+
+/// `program` (a path) with `--config-dir dir` and `args`, in a bare
+/// environment, as slurmctld would run it.
+pub fn command(dir: &Path, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
+    let mut command = Command::new(program);
+    command
+        .env_clear()
         .arg("--config-dir")
         .arg(dir)
         .args(args)
         .env("PATH", "/usr/bin:/bin")
-        .current_dir(dir)
-        .output()
-        .expect("the binary runs")
+        .current_dir(dir);
+    command
 }
 
 /// A config.json for tests: EC2 at `endpoint`, test credentials, no retries by
