@@ -577,7 +577,7 @@ SlurmdPort={slurmd_port}
 AuthType=auth/munge
 AuthInfo=socket={dir}/munge/munge.socket
 CredType=cred/munge
-SlurmUser=root
+SlurmUser={slurm_user}
 SlurmdUser=root
 StateSaveLocation={dir}/state
 SlurmdSpoolDir={dir}/spool/%n
@@ -653,6 +653,32 @@ def spawn(argv, log_path, env=None):
     return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True).pid
 
 
+def slurm_user(root):
+    """SlurmUser's name, uid and gid where slurmctld runs: Debian's slurm
+    packages make the user `slurm`."""
+    path = os.path.join(root or "/", "etc/passwd")
+    with open(path) as f:
+        for line in f:
+            fields = line.split(":")
+            if fields[0] == "slurm":
+                return fields[0], int(fields[2]), int(fields[3])
+    raise SystemExit(f"no user slurm in {path}: Debian's slurmctld package makes it")
+
+
+def lay_out_as_installed(d, uid, gid):
+    """The package's folders: slurmctld runs resume and suspend as SlurmUser,
+    the tests run change-state as root. The log folder is root's and group
+    slurm's, writable by both (/var/log/slurm-ec2, 2775); the state folder
+    (/var/lib/slurm-ec2) is SlurmUser's alone; slurmctld's own state is its."""
+    os.chmod(d, 0o755)
+    for sub, owner, mode in (("log", (0, gid), 0o2775), ("ec2-state", (uid, gid), 0o755),
+                             ("state", (uid, gid), 0o755)):
+        path = os.path.join(d, sub)
+        os.makedirs(path, exist_ok=True)
+        os.chown(path, *owner)
+        os.chmod(path, mode)
+
+
 def up(args):
     d = os.path.abspath(args.dir)
     for sub in ("munge", "state", "spool", "log"):
@@ -686,6 +712,8 @@ def up(args):
             f.write(CGROUP_CONF)
 
     world["slurm_conf"] = os.path.join(d, "slurm.conf")
+    world["slurm_user"], uid, gid = slurm_user(world.get("root"))
+    lay_out_as_installed(d, uid, gid)
     with open(os.path.join(d, "world.json"), "w") as f:
         json.dump(world, f)
 
@@ -708,7 +736,8 @@ def up(args):
     wait_port(world["proxy_port"])
     write_plugin_config(world, args.partitions)
     host = socket.gethostname().split(".")[0]
-    base = SLURM_CONF.format(cluster=CLUSTER, host=host, dir=d, **{k: world[k] for k in ("ctld_port", "slurmd_port")})
+    base = SLURM_CONF.format(cluster=CLUSTER, host=host, dir=d, slurm_user=world["slurm_user"],
+                             **{k: world[k] for k in ("ctld_port", "slurmd_port")})
     with open(world["slurm_conf"], "w") as f:
         f.write(base)
     world["slurm_version"] = slurm_version(world)
@@ -764,6 +793,8 @@ def write_plugin_config(world, partitions_path):
     config = {
         "LogLevel": "DEBUG",
         "LogFileName": f"{d}/log/slurm-ec2.log",
+        "EventLogFile": f"{d}/log/events.jsonl",
+        "StateDirectory": f"{d}/ec2-state",
         "SlurmBinPath": "/usr/bin",
         "ClusterName": CLUSTER,
         "ResumeBudgetSeconds": 20,

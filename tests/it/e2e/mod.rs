@@ -129,6 +129,26 @@ fn burst_cycle_from_idle_to_idle() {
         theirs["state"], "running",
         "another cluster's instance is untouched"
     );
+
+    // slurmctld ran resume and suspend as SlurmUser, in the package's
+    // folders, beside root's change-state: both wrote the shared files.
+    let events = w.events();
+    for (program, event) in [("resume", "launch"), ("suspend", "termination")] {
+        for node in nodes {
+            assert!(
+                events
+                    .iter()
+                    .any(|e| e["program"] == program && e["event"] == event && e["node"] == node),
+                "{program} wrote no {event} of {node}: {events:?}"
+            );
+        }
+    }
+    let slurm_user = w.owner_and_mode("state").0;
+    assert_ne!(slurm_user, 0, "slurmctld's state folder is SlurmUser's");
+    assert_eq!(w.owner_and_mode("log"), (0, 0o2775));
+    assert_eq!(w.owner_and_mode("ec2-state"), (slurm_user, 0o755));
+    let lock = "ec2-state/slurm-ec2-resume-burst-a.lock";
+    assert_eq!(w.owner_and_mode(lock), (slurm_user, 0o644));
 }
 
 /// Scenario 2: a request for 3 nodes gets 1; the other 2 fail at once with

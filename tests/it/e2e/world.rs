@@ -283,6 +283,22 @@ impl World {
     pub fn plugin_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log/slurm-ec2.log")).unwrap_or_default()
     }
+
+    /// The lines of `EventLogFile`, which every program appends to.
+    pub fn events(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.join("log/events.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("one JSON object a line"))
+            .collect()
+    }
+
+    /// The owner and mode of a file of the world's folder.
+    pub fn owner_and_mode(&self, path: &str) -> (u32, u32) {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let meta = std::fs::metadata(self.dir.join(path)).expect(path);
+        (meta.uid(), meta.permissions().mode() & 0o7777)
+    }
 }
 
 /// While it lives, the proxy answers as the real EC2 would.
