@@ -225,3 +225,41 @@ async fn every_launch_failure_and_termination_is_an_event() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn filters_that_can_match_nothing_are_refused_and_no_match_is_said() {
+    let (_server, fake, workspace) = setup(10).await;
+    std::fs::write(workspace.path().join("bin/nodes.txt"), nodes()).unwrap();
+    for (args, message) in [
+        (
+            &["status", "--partition", "nosuch"][..],
+            "no partition \"nosuch\"",
+        ),
+        (
+            &["status", "--node-group", "gpu"][..],
+            "no node group \"gpu\"",
+        ),
+        (
+            &["status", "--state", "idel"][..],
+            "\"idel\" is no Slurm node state",
+        ),
+    ] {
+        let output = workspace.run_async("slurm-ec2", args).await;
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{stderr}");
+    }
+    assert!(
+        fake.calls("DescribeInstances").is_empty(),
+        "refused before any look-up"
+    );
+    let output = workspace
+        .run_async("slurm-ec2", &["status", "--state", "maint"])
+        .await;
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no node or instance matches the filters"),
+        "{stderr}"
+    );
+}

@@ -320,4 +320,21 @@ mod tests {
         let total = launch_tags(group, "c").len() + node_list.len() + per_node.len() + job_tags;
         assert!(total <= MAX_INSTANCE_TAGS, "{total} tags");
     }
+
+    #[test]
+    fn a_hostile_node_list_is_not_expanded() {
+        // 17 characters that name a million hosts.
+        let tags = vec![(NODES_TAG.to_string(), "a[0-999][0-999]x".to_string())];
+        let started = std::time::Instant::now();
+        for index in [0, 5, 999_999] {
+            assert_eq!(node_in_nodes_tags(&tags, index), None);
+        }
+        assert!(started.elapsed() < std::time::Duration::from_millis(500));
+        let named = vec![(NODES_TAG.to_string(), "aws-od-[0-1]\\".to_string())];
+        assert_eq!(
+            node_in_nodes_tags(&named, 1),
+            None,
+            "no node name ends in a backslash"
+        );
+    }
 }

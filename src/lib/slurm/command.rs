@@ -380,3 +380,41 @@ fn reader<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<
         text
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in for scontrol that takes `seconds` to answer.
+    fn slow_scontrol(dir: &Path, seconds: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("scontrol");
+        std::fs::write(&path, format!("#!/bin/sh\nsleep {seconds}\necho done\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    #[test]
+    fn no_command_lasts_past_the_runs_end_nor_starts_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = slow_scontrol(dir.path(), 10);
+        let end = Instant::now() + Duration::from_secs(1);
+        let scontrol = Scontrol::new(&program, Duration::from_secs(30)).until(end);
+        let started = Instant::now();
+        let error = scontrol.run(&["ping".to_string()]).unwrap_err();
+        assert!(matches!(error, SlurmError::Timeout { .. }), "{error}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        let error = scontrol.run(&["ping".to_string()]).unwrap_err();
+        assert!(matches!(error, SlurmError::OutOfTime { .. }), "{error}");
+        assert_eq!(scontrol.runs(), 1, "nothing started after the end");
+        let squeue = scontrol.sibling(&program);
+        assert!(matches!(
+            squeue.run(&[]).unwrap_err(),
+            SlurmError::OutOfTime { .. }
+        ));
+    }
+}

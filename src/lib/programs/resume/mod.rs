@@ -496,3 +496,21 @@ fn report_failures_to_slurm(scontrol: &Scontrol, report: &ResumeReport) {
         tracing::error!("Failed to power down {batch}: {error}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_node_group_task_that_panics_fails_its_nodes() {
+        let mut tasks: tokio::task::JoinSet<(Account, GroupOutcome)> = tokio::task::JoinSet::new();
+        let task = tasks.spawn(async { panic!("a bug in a node group's task") });
+        let nodes = vec!["aws-od-0".to_string(), "aws-od-1".to_string()];
+        let nodes_of_task = BTreeMap::from([(task.id(), nodes.clone())]);
+        let mut report = ResumeReport::default();
+        let gathered = gather(tasks, nodes_of_task, &mut report).await;
+        assert!(gathered.served.is_empty());
+        assert_eq!(report.failed.get(CODE_TASK_FAILED), Some(&nodes));
+        assert_eq!(report.failed_count(), 2);
+    }
+}
