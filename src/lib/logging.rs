@@ -77,7 +77,15 @@ pub fn record_config_error(program: &str, dir: &Path, error: &crate::config::Con
     .ok()
     .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
     .and_then(|json| json.get("LogFileName")?.as_str().map(PathBuf::from))
-    .unwrap_or_else(|| dir.join("aws_plugin.log"));
+    .unwrap_or_else(|| {
+        std::path::absolute(dir)
+            .unwrap_or_else(|_| dir.to_path_buf())
+            .join("aws_plugin.log")
+    });
+    // A relative name would land in whatever folder slurmctld or cron runs in.
+    if !log_path.is_absolute() {
+        return;
+    }
     if let Ok(mut file) = open_log_file(&log_path, None) {
         for line in error.to_string().lines() {
             let prefix = line_prefix(program, std::process::id(), "CRITICAL");
