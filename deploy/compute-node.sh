@@ -14,7 +14,7 @@
 # For tests (never set by the template):
 #   SLURM_EC2_NO_SYSTEMD=1    start the daemons directly, not by systemctl
 #   SLURM_EC2_AWS_ENDPOINT    the AWS endpoint (an emulator) for SSM and S3
-#   SLURM_EC2_METADATA        the instance metadata endpoint
+#   AWS_EC2_METADATA_SERVICE_ENDPOINT  the instance metadata endpoint
 set -euo pipefail
 
 if [ -z "${SLURM_EC2_LOGGING:-}" ] && command -v systemd-cat > /dev/null && [ -d /run/systemd/journal ]; then
@@ -23,12 +23,14 @@ if [ -z "${SLURM_EC2_LOGGING:-}" ] && command -v systemd-cat > /dev/null && [ -d
 fi
 say() { echo "slurm-ec2-compute-node: $*" >&2; }
 trap 'say "failed at line $LINENO"' ERR
+# Whether the daemon of a pid file runs (without systemd: tests in a root).
+running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2> /dev/null; }
 
 for variable in SLURM_EC2_CLUSTER SLURM_EC2_REGION; do
     [ -n "${!variable:-}" ] || { say "$variable is not set"; exit 2; }
 done
 munge_parameter="/slurm-ec2/$SLURM_EC2_CLUSTER/munge-key"
-metadata_endpoint="${SLURM_EC2_METADATA:-http://169.254.169.254}"
+metadata_endpoint="${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254/}"
 
 aws_python() {
     python3 - "$@" <<'PYTHON'
@@ -65,6 +67,10 @@ install_part() {
         apt-get install -y -q "$deb"
         rm -f "$deb"
     fi
+    # A compute node keeps no configuration: get-nodename takes its name from
+    # the instance's tags (and refuses what no node name can be), which the
+    # example configuration would refuse as no node of its own.
+    rm -f /etc/slurm-ec2/config.json /etc/slurm-ec2/partitions.json
     install -d /etc/systemd/system/slurmd.service.d
     cp /usr/share/slurm-ec2/slurmd.service.d/slurm-ec2.conf /etc/systemd/system/slurmd.service.d/slurm-ec2.conf
     # Started by `configure`, once the key and the head node are known.
@@ -76,8 +82,8 @@ install_part() {
 
 tag() {
     local token
-    token="$(curl --fail --silent -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' "$metadata_endpoint/latest/api/token")"
-    curl --fail --silent -H "X-aws-ec2-metadata-token: $token" "$metadata_endpoint/latest/meta-data/tags/instance/$1"
+    token="$(curl --fail --silent -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' "${metadata_endpoint%/}/latest/api/token")"
+    curl --fail --silent -H "X-aws-ec2-metadata-token: $token" "${metadata_endpoint%/}/latest/meta-data/tags/instance/$1"
 }
 
 configure_part() {
@@ -95,10 +101,12 @@ configure_part() {
     echo "SLURMD_OPTIONS=\"--conf-server $head\"" > /etc/default/slurmd.new
     mv /etc/default/slurmd.new /etc/default/slurmd
     if [ "${SLURM_EC2_NO_SYSTEMD:-0}" = 1 ]; then
-        pgrep -x munged > /dev/null || runuser -u munge -- /usr/sbin/munged
+        install -d -o munge -g munge -m 0755 /run/munge
+        running /run/munge/munged.pid || runuser -u munge -- /usr/sbin/munged
         local nodename
         nodename="$(/usr/lib/slurm-ec2/get-nodename)"
-        pgrep -x slurmd > /dev/null || /usr/sbin/slurmd --conf-server "$head" -N "$nodename"
+        # -b: this "instance" booted long before its resume, a real one after.
+        running /run/slurmd.pid || /usr/sbin/slurmd -b --conf-server "$head" -N "$nodename"
         return
     fi
     systemctl enable --now munge

@@ -17,9 +17,17 @@
 #   SLURM_EC2_PURCHASING      on-demand or spot
 #   SLURM_EC2_PACKAGE_URL     the .deb's https URL, or
 #   SLURM_EC2_PACKAGE_S3      s3://bucket/key of the .deb
-# For tests (never set by the template):
-#   SLURM_EC2_NO_SYSTEMD=1    start the daemons directly, not by systemctl
-#   SLURM_EC2_AWS_ENDPOINT    the AWS endpoint (an emulator) for SSM and S3
+# For tests (never set by the template), so that the script runs in a root
+# without systemd against an emulator:
+#   SLURM_EC2_NO_SYSTEMD=1    start the daemons directly, not by systemctl, and
+#                             with Slurm plugins that need no cgroups
+#   SLURM_EC2_AWS_ENDPOINT    the AWS endpoint (an emulator) for EC2, SSM and S3
+#   AWS_EC2_METADATA_SERVICE_ENDPOINT  the instance metadata endpoint
+#   SLURM_EC2_SLURM_PORTS     "<slurmctld port>,<slurmd port>" instead of Slurm's
+#
+# The head node's unit slurm-ec2-teardown.service terminates every instance of
+# the cluster and deletes the munge key when the head node powers off (not on
+# a reboot): deleting the stack leaves nothing running.
 set -euo pipefail
 
 if [ -z "${SLURM_EC2_LOGGING:-}" ] && command -v systemd-cat > /dev/null && [ -d /run/systemd/journal ]; then
@@ -28,6 +36,8 @@ if [ -z "${SLURM_EC2_LOGGING:-}" ] && command -v systemd-cat > /dev/null && [ -d
 fi
 say() { echo "slurm-ec2-head-node: $*" >&2; }
 trap 'say "failed at line $LINENO"' ERR
+# Whether the daemon of a pid file runs (without systemd: tests in a root).
+running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2> /dev/null; }
 
 for variable in SLURM_EC2_CLUSTER SLURM_EC2_REGION SLURM_EC2_SUBNETS SLURM_EC2_LAUNCH_TEMPLATE \
                 SLURM_EC2_COMPUTE_TYPE SLURM_EC2_MAX_NODES SLURM_EC2_PURCHASING; do
@@ -100,17 +110,32 @@ munge_key() {
     rm -f "$fresh"
 }
 
+metadata_endpoint="${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254/}"
 metadata() {
     local token
     token="$(curl --fail --silent -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' \
-        "${SLURM_EC2_METADATA:-http://169.254.169.254}/latest/api/token")"
-    curl --fail --silent -H "X-aws-ec2-metadata-token: $token" \
-        "${SLURM_EC2_METADATA:-http://169.254.169.254}/latest/meta-data/$1"
+        "${metadata_endpoint%/}/latest/api/token")"
+    curl --fail --silent -H "X-aws-ec2-metadata-token: $token" "${metadata_endpoint%/}/latest/meta-data/$1"
+}
+
+# The programs' environment beyond the instance profile: the Region, and what
+# only tests set (an emulator, a metadata stand-in).
+environment_json() {
+    local pairs="\"AWS_DEFAULT_REGION\": \"$SLURM_EC2_REGION\""
+    if [ -n "${SLURM_EC2_AWS_ENDPOINT:-}" ]; then
+        pairs="$pairs, \"AWS_ENDPOINT_URL_EC2\": \"$SLURM_EC2_AWS_ENDPOINT\""
+    fi
+    if [ -n "${AWS_EC2_METADATA_SERVICE_ENDPOINT:-}" ]; then
+        pairs="$pairs, \"AWS_EC2_METADATA_SERVICE_ENDPOINT\": \"$AWS_EC2_METADATA_SERVICE_ENDPOINT\""
+    fi
+    echo "{$pairs}"
 }
 
 configure_slurm_ec2() {
     local address subnets
     address="$(metadata local-ipv4)"
+    # Where compute nodes fetch the configuration: the instance's tag says.
+    if [ -n "${SLURM_EC2_SLURM_PORTS:-}" ]; then address="$address:${SLURM_EC2_SLURM_PORTS%,*}"; fi
     subnets="$(printf '"%s",' ${SLURM_EC2_SUBNETS//,/ })"
     cat > /etc/slurm-ec2/config.json.new <<EOF
 {
@@ -119,7 +144,7 @@ configure_slurm_ec2() {
   "StateDirectory": "/var/lib/slurm-ec2",
   "SlurmBinPath": "/usr/bin",
   "ClusterName": "$SLURM_EC2_CLUSTER",
-  "Environment": {"AWS_DEFAULT_REGION": "$SLURM_EC2_REGION"${SLURM_EC2_AWS_ENDPOINT:+, \"AWS_ENDPOINT_URL_EC2\": \"$SLURM_EC2_AWS_ENDPOINT\"}},
+  "Environment": $(environment_json),
   "SlurmConf": {
     "PrivateData": "CLOUD",
     "ResumeProgram": "/usr/lib/slurm-ec2/resume",
@@ -166,21 +191,33 @@ EOF
 }
 
 configure_slurm() {
-    local host conf=/etc/slurm/slurm.conf
+    local host address conf=/etc/slurm/slurm.conf
     host="$(hostname -s)"
+    address="$(metadata local-ipv4)"
     {
         echo "# Made by slurm-ec2's head-node.sh; compute nodes fetch it (configless)."
         echo "ClusterName=$SLURM_EC2_CLUSTER"
-        echo "SlurmctldHost=$host"
+        echo "SlurmctldHost=$host($address)"
         echo "SlurmUser=slurm"
         echo "AuthType=auth/munge"
         echo "StateSaveLocation=/var/spool/slurmctld"
         echo "SlurmdSpoolDir=/var/spool/slurmd"
+        echo "SlurmctldLogFile=/var/log/slurm/slurmctld.log"
+        echo "SlurmdLogFile=/var/log/slurm/slurmd.log"
         echo "SchedulerType=sched/backfill"
         echo "SelectType=select/cons_tres"
         echo "SelectTypeParameters=CR_Core"
-        echo "ProctrackType=proctrack/cgroup"
-        echo "TaskPlugin=task/cgroup,task/affinity"
+        if [ "${SLURM_EC2_NO_SYSTEMD:-0}" = 1 ]; then
+            echo "ProctrackType=proctrack/linuxproc"
+            echo "TaskPlugin=task/none"
+        else
+            echo "ProctrackType=proctrack/cgroup"
+            echo "TaskPlugin=task/cgroup,task/affinity"
+        fi
+        if [ -n "${SLURM_EC2_SLURM_PORTS:-}" ]; then
+            echo "SlurmctldPort=${SLURM_EC2_SLURM_PORTS%,*}"
+            echo "SlurmdPort=${SLURM_EC2_SLURM_PORTS#*,}"
+        fi
         echo "ReturnToService=2"
         echo "SlurmctldParameters=enable_configless,idle_on_node_suspend"
         /usr/lib/slurm-ec2/generate-conf --from-ec2
@@ -189,22 +226,76 @@ configure_slurm() {
     install -d -o slurm -g slurm /var/spool/slurmctld
 }
 
+# On a power-off for good (the stack deleted, the instance stopped) every
+# instance of the cluster goes, and the munge key; on a reboot nothing does.
+install_teardown() {
+    cat > /usr/local/sbin/slurm-ec2-teardown.new <<TEARDOWN
+#!/bin/bash
+# Installed by slurm-ec2's head-node.sh; run by slurm-ec2-teardown.service.
+set -uo pipefail
+kind="\${SLURM_EC2_SHUTDOWN:-}"
+if [ -z "\$kind" ] && systemctl list-jobs --no-legend 2> /dev/null | grep -Eq '(reboot|kexec)\.target +start'; then
+    kind=reboot
+fi
+if [ "\$kind" = reboot ]; then
+    echo "slurm-ec2-teardown: a reboot: the cluster stays" >&2
+    exit 0
+fi
+/usr/bin/slurm-ec2 teardown
+status=\$?
+export SLURM_EC2_REGION='$SLURM_EC2_REGION' SLURM_EC2_AWS_ENDPOINT='${SLURM_EC2_AWS_ENDPOINT:-}'
+${AWS_EC2_METADATA_SERVICE_ENDPOINT:+export AWS_EC2_METADATA_SERVICE_ENDPOINT='$AWS_EC2_METADATA_SERVICE_ENDPOINT'}
+python3 - '$munge_parameter' <<'PYTHON' || status=1
+import os, sys
+import boto3
+ssm = boto3.client("ssm", region_name=os.environ["SLURM_EC2_REGION"],
+                   endpoint_url=os.environ.get("SLURM_EC2_AWS_ENDPOINT") or None)
+try:
+    ssm.delete_parameter(Name=sys.argv[1])
+except ssm.exceptions.ParameterNotFound:
+    pass
+PYTHON
+exit \$status
+TEARDOWN
+    chmod 0755 /usr/local/sbin/slurm-ec2-teardown.new
+    mv /usr/local/sbin/slurm-ec2-teardown.new /usr/local/sbin/slurm-ec2-teardown
+    cat > /etc/systemd/system/slurm-ec2-teardown.service <<'UNIT'
+[Unit]
+Description=slurm-ec2: terminate this cluster's instances when the head node powers off for good
+Wants=network-online.target
+After=network-online.target slurmctld.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/true
+ExecStop=/usr/local/sbin/slurm-ec2-teardown
+TimeoutStopSec=300
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+}
+
 start() {
     if [ "${SLURM_EC2_NO_SYSTEMD:-0}" = 1 ]; then
-        pgrep -x munged > /dev/null || runuser -u munge -- /usr/sbin/munged
-        pgrep -x slurmctld > /dev/null || /usr/sbin/slurmctld
+        install -d -o munge -g munge -m 0755 /run/munge
+        running /run/munge/munged.pid || runuser -u munge -- /usr/sbin/munged
+        running /run/slurmctld.pid || /usr/sbin/slurmctld
         return
     fi
+    systemctl daemon-reload
     systemctl enable --now munge
     systemctl restart munge
     systemctl enable --now slurmctld
     systemctl reload-or-restart slurmctld
-    systemctl enable --now slurm-ec2-change-state.timer
+    systemctl enable --now slurm-ec2-change-state.timer slurm-ec2-teardown.service
 }
 
 install_packages
 munge_key
 configure_slurm_ec2
 configure_slurm
+install_teardown
 start
 say "ready: slurmctld of $SLURM_EC2_CLUSTER runs, with up to $SLURM_EC2_MAX_NODES nodes in partition aws"

@@ -41,6 +41,8 @@ enum Command {
     },
     /// Everything --check does, then the configuration against EC2: the same as --check --aws
     Validate,
+    /// Terminate every instance of this cluster, whatever Slurm says: for the end of a cluster
+    Teardown,
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +55,11 @@ fn main() -> std::process::ExitCode {
             problems,
             json,
         } => (partition, node_group, state, problems, json),
+        Command::Teardown => {
+            return process::head_node("slurm_ec2_teardown", &common, true, |context| {
+                slurm_ec2::programs::teardown::run(context)
+            });
+        }
         Command::Validate => {
             let common = process::CommonArgs {
                 check: true,

@@ -38,6 +38,8 @@ pub enum Why {
     Duplicate,
     /// Launched by a resume that could not give it to a node.
     Unserved,
+    /// `slurm-ec2 teardown`: the cluster ends.
+    Teardown,
 }
 
 /// One line of the file.

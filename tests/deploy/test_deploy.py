@@ -20,6 +20,7 @@
 Prints `N passed, N failed` and exits non-zero on a failure.
 """
 import argparse
+import base64
 import json
 import os
 import re
@@ -292,6 +293,7 @@ RUNS = {
                                              "ec2:DescribeSubnets", "ec2:DescribeInstanceTypeOfferings"}),
     "from-ec2": (["generate-conf", "--from-ec2"], {"ec2:DescribeInstanceTypes"}),
     "suspend": (["suspend", "lp-node-[0-1]"], {"ec2:TerminateInstances", "ec2:DescribeInstances"}),
+    "teardown": (["slurm-ec2", "teardown"], {"ec2:TerminateInstances", "ec2:DescribeInstances"}),
 }
 # Checked by EC2 but not by moto (CreateFleet alone is authorised there), or
 # used by the bootstrap scripts rather than the programs.
@@ -359,7 +361,7 @@ def the_programs_work_with_exactly_the_head_policy_and_fail_without_each_action(
         shown = set()
         for name, (words, needed) in RUNS.items():
             for action in sorted(needed):
-                if name == "suspend":
+                if name in ("suspend", "teardown"):
                     moto.enforce(False)
                     ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, TagSpecifications=[{
                         "ResourceType": "instance", "Tags": [
@@ -385,6 +387,164 @@ def the_programs_work_with_exactly_the_head_policy_and_fail_without_each_action(
         shutil.rmtree(directory, ignore_errors=True)
 
 
+HEAD_PACKAGES = ["munge", "slurmctld", "slurm-client", "python3-boto3", "curl"]
+COMPUTE_PACKAGES = ["munge", "slurmd", "slurm-client", "python3-boto3", "curl"]
+
+
+class Root:
+    """A copy of a cached Debian 12 root (scripts/debian-root) with /proc and
+    /dev bound inside, where a bootstrap script runs as on a fresh instance
+    whose image has Debian's packages (their download is what debian-root
+    does once); removed with everything it started."""
+
+    def __init__(self, name, packages, directory):
+        cached = os.path.expanduser(f"~/.cache/slurm-ec2-deploy-{name}")
+        built = subprocess.run([os.path.join(ROOT, "scripts", "debian-root"), "bookworm", cached] + packages,
+                               check=True, capture_output=True, text=True).stdout.strip()
+        self.path = os.path.join(directory, name)
+        subprocess.run(["cp", "-a", built, self.path], check=True)
+        for source in ("/proc", "/dev", "/sys"):
+            subprocess.run(["mount", "--rbind", source, self.path + source], check=True)
+
+    def run(self, argv, env, stdin=None, timeout=600):
+        return subprocess.run(["chroot", self.path, "/usr/bin/env", "-i"] + [f"{k}={v}" for k, v in env.items()]
+                              + argv, input=stdin, capture_output=True, text=True, timeout=timeout)
+
+    def file(self, path):
+        try:
+            with open(self.path + path) as f:
+                return f.read()
+        except OSError as error:
+            return f"({error})"
+
+    def remove(self):
+        for pid in os.listdir("/proc"):
+            try:
+                if pid.isdigit() and os.readlink(f"/proc/{pid}/root") == self.path:
+                    os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.5)
+        for target in ("/sys", "/dev", "/proc"):
+            subprocess.run(["umount", "-l", self.path + target], check=False)
+        subprocess.run(["rm", "-rf", "--one-file-system", self.path], check=False)
+
+
+def wait(what, seconds, probe):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"waited {seconds} s for {what}")
+
+
+@test
+def the_stack_boots_a_head_node_and_a_compute_node_that_runs_a_job(binaries):
+    """Both bootstrap scripts, as the stack's user data gives them, in clean
+    Debian 12 roots against moto (EC2, SSM, S3) and metadata stand-ins: the
+    head node makes the munge key, configures and starts munged and
+    slurmctld; a job makes resume launch an instance; the compute script,
+    run as that instance, reads the key, finds its name and starts slurmd
+    configless; the job runs there. Then the head node's teardown: nothing
+    on a reboot, every instance and the key on a power-off."""
+    packages = os.path.join(os.path.dirname(os.path.abspath(binaries)), "debian-test")
+    debs = sorted((os.path.join(packages, f) for f in os.listdir(packages) if f.endswith(".deb")),
+                  key=os.path.getmtime)
+    assert debs, f"no .deb in {packages}: scripts/test-package makes it"
+    directory = tempfile.mkdtemp(prefix="slurm-ec2-bootstrap.")
+    moto, roots, servers = Moto(directory), [], []
+    try:
+        s3, ec2, ssm = moto.client("s3"), moto.client("ec2"), moto.client("ssm")
+        s3.create_bucket(Bucket="slurm-ec2-packages")
+        s3.upload_file(debs[-1], "slurm-ec2-packages", "slurm-ec2.deb")
+        # Loopback addresses: the nodes' daemons are reachable where moto places them.
+        vpc = ec2.create_vpc(CidrBlock="127.1.0.0/16")["Vpc"]["VpcId"]
+        subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=zone)["Subnet"]["SubnetId"]
+                   for cidr, zone in (("127.1.0.0/20", "us-east-1a"), ("127.1.16.0/20", "us-east-1b"))]
+        template = load_template()
+        template["Parameters"]["ImageId"] = {"Type": "String"}
+        parameters = {"VpcId": vpc, "SubnetA": subnets[0], "SubnetB": subnets[1], "ClusterName": "boot",
+                      "MaxNodes": "2", "ImageId": "ami-12c6146b",
+                      "PackageS3Uri": "s3://slurm-ec2-packages/slurm-ec2.deb"}
+        cloudformation = moto.client("cloudformation")
+        cloudformation.create_stack(StackName="boot", TemplateBody=yaml.safe_dump(template),
+                                    Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+                                    Capabilities=["CAPABILITY_IAM"])
+        resources = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in
+                     cloudformation.describe_stack_resources(StackName="boot")["StackResources"]
+                     if "PhysicalResourceId" in r}
+        head_id = resources["HeadNode"]
+        head_data = base64.b64decode(ec2.describe_instance_attribute(
+            InstanceId=head_id, Attribute="userData")["UserData"]["Value"]).decode()
+        assert len(head_data.encode()) < 16 * 1024, "EC2 takes at most 16 KiB of user data"
+        head_metadata = harness.start_metadata(ec2, head_id, tags_exposed=True)
+        servers.append(head_metadata)
+        ports = f"{harness.free_port()},{harness.free_port()}"
+        common = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "SLURM_EC2_NO_SYSTEMD": "1",
+                  "SLURM_EC2_AWS_ENDPOINT": moto.endpoint}
+        head_env = dict(common, SLURM_EC2_SLURM_PORTS=ports,
+                        AWS_EC2_METADATA_SERVICE_ENDPOINT=f"http://127.0.0.1:{head_metadata.server_port}/")
+        head = Root("head", HEAD_PACKAGES, directory)
+        roots.append(head)
+        booted = head.run(["/bin/bash", "-s"], head_env, stdin=head_data)
+        assert booted.returncode == 0, f"head-node.sh:\n{booted.stderr}"
+        key = ssm.get_parameter(Name="/slurm-ec2/boot/munge-key", WithDecryption=True)["Parameter"]
+        assert key["Type"] == "SecureString" and len(bytes.fromhex(key["Value"])) == 1024, key["Type"]
+        again = head.run(["/bin/bash", "-s"], head_env, stdin=head_data)
+        assert again.returncode == 0, f"head-node.sh a second time:\n{again.stderr}"
+        assert ssm.get_parameter(Name="/slurm-ec2/boot/munge-key", WithDecryption=True)["Parameter"]["Value"] \
+            == key["Value"], "a second run keeps the cluster's key"
+        conf = head.file("/etc/slurm/slurm.conf")
+        assert "enable_configless" in conf and "NodeName=aws-node-[0-1]" in conf, conf
+        wait("slurmctld to answer", 60, lambda: "UP" in head.run(["scontrol", "ping"], head_env).stdout)
+        submitted = head.run(["sbatch", "-p", "aws", "-N", "1", "-o", "/tmp/job.out",
+                              "--wrap", "echo ran on $SLURMD_NODENAME"], head_env)
+        assert submitted.returncode == 0, submitted.stderr
+        job = submitted.stdout.split()[-1]
+        ours = [{"Name": "tag:slurm-ec2:cluster", "Values": ["boot"]},
+                {"Name": "instance-state-name", "Values": ["pending", "running"]}]
+
+        def launched():
+            found = [i for r in ec2.describe_instances(Filters=ours)["Reservations"] for i in r["Instances"]]
+            return found if found else None
+        instance = wait("resume to launch the job's node", 90, launched)[0]
+        compute_metadata = harness.start_metadata(ec2, instance["InstanceId"], tags_exposed=True)
+        servers.append(compute_metadata)
+        template_data = ec2.describe_launch_template_versions(
+            LaunchTemplateId=resources["ComputeLaunchTemplate"])["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+        compute_data = base64.b64decode(template_data["UserData"]).decode()
+        compute = Root("compute", COMPUTE_PACKAGES, directory)
+        roots.append(compute)
+        compute_env = dict(common, AWS_EC2_METADATA_SERVICE_ENDPOINT=f"http://127.0.0.1:{compute_metadata.server_port}/")
+        joined = compute.run(["/bin/bash", "-s"], compute_env, stdin=compute_data)
+        assert joined.returncode == 0, \
+            f"compute-node.sh:\n{joined.stderr}\nslurmd.log:\n{compute.file('/var/log/slurm/slurmd.log')}"
+
+        def done():
+            state = re.search(r"JobState=(\S+)", head.run(["scontrol", "show", "job", job], head_env).stdout)
+            return state and state.group(1) in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL") \
+                and state.group(1)
+        assert wait(f"job {job} to end", 180, done) == "COMPLETED", head.file("/var/log/slurm/slurmctld.log")
+        assert compute.file("/tmp/job.out").strip() == "ran on aws-node-0"
+
+        stays = head.run(["/usr/local/sbin/slurm-ec2-teardown"], dict(head_env, SLURM_EC2_SHUTDOWN="reboot"))
+        assert stays.returncode == 0 and launched(), stays.stderr
+        gone = head.run(["/usr/local/sbin/slurm-ec2-teardown"], head_env)
+        assert gone.returncode == 0, gone.stderr
+        assert launched() is None, "a power-off leaves no instance of the cluster running"
+        names = [p["Name"] for p in ssm.describe_parameters()["Parameters"]]
+        assert "/slurm-ec2/boot/munge-key" not in names, names
+    finally:
+        for root in roots:
+            root.remove()
+        for server in servers:
+            server.shutdown()
+        moto.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def log(directory):
     try:
         with open(os.path.join(directory, "slurm-ec2.log")) as f:
@@ -396,12 +556,13 @@ def log(directory):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", required=True, help="the folder of resume, suspend, change-state, slurm-ec2 …")
+    parser.add_argument("--only", default="", help="run the tests whose name holds this")
     args = parser.parse_args()
     directory = tempfile.mkdtemp(prefix="slurm-ec2-deploy.")
     moto = Moto(directory)
     passed = failed = 0
     try:
-        for function in RESULTS:
+        for function in [f for f in RESULTS if args.only in f.__name__]:
             wanted = function.__code__.co_varnames[:function.__code__.co_argcount]
             arguments = {"moto": moto, "binaries": args.bin}
             started = time.monotonic()

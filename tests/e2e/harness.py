@@ -37,6 +37,8 @@ import xml.etree.ElementTree as ET
 
 REGION = "us-east-1"
 CLUSTER = "e2e"
+# The instance profile's role that the metadata stand-in serves credentials of.
+ROLE = "slurm-ec2-instance"
 
 
 def free_port():
@@ -455,6 +457,18 @@ class Metadata(http.server.BaseHTTPRequestHandler):
         key = self.path[len(base):] if self.path.startswith(base) else None
         if key in fixed:
             return self.reply(200, fixed[key])
+        # The instance profile's credentials, as EC2 serves them (the
+        # deployment's bootstrap scripts and programs find them here).
+        for listing in ("iam/security-credentials/", "iam/security-credentials-extended/"):
+            if key == listing:
+                return self.reply(200, ROLE)
+            if key == listing + ROLE:
+                now = time.time()
+                return self.reply(200, json.dumps({
+                    "Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": "testing", "SecretAccessKey": "testing",
+                    "Token": "testing", "AccountId": "123456789012",
+                    "LastUpdated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+                    "Expiration": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 6 * 3600))}))
         if not self.server.tags_exposed:
             return self.reply(404, "")
         if key == "tags/instance":

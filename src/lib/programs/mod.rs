@@ -9,6 +9,7 @@ pub mod resume;
 pub mod status;
 pub mod suspend;
 mod table;
+pub mod teardown;
 pub mod validate;
 
 use std::time::{Duration, Instant};
