@@ -98,6 +98,7 @@ def actions_of(statement):
 
 @test
 def the_template_is_made_from_its_sources_and_lints_clean():
+    # The template and the Image Builder component, from the scripts and policies.
     subprocess.run([sys.executable, os.path.join(DEPLOY, "build-template.py"), "--check"], check=True)
     lint = subprocess.run([os.path.join(os.path.dirname(sys.executable), "cfn-lint"),
                            os.path.join(DEPLOY, "template.yaml")], capture_output=True, text=True)
@@ -528,6 +529,9 @@ def the_stack_boots_a_head_node_and_a_compute_node_that_runs_a_job(binaries):
                 and state.group(1)
         assert wait(f"job {job} to end", 180, done) == "COMPLETED", head.file("/var/log/slurm/slurmctld.log")
         assert compute.file("/tmp/job.out").strip() == "ran on aws-node-0"
+        rejoined = compute.run(["/bin/bash", "-s"], compute_env, stdin=compute_data)
+        assert rejoined.returncode == 0, f"compute-node.sh a second time:\n{rejoined.stderr}"
+        assert "NodeName=aws-node-0 " in head.run(["scontrol", "show", "node", "aws-node-0"], head_env).stdout
 
         stays = head.run(["/usr/local/sbin/slurm-ec2-teardown"], dict(head_env, SLURM_EC2_SHUTDOWN="reboot"))
         assert stays.returncode == 0 and launched(), stays.stderr
