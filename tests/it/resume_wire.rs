@@ -609,3 +609,28 @@ async fn a_single_node_carries_its_name_from_launch() {
     assert!(fake.calls("CreateTags").is_empty(), "nothing left to tag");
     assert_eq!(workspace.scontrol_updates()[0][1], "nodename=aws-od-4");
 }
+
+/// Slurm 26.05's resume file gives each job its priority: when capacity runs
+/// short, the nodes of the job Slurm ranks highest are the ones launched.
+#[tokio::test(flavor = "multi_thread")]
+async fn short_capacity_goes_to_the_highest_priority_job() {
+    let (_server, fake, workspace) = setup(10).await;
+    fake.state().faults.capacity_left = Some(1);
+    let file = workspace.path().join("resume.json");
+    std::fs::write(
+        &file,
+        r#"{"jobs":[{"exclusive":"NO","job_id":7,"priority":10,"nodes_alloc":"aws-od-[0-1]","nodes_resume":"aws-od-[0-1]","partition":"aws"},
+                    {"exclusive":"NO","job_id":8,"priority":500,"nodes_alloc":"aws-od-2","nodes_resume":"aws-od-2","partition":"aws"}],
+            "all_nodes_resume":"aws-od-[0-2]"}"#,
+    )
+    .unwrap();
+    let output = workspace
+        .run_with_resume_file("resume", &["aws-od-[0-2]"], &file)
+        .await;
+    assert_eq!(output.status.code(), Some(1), "{}", workspace.log());
+    let live = fake.live();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].tag("Name"), Some("aws-od-2"), "{}", workspace.log());
+    let downs = down_updates(&workspace);
+    assert_eq!(downs[0][1], "nodename=aws-od-[0-1]", "{downs:?}");
+}

@@ -19,6 +19,9 @@ pub struct JobRequest {
     /// `nodes_resume` (23.02 on) or `nodes` (21.08 to 22.05), expanded.
     pub nodes: Vec<String>,
     pub partition: Option<String>,
+    /// The job's priority (26.05): when a burst does not fit, the nodes of
+    /// the jobs Slurm would run first are launched first.
+    pub priority: Option<u64>,
 }
 
 /// `SLURM_RESUME_FILE`, read once at the start of the run.
@@ -65,10 +68,12 @@ impl ResumeFile {
                 .get("partition")
                 .and_then(Value::as_str)
                 .map(str::to_string);
+            let priority = job.get("priority").and_then(Value::as_u64);
             jobs.push(JobRequest {
                 job_id,
                 nodes,
                 partition,
+                priority,
             });
         }
         Ok(ResumeFile {
@@ -169,6 +174,12 @@ mod tests {
         assert_eq!(old.job_ids(), vec![1, 2]);
         assert_eq!(old.jobs[0].nodes, vec!["aon-a-0", "aon-a-1", "aon-a-2"]);
         assert_eq!(old.job_of_nodes().get("burst-a-0"), Some(&2));
+        // Captured from slurmctld 26.05.5 in the end-to-end world: jobs carry
+        // their priority (and `exclusive`).
+        let newest = ResumeFile::parse(include_str!("testdata/resume-file-26.05.json")).unwrap();
+        assert_eq!(newest.jobs[0].priority, Some(1));
+        assert_eq!(newest.jobs[0].nodes, vec!["burst-a-0", "burst-a-1"]);
+        assert_eq!(old.jobs[0].priority, None);
         // As slurmctld 24.11.5 hands it over (issue 15's measurement in a Debian 13 chroot).
         let new = ResumeFile::parse(include_str!("testdata/resume-file-24.11.json")).unwrap();
         assert_eq!(new.job_ids(), vec![3]);
@@ -199,6 +210,8 @@ pub struct Jobs {
     pub owners: BTreeMap<u64, JobOwner>,
     /// `JobTags`: tag instances with their job.
     pub tag: bool,
+    /// Each job's priority, where the resume file gives it (26.05).
+    pub priorities: BTreeMap<u64, u64>,
 }
 
 /// The tag keys of an instance launched for a job.
@@ -213,11 +226,23 @@ impl Jobs {
             .into_iter()
             .map(|(node, id)| (node.to_string(), id))
             .collect();
+        let priorities = file
+            .jobs
+            .iter()
+            .filter_map(|job| Some((job.job_id, job.priority?)))
+            .collect();
         Jobs {
             by_node,
             owners,
             tag,
+            priorities,
         }
+    }
+
+    /// The priority of the job `node` is started for; nodes of no job, or of
+    /// a Slurm that gives no priority, come last.
+    pub fn priority_of(&self, node: &str) -> Option<u64> {
+        self.priorities.get(&self.job_of(node)?).copied()
     }
 
     pub fn job_of(&self, node: &str) -> Option<u64> {

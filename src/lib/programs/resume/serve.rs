@@ -112,13 +112,21 @@ impl GroupRun<'_> {
             );
         }
         outcome.reused = reused.len();
-        let to_launch: Vec<String> = nodes
+        let mut to_launch: Vec<String> = nodes
             .iter()
             .map(NodeName::to_string)
             .filter(|n| !reused.contains_key(n))
             .collect();
+        // When capacity runs short, the tail of the queue waits: the nodes of
+        // the jobs Slurm ranks highest (26.05 says) go first.
+        to_launch.sort_by_key(|node| std::cmp::Reverse(self.jobs.priority_of(node)));
+        let order: BTreeMap<String, usize> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| (node.to_string(), i))
+            .collect();
         let (job_sets, rest) = self.split_by_job(to_launch);
-        let mut batches = self.launch(&rest, &mut outcome).await;
+        let mut batches = self.launch(&rest, &order, &mut outcome).await;
         batches.extend(self.launch_jobs(&job_sets, &mut outcome).await);
         let mut assignments = self.assign(reused, batches, &mut outcome).await;
         self.name_reservations(&mut assignments).await;
@@ -150,7 +158,12 @@ impl GroupRun<'_> {
 
     /// Launches `to_launch` in batches of `FleetBatchSize`; a batch's shortfall
     /// fails the tail of its nodes, and a surplus is marked for termination.
-    async fn launch(&self, to_launch: &[String], outcome: &mut GroupOutcome) -> Vec<Batch> {
+    async fn launch(
+        &self,
+        to_launch: &[String],
+        order: &BTreeMap<String, usize>,
+        outcome: &mut GroupOutcome,
+    ) -> Vec<Batch> {
         let launch_tags = ec2::launch_tags(self.group, self.cluster);
         let mut batches = Vec::new();
         let mut queue = to_launch;
@@ -173,8 +186,12 @@ impl GroupRun<'_> {
                 outcome.fail(batch[served..].iter().cloned(), &code);
             }
             outcome.to_terminate.extend(ids.iter().skip(size).cloned());
+            // The served nodes back in the order Slurm named them, which the
+            // reservation's node list keeps.
+            let mut nodes = batch[..served].to_vec();
+            nodes.sort_by_key(|node| order.get(node).copied());
             batches.push(Batch {
-                nodes: batch[..served].to_vec(),
+                nodes,
                 ids: ids.into_iter().take(size).collect(),
             });
         }
