@@ -589,7 +589,7 @@ SlurmctldHost={host}(127.0.0.1)
 SlurmctldPort={ctld_port}
 SlurmdPort={slurmd_port}
 AuthType=auth/munge
-AuthInfo=socket={dir}/munge/munge.socket
+AuthInfo=socket={dir}/munge/munge.socket,cred_expire=30
 CredType=cred/munge
 SlurmUser={slurm_user}
 SlurmdUser=root

@@ -157,8 +157,13 @@ fn settings(
 ) -> Settings {
     let job_tags = w.boolean(root, "", "JobTags").unwrap_or(true);
     let conf_value = |key: &str| slurm_conf.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+    // `ResumeTimeout=INFINITE` (25.05): Slurm never gives up on a node and
+    // never kills resume; the programs keep the defaults of 300 s.
+    let infinite = conf_value("ResumeTimeout").is_some_and(|v| {
+        v.trim().eq_ignore_ascii_case("INFINITE") || v.trim().eq_ignore_ascii_case("UNLIMITED")
+    });
     let resume_timeout = seconds(conf_value("ResumeTimeout"));
-    if resume_timeout.is_none() && conf_value("ResumeTimeout").is_some() {
+    if resume_timeout.is_none() && conf_value("ResumeTimeout").is_some() && !infinite {
         w.warning(
             "SlurmConf.ResumeTimeout",
             "is not a number of seconds; resume works to a budget of 150 s",
@@ -174,7 +179,10 @@ fn settings(
     // the larger of the two (SuspendTimeout defaults to 30 s).
     let suspend_timeout =
         seconds(conf_value("SuspendTimeout")).map_or(SLURM_SUSPEND_TIMEOUT, Duration::from_secs);
-    let slurm_limit = resume_timeout.max(suspend_timeout);
+    let slurm_limit = match infinite {
+        true => Duration::from_secs(DAY.unsigned_abs()),
+        false => resume_timeout.max(suspend_timeout),
+    };
     let half_timeout = (resume_timeout / 2).max(Duration::from_secs(1));
     let resume_budget = seconds_or("ResumeBudgetSeconds", 1, half_timeout);
     let ec2_timeout = seconds_or("Ec2TimeoutSeconds", 1, defaults.ec2_timeout);

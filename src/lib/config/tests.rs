@@ -841,3 +841,29 @@ fn job_level_scaling_and_job_tags_are_validated() {
         "JobTags: must be true or false, got the string \"no\"",
     );
 }
+
+#[test]
+fn resume_timeout_infinite_keeps_the_defaults_and_no_kill_time() {
+    let mut config = example_config();
+    config["SlurmConf"]["ResumeTimeout"] = json!("INFINITE");
+    let loaded = fixtures::load(&config.to_string(), fixtures::EXAMPLE_1).unwrap();
+    let about_timeout = |config: &crate::config::Config| {
+        config
+            .warnings
+            .iter()
+            .any(|w| w.to_string().contains("not a number of seconds"))
+    };
+    assert!(!about_timeout(&loaded), "{:?}", loaded.warnings);
+    assert_eq!(
+        loaded.settings.resume_budget,
+        std::time::Duration::from_secs(150)
+    );
+    assert_eq!(
+        loaded.settings.launch_grace,
+        std::time::Duration::from_secs(300)
+    );
+    assert!(loaded.settings.slurm_limit >= std::time::Duration::from_secs(86_400));
+    config["SlurmConf"]["ResumeTimeout"] = json!("soon");
+    let loaded = fixtures::load(&config.to_string(), fixtures::EXAMPLE_1).unwrap();
+    assert!(about_timeout(&loaded), "{:?}", loaded.warnings);
+}

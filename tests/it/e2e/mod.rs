@@ -174,7 +174,8 @@ fn partial_capacity_fails_fast_and_the_job_runs_later() {
     wait_for("the job to be requeued", Duration::from_secs(15), || {
         (w.job_field(&job, "Restarts") != "0").then_some(())
     });
-    // Slurm holds a requeued job back for the credential lifetime (120 s) first.
+    // Slurm holds a requeued job back for the credential lifetime first (the
+    // world sets AuthInfo cred_expire=30; Slurm's default is 120 s).
     let state = wait_for("the job to end", Duration::from_secs(300), || {
         let state = w.job_field(&job, "JobState");
         job_done(&state).then_some(state)
