@@ -928,7 +928,12 @@ fn resume_down_nodes(w: &world::World, nodes: &[&str]) {
 fn a_failing_all_or_nothing_job_leaves_the_other_jobs_of_its_resume_alone() {
     let Some(w) = world() else { return };
     aon_at_rest(&w);
-    w.faults("aon-a", json!([{"capacity": 2}]));
+    // Short of capacity for every try of the failing job while this runs:
+    // Slurm gives it another within 30 s (the world's cred_expire).
+    w.faults(
+        "aon-a",
+        serde_json::Value::Array(vec![json!({"capacity": 2}); 6]),
+    );
     // Both wait on a held gate job; cancelling it makes both eligible in one
     // scheduling pass. (24.11's `scontrol release a,b` releases them seconds
     // apart, in two passes and two resumes.)
@@ -957,6 +962,7 @@ fn a_failing_all_or_nothing_job_leaves_the_other_jobs_of_its_resume_alone() {
         assert!(w.live_named(node).is_empty(), "{node}");
     }
     w.cancel(&failing);
+    w.faults("aon-a", json!([]));
     wait_for("aon-a powered down", Duration::from_secs(60), || {
         ["aon-a-0", "aon-a-1", "aon-a-2"]
             .iter()
