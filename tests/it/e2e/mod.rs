@@ -971,3 +971,52 @@ fn a_failing_all_or_nothing_job_leaves_the_other_jobs_of_its_resume_alone() {
     });
     resume_down_nodes(&w, &["aon-a-0", "aon-a-1", "aon-a-2"]);
 }
+
+/// When capacity runs short, the node of the job Slurm ranks highest is the
+/// one launched on Slurm 26.05, whose resume file gives each job's priority;
+/// before, the first node by name. The high-priority job asks for the node
+/// that sorts last, so that the two orders differ.
+#[test]
+fn short_capacity_goes_to_the_job_slurm_ranks_highest() {
+    let Some(w) = world() else { return };
+    w.faults("part-a", json!([{"capacity": 1}]));
+    let gate = w.sbatch(&["-H", "-p", "burst", "--wrap", "true"]);
+    let after_gate = format!("--dependency=afterany:{gate}");
+    let common = ["-p", "part", "-N", "1", &after_gate, "--wrap", "sleep 1"];
+    let low = w.sbatch(&[&common[..], &["--priority=10", "--nodelist=part-a-0"]].concat());
+    let high = w.sbatch(&[&common[..], &["--priority=5000", "--nodelist=part-a-1"]].concat());
+    w.cancel(&gate);
+    let gives_priority = w.slurm_version >= slurm_ec2::slurm::SlurmVersion::new(26, 5, 0);
+    let (served, short) = match gives_priority {
+        true => ("part-a-1", "part-a-0"),
+        false => ("part-a-0", "part-a-1"),
+    };
+    wait_for(
+        "one node short of capacity",
+        Duration::from_secs(30),
+        || {
+            let reason = w.node(short).reason.unwrap_or_default();
+            reason
+                .starts_with("(Code:InsufficientInstanceCapacity)")
+                .then_some(())
+        },
+    );
+    assert_eq!(w.live_named(served).len(), 1, "{}", w.plugin_log());
+    assert!(w.live_named(short).is_empty(), "{}", w.plugin_log());
+    let log = w.plugin_log();
+    assert!(
+        log.lines().any(|l| l.contains("Hostlist: part-a-[0-1]")),
+        "both jobs in one resume call: {log}"
+    );
+    for job in [&low, &high] {
+        w.cancel(job);
+    }
+    w.faults("part-a", json!([]));
+    wait_for("part-a powered down", Duration::from_secs(90), || {
+        ["part-a-0", "part-a-1"]
+            .iter()
+            .all(|n| w.node(n).state.powered_down() && w.live_named(n).is_empty())
+            .then_some(())
+    });
+    resume_down_nodes(&w, &["part-a-0", "part-a-1"]);
+}
