@@ -942,26 +942,37 @@ fn a_failing_all_or_nothing_job_leaves_the_other_jobs_of_its_resume_alone() {
     let failing = w.sbatch(&["-p", "aon", "-N", "3", &after_gate, "--wrap", "hostname"]);
     let fitting = w.sbatch(&["-p", "burst", "-N", "1", &after_gate, "--wrap", "hostname"]);
     w.cancel(&gate);
-    let state = wait_for("the fitting job to end", Duration::from_secs(120), || {
-        let state = w.job_field(&fitting, "JobState");
-        job_done(&state).then_some(state)
-    });
-    assert_eq!(state, "COMPLETED", "{}", w.plugin_log());
+    // Right after the resume, before Slurm gives the failing job another try:
+    // its nodes failed with the code, and no instance of it is left.
+    let nodes = ["aon-a-0", "aon-a-1", "aon-a-2"];
+    wait_for(
+        "aon-a failed with the capacity code",
+        Duration::from_secs(20),
+        || {
+            nodes
+                .iter()
+                .all(|n| {
+                    let reason = w.node(n).reason.unwrap_or_default();
+                    reason.starts_with("(Code:InsufficientInstanceCapacity)")
+                })
+                .then_some(())
+        },
+    );
+    for node in nodes {
+        assert!(w.live_named(node).is_empty(), "{node}");
+    }
     let log = w.plugin_log();
     assert!(
         log.lines()
             .any(|l| l.contains("Hostlist: aon-a-[0-2],burst-a-0")),
         "both jobs in one resume call: {log}"
     );
-    for node in ["aon-a-0", "aon-a-1", "aon-a-2"] {
-        let reason = w.node(node).reason.unwrap_or_default();
-        assert!(
-            reason.starts_with("(Code:InsufficientInstanceCapacity)"),
-            "{node}: {reason}"
-        );
-        assert!(w.live_named(node).is_empty(), "{node}");
-    }
     w.cancel(&failing);
+    let state = wait_for("the fitting job to end", Duration::from_secs(120), || {
+        let state = w.job_field(&fitting, "JobState");
+        job_done(&state).then_some(state)
+    });
+    assert_eq!(state, "COMPLETED", "{}", w.plugin_log());
     w.faults("aon-a", json!([]));
     wait_for("aon-a powered down", Duration::from_secs(60), || {
         ["aon-a-0", "aon-a-1", "aon-a-2"]
