@@ -889,11 +889,19 @@ fn reset(w: &world::World, node: &NodeInfo) -> bool {
 }
 
 fn aon_at_rest(w: &world::World) {
-    let nodes = [
-        "aon-a-0", "aon-a-1", "aon-a-2", "aon-b-0", "aon-b-1", "aon-b-2",
-    ];
-    wait_for("the aon nodes at rest", Duration::from_secs(120), || {
-        resume_down_nodes(w, &nodes);
+    at_rest(
+        w,
+        &[
+            "aon-a-0", "aon-a-1", "aon-a-2", "aon-b-0", "aon-b-1", "aon-b-2",
+        ],
+    );
+}
+
+/// Waits until `nodes` are idle~ without a reason (another scenario may have
+/// left them DOWN, or still powering down).
+fn at_rest(w: &world::World, nodes: &[&str]) {
+    wait_for("the nodes at rest", Duration::from_secs(120), || {
+        resume_down_nodes(w, nodes);
         nodes
             .iter()
             .all(|n| {
@@ -990,6 +998,7 @@ fn a_failing_all_or_nothing_job_leaves_the_other_jobs_of_its_resume_alone() {
 #[test]
 fn short_capacity_goes_to_the_job_slurm_ranks_highest() {
     let Some(w) = world() else { return };
+    at_rest(&w, &["part-a-0", "part-a-1", "part-a-2"]);
     w.faults("part-a", json!([{"capacity": 1}]));
     let gate = w.sbatch(&["-H", "-p", "burst", "--wrap", "true"]);
     let after_gate = format!("--dependency=afterany:{gate}");
