@@ -950,18 +950,20 @@ fn a_failing_all_or_nothing_job_leaves_the_other_jobs_of_its_resume_alone() {
     let failing = w.sbatch(&["-p", "aon", "-N", "3", &after_gate, "--wrap", "hostname"]);
     let fitting = w.sbatch(&["-p", "burst", "-N", "1", &after_gate, "--wrap", "hostname"]);
     w.cancel(&gate);
-    // Right after the resume, before Slurm gives the failing job another try:
-    // its nodes failed with the code, and no instance of it is left.
+    // Slurm gives the failing job another try 30 s later, which changes the
+    // nodes' reasons again: what Slurm was told is read from its log.
     let nodes = ["aon-a-0", "aon-a-1", "aon-a-2"];
     wait_for(
         "aon-a failed with the capacity code",
-        Duration::from_secs(20),
+        Duration::from_secs(30),
         || {
+            let told = w.slurmctld_log();
             nodes
                 .iter()
                 .all(|n| {
-                    let reason = w.node(n).reason.unwrap_or_default();
-                    reason.starts_with("(Code:InsufficientInstanceCapacity)")
+                    told.contains(&format!(
+                        "node {n} reason set to: (Code:InsufficientInstanceCapacity)"
+                    ))
                 })
                 .then_some(())
         },

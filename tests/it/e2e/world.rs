@@ -280,6 +280,11 @@ impl World {
         std::fs::read_to_string(self.dir.join("log/player.log")).unwrap_or_default()
     }
 
+    /// slurmctld's own log: what it was told, whatever it did next.
+    pub fn slurmctld_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log/slurmctld.log")).unwrap_or_default()
+    }
+
     pub fn plugin_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log/slurm-ec2.log")).unwrap_or_default()
     }
