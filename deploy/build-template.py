@@ -73,6 +73,22 @@ COMPUTE_PREAMBLE = (
 SELF = "arn:${AWS::Partition}"
 
 
+def package_policy(role):
+    """The role may read the .deb when it is an S3 object (PackageS3Uri)."""
+    the_object = {"Fn::Select": [1, {"Fn::Split": ["s3://", {"Ref": "PackageS3Uri"}]}]}
+    return {
+        "Type": "AWS::IAM::RolePolicy",
+        "Condition": "HasPackageInS3",
+        "Properties": {
+            "RoleName": {"Ref": role},
+            "PolicyName": "slurm-ec2-package",
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Action": "s3:GetObject",
+                "Resource": {"Fn::Sub": [SELF + ":s3:::${Object}", {"Object": the_object}]}}]},
+        },
+    }
+
+
 def template():
     ec2_trust = {
         "Version": "2012-10-17",
@@ -169,32 +185,8 @@ def template():
                 "Type": "AWS::IAM::InstanceProfile",
                 "Properties": {"Roles": [{"Ref": "HeadRole"}]},
             },
-            "PackageFromS3": {
-                "Type": "AWS::IAM::RolePolicy",
-                "Condition": "HasPackageInS3",
-                "Properties": {
-                    "RoleName": {"Ref": "HeadRole"},
-                    "PolicyName": "slurm-ec2-package",
-                    "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
-                        "Effect": "Allow", "Action": "s3:GetObject",
-                        "Resource": {"Fn::Sub": [SELF + ":s3:::${Object}",
-                                                 {"Object": {"Fn::Select": [1, {"Fn::Split": [
-                                                     "s3://", {"Ref": "PackageS3Uri"}]}]}}]}}]},
-                },
-            },
-            "ComputePackageFromS3": {
-                "Type": "AWS::IAM::RolePolicy",
-                "Condition": "HasPackageInS3",
-                "Properties": {
-                    "RoleName": {"Ref": "ComputeRole"},
-                    "PolicyName": "slurm-ec2-package",
-                    "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
-                        "Effect": "Allow", "Action": "s3:GetObject",
-                        "Resource": {"Fn::Sub": [SELF + ":s3:::${Object}",
-                                                 {"Object": {"Fn::Select": [1, {"Fn::Split": [
-                                                     "s3://", {"Ref": "PackageS3Uri"}]}]}}]}}]},
-                },
-            },
+            "PackageFromS3": package_policy("HeadRole"),
+            "ComputePackageFromS3": package_policy("ComputeRole"),
             "ComputeLaunchTemplate": {
                 "Type": "AWS::EC2::LaunchTemplate",
                 "Properties": {

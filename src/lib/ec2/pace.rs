@@ -1,7 +1,7 @@
 //! Pacing our own EC2 calls to EC2's token buckets, so that a burst spends
 //! its calls at the rate EC2 refills them instead of on `RequestLimitExceeded`.
 //! EC2 keeps one bucket per account, Region and API; so do we, in a small
-//! state file (beside the log) that every run of every program of this
+//! state file (in `StateDirectory`) that every run of every program of this
 //! account takes under an exclusive lock for the moment of one withdrawal.
 
 use std::collections::BTreeMap;

@@ -528,6 +528,39 @@ NodeName=aws-node-1 State=IDLE+CLOUD+POWERED_DOWN Reason=(null) SomeFutureField=
     }
 
     #[test]
+    fn real_output_of_slurm_26_05() {
+        // Sampled from Debian's slurmctld 26.05.5 during a run of the end-to-end
+        // suite: one line per state seen, so a node may stand more than once.
+        let nodes = parse_nodes(include_str!("testdata/show-nodes-26.05.txt"));
+        assert_eq!(nodes.len(), 12);
+        assert!(nodes.iter().all(|n| n.state.has(Flag::Cloud)));
+        assert!(nodes.iter().any(|n| n.state.powering_up()));
+        assert!(nodes.iter().any(|n| n.state.powering_down()));
+        assert!(
+            nodes
+                .iter()
+                .any(|n| n.state.is_down() && n.state.has(Flag::PowerDown))
+        );
+        let recorded: Vec<&NodeInfo> = nodes.iter().filter(|n| n.instance_id.is_some()).collect();
+        assert!(!recorded.is_empty());
+        for node in recorded {
+            assert!(
+                node.instance_id.as_deref().unwrap().starts_with("i-"),
+                "{node:?}"
+            );
+            assert_eq!(node.instance_type.as_deref(), Some("t3.micro"), "{node:?}");
+        }
+        let failed = nodes.iter().find(|n| n.name == "fail-a-0").unwrap();
+        assert!(
+            failed
+                .reason
+                .as_deref()
+                .unwrap()
+                .starts_with("(Code:InvalidLaunchTemplateId.NotFound)")
+        );
+    }
+
+    #[test]
     fn output_of_slurm_23_02_to_25_05() {
         use Flag::*;
         let expect = |text: &str, wanted: &[(&str, &str, &[Flag])]| {

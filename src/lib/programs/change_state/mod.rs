@@ -35,7 +35,7 @@ pub enum ChangeStateError {
     },
 }
 
-/// Takes change-state's lock beside the log file; `None` when another run holds it.
+/// Takes change-state's lock in `StateDirectory`; `None` when another run holds it.
 pub fn lock(config: &Config) -> Result<Option<lock::Held>, lock::LockError> {
     lock::try_lock(&lock::path_for(&config.state_dir, "change-state"))
 }
