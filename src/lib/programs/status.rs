@@ -146,7 +146,7 @@ pub fn run(context: &Context, filters: &Filters, json: bool) -> Outcome {
             return Outcome::Failed;
         }
     };
-    let jobs = running_jobs(config, &nodes);
+    let jobs = running_jobs(config, &scontrol, &nodes);
     let now = super::epoch_seconds();
     let record_instances = scontrol.version().is_some_and(|v| v.has_instance_fields());
     let inputs = Inputs {
@@ -184,18 +184,20 @@ pub fn run(context: &Context, filters: &Filters, json: bool) -> Outcome {
     Outcome::Done
 }
 
-/// The jobs on each node, from one `squeue`; none when it fails (said on stderr).
-fn running_jobs(config: &Config, nodes: &[NodeInfo]) -> BTreeMap<String, Vec<u64>> {
+/// The jobs on each node, from one `squeue` within the run's budget (as
+/// `scontrol`'s); none when it fails (said on stderr).
+fn running_jobs(
+    config: &Config,
+    scontrol: &Scontrol,
+    nodes: &[NodeInfo],
+) -> BTreeMap<String, Vec<u64>> {
     if nodes.is_empty() {
         return BTreeMap::new();
     }
-    let squeue = Scontrol::new(
-        &config.slurm_bin.join("squeue"),
-        config.settings.scontrol_timeout,
-    );
+    let squeue = scontrol.sibling(&config.slurm_bin.join("squeue"));
     let args = [
         "--noheader",
-        "--states=CONFIGURING,RUNNING,COMPLETING,SUSPENDED",
+        change_state::jobs::HOLDING_STATES,
         "--format=%A|%N",
     ]
     .map(str::to_string);
@@ -217,7 +219,7 @@ pub fn parse_jobs(text: &str) -> BTreeMap<String, Vec<u64>> {
         };
         let (Ok(id), Ok(hosts)) = (
             id.trim().parse::<u64>(),
-            crate::hostlist::expand(hosts.trim()),
+            crate::hostlist::expand_at_most(hosts.trim(), change_state::jobs::MAX_NODES_OF_A_JOB),
         ) else {
             continue;
         };

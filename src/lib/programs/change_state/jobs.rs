@@ -40,18 +40,16 @@ impl JobOnNode {
 }
 
 /// The most nodes one job's line may name: the configuration's nodes.
-const MAX_NODES_OF_A_JOB: usize = 100_000;
+pub const MAX_NODES_OF_A_JOB: usize = 100_000;
+
+/// The jobs that hold nodes, for `squeue --states`.
+pub const HOLDING_STATES: &str = "--states=CONFIGURING,RUNNING,COMPLETING,SUSPENDED";
 
 /// One `squeue` call, by `scontrol`'s limits; none needed (or none answered:
 /// a warning, never a failure) gives an empty map.
 pub fn running_jobs(config: &Config, scontrol: &Scontrol) -> BTreeMap<String, JobOnNode> {
     let squeue = scontrol.sibling(&config.slurm_bin.join("squeue"));
-    let args = [
-        "--noheader",
-        "--states=CONFIGURING,RUNNING,COMPLETING,SUSPENDED",
-        "--format=%A|%u|%a|%N",
-    ]
-    .map(str::to_string);
+    let args = ["--noheader", HOLDING_STATES, "--format=%A|%u|%a|%N"].map(str::to_string);
     match squeue.run(&args) {
         Ok(text) => parse(&text),
         Err(error) => {
