@@ -272,11 +272,7 @@ mod tests {
     fn refuses_what_is_not_a_small_regular_file() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        crate::fixtures::mkfifo(&fifo);
         let error = read_bounded(&fifo, 100).unwrap_err();
         assert!(error.to_string().contains("a FIFO"), "{error}");
         let error = read_bounded(dir.path(), 100).unwrap_err();
@@ -322,11 +318,7 @@ mod tests {
         let mode = std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "the link's target was chmod-ed");
         let fifo = dir.path().join("fifo");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        crate::fixtures::mkfifo(&fifo);
         for access in [Access::Append, Access::ReadWrite] {
             match open_shared(&fifo, access, 0o664, None) {
                 Err(SharedFileError::NotRegular { kind, .. }) => assert_eq!(kind, "a FIFO"),

@@ -16,3 +16,12 @@ pub fn load(config_json: &str, partitions_json: &str) -> Result<Config, config::
 pub fn example() -> Config {
     load(CONFIG_JSON, EXAMPLE_1).expect("the example configuration is valid")
 }
+
+/// Makes a FIFO at `path`, where a test plants one in a file's place.
+pub fn mkfifo(path: &std::path::Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success(), "mkfifo {}", path.display());
+}

@@ -92,11 +92,7 @@ mod tests {
         );
         assert_eq!(mode & 0o777, 0o600);
         let fifo = path_for(dir.path(), "fifo");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        crate::fixtures::mkfifo(&fifo);
         assert!(matches!(try_lock(&fifo), Err(LockError::Open(_))));
     }
 

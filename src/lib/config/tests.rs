@@ -692,13 +692,7 @@ fn only_regular_files_of_bounded_size_are_read() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("partitions.json"), fixtures::EXAMPLE_1).unwrap();
     let fifo = dir.path().join("config.json");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    fixtures::mkfifo(&fifo);
     let text = crate::config::load(dir.path()).unwrap_err().to_string();
     assert!(
         text.contains("config.json") && text.contains("a FIFO"),
