@@ -7,7 +7,9 @@
 //! The binaries in `src/bin/` parse arguments, own every process-wide effect
 //! and turn a program's [`programs::Outcome`] into an exit code.
 
+pub mod budget;
 pub mod cluster;
+pub mod code;
 pub mod config;
 pub mod ec2;
 pub mod events;

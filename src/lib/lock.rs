@@ -5,7 +5,7 @@ use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::ec2::Deadline;
+use crate::budget::Deadline;
 use crate::files::{self, Access, SharedFileError};
 
 #[derive(Debug, thiserror::Error)]

@@ -392,13 +392,42 @@ async fn throttling_in_errors_and_as_http_503_is_retried() {
     assert!(down_updates(&workspace).is_empty());
 }
 
-/// EC2 launched, but every answer of the SDK's attempts was lost: resume's
-/// own retry carries the same ClientToken, so EC2 answers with the first
+/// The retry of a failed call is ours alone (the SDK's is off), so every HTTP
+/// attempt waits for a token of its bucket and is counted: the run's count of
+/// each action, drawn token by token, equals what EC2 received.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_http_attempt_draws_a_token() {
+    let (_server, fake, workspace) = setup(10).await;
+    fake.state().faults.fleet_http_throttles = 2;
+    let output = workspace.run_async("resume", &["aws-od-[0-1]"]).await;
+    assert!(output.status.success(), "{}", workspace.log());
+    let log = workspace.log();
+    let summary = log
+        .lines()
+        .find(|l| l.contains("Resume summary"))
+        .expect("a summary line");
+    for action in ["CreateFleet", "DescribeInstances", "CreateTags"] {
+        let received = fake.calls(action).len();
+        assert!(received > 0, "{action} was called");
+        assert!(
+            summary.contains(&format!(" {action}={received}")),
+            "{action}: EC2 received {received}; {summary}"
+        );
+    }
+    assert_eq!(
+        fake.calls("CreateFleet").len(),
+        3,
+        "two throttled, one answered"
+    );
+}
+
+/// EC2 launched, but the answers of the first attempts were lost: every
+/// retry carries the same ClientToken, so EC2 answers with the first
 /// launch instead of launching again.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_launch_whose_answers_were_lost_is_retried_without_launching_twice() {
     let (_server, fake, workspace) = setup(10).await;
-    let attempts = 3; // the SDK's, Ec2MaxAttempts
+    let attempts = 3; // fewer than the test configuration's Ec2MaxAttempts
     fake.state().faults.fleet_answers_lost = attempts;
     let output = workspace.run_async("resume", &["aws-od-[0-1]"]).await;
     assert!(output.status.success(), "{}", workspace.log());

@@ -220,7 +220,8 @@ fn settings(
         slurm_limit,
         fleet_batch_size: count_or("FleetBatchSize", 1000, defaults.fleet_batch_size),
         tag_concurrency: count_or("TagConcurrency", 256, defaults.tag_concurrency),
-        ec2_max_attempts: u32::try_from(count_or("Ec2MaxAttempts", 10, attempts)).unwrap_or(3),
+        ec2_max_attempts: u32::try_from(count_or("Ec2MaxAttempts", 20, attempts))
+            .unwrap_or(defaults.ec2_max_attempts),
         ec2_timeout,
         scontrol_timeout,
         capacity_hold,

@@ -66,7 +66,8 @@ pub struct Settings {
     pub fleet_batch_size: usize,
     /// Concurrent CreateTags calls (`TagConcurrency`, default 16).
     pub tag_concurrency: usize,
-    /// SDK attempts per EC2 call, standard retry mode (`Ec2MaxAttempts`, default 3).
+    /// Attempts per EC2 call, each paced and counted, within the run's budget
+    /// (`Ec2MaxAttempts`, default 8).
     pub ec2_max_attempts: u32,
     /// Limit on one EC2 call, retries included (`Ec2TimeoutSeconds`, default 60).
     pub ec2_timeout: Duration,
@@ -120,7 +121,7 @@ impl Default for Settings {
             slurm_limit: Duration::from_secs(300),
             fleet_batch_size: 500,
             tag_concurrency: 16,
-            ec2_max_attempts: 3,
+            ec2_max_attempts: 8,
             ec2_timeout: Duration::from_secs(60),
             scontrol_timeout: Duration::from_secs(30),
             capacity_hold: Duration::from_secs(600),

@@ -9,15 +9,14 @@ use crate::config::Settings;
 
 /// Builds the EC2 client of one (Region, ProfileName) pair: the standard
 /// credential chain and endpoint overrides (`AWS_ENDPOINT_URL_EC2`), explicit
-/// timeouts (an endpoint that never answers must not hang the run) and
-/// standard retries.
+/// timeouts (an endpoint that never answers must not hang the run), and no
+/// retries: each attempt is paced, counted and retried by the run's meter.
 pub(super) async fn connect(
     region: &str,
     profile: Option<&str>,
     settings: &Settings,
 ) -> aws_sdk_ec2::Client {
-    let attempt_timeout =
-        (settings.ec2_timeout / settings.ec2_max_attempts.max(1)).max(Duration::from_secs(1));
+    let attempt_timeout = settings.ec2_timeout;
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(5).min(attempt_timeout))
         .read_timeout(attempt_timeout)
@@ -29,7 +28,7 @@ pub(super) async fn connect(
         .region(Region::new(region.to_string()))
         .http_client(https_client())
         .timeout_config(timeouts)
-        .retry_config(RetryConfig::standard().with_max_attempts(settings.ec2_max_attempts));
+        .retry_config(RetryConfig::disabled());
     if let Some(profile) = profile {
         loader = loader.profile_name(profile);
     }

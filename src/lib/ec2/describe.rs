@@ -187,16 +187,14 @@ pub(super) async fn describe_by_filters(
         let filters: Vec<Filter> = fixed.iter().chain(chunk.as_ref()).map(to_filter).collect();
         let mut next_token: Option<String> = None;
         loop {
-            calls.start("DescribeInstances", "by filters").await?;
-            let result = client
+            let request = client
                 .describe_instances()
                 .set_filters(Some(filters.clone()))
                 .max_results(1000)
-                .set_next_token(next_token.clone())
-                .send()
-                .await;
-            let output =
-                result.map_err(|e| Ec2Error::from_sdk("DescribeInstances", "by filters", e))?;
+                .set_next_token(next_token.clone());
+            let output = calls
+                .call("DescribeInstances", "by filters", || request.clone().send())
+                .await?;
             found.extend(instances_of(&output));
             next_token = output
                 .next_token()

@@ -175,20 +175,10 @@ pub(super) async fn dry_run_create_fleet(
     calls: &Meter,
 ) -> DryRun {
     let what = format!("for {} (dry run)", group.node_prefix());
-    if let Err(error) = calls.start("CreateFleet", &what).await {
-        return DryRun::Failed(error);
-    }
-    let result = fleet_request(client, group, 1, tags, false)
-        .dry_run(true)
-        .send()
-        .await
-        .map_err(|e| {
-            Ec2Error::from_sdk(
-                "CreateFleet",
-                format!("for {} (dry run)", group.node_prefix()),
-                e,
-            )
-        });
+    let request = fleet_request(client, group, 1, tags, false).dry_run(true);
+    let result = calls
+        .call("CreateFleet", &what, || request.clone().send())
+        .await;
     DryRun::from_result(result)
 }
 
@@ -230,11 +220,9 @@ pub(super) async fn create_fleet(
     let request =
         fleet_request(client, group, count, tags, all_or_nothing).client_token(client_token);
     let what = format!("for {count} node(s) of {}", group.node_prefix());
-    calls.start("CreateFleet", &what).await?;
-    let output = request
-        .send()
-        .await
-        .map_err(|e| Ec2Error::from_sdk("CreateFleet", what, e))?;
+    let output = calls
+        .call("CreateFleet", &what, || request.clone().send())
+        .await?;
     Ok(FleetOutcome {
         instance_ids: output
             .instances()

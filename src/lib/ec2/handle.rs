@@ -9,9 +9,8 @@ use tokio::sync::Mutex;
 use super::fleet::{self, FleetOutcome};
 use super::inspect::{self, DryRun, InstanceTypeSpec, Subnet, TemplateVersion};
 use super::pace::Pacer;
-use super::{
-    Account, CallCounter, Deadline, Ec2Error, Instance, Meter, client, describe, tags, terminate,
-};
+use super::{Account, CallCounter, Ec2Error, Instance, Meter, client, describe, tags, terminate};
+use crate::budget::Deadline;
 use crate::config::LaunchTemplate;
 use crate::config::{NodeGroup, Settings};
 
@@ -41,11 +40,12 @@ impl Ec2 {
         Ec2 {
             account,
             client,
-            calls: Arc::new(Meter {
+            calls: Arc::new(Meter::new(
                 calls,
                 pacer,
                 deadline,
-            }),
+                settings.ec2_max_attempts,
+            )),
         }
     }
 

@@ -55,8 +55,8 @@ impl DryRun {
         match result {
             // A dry run that "succeeds" is a dry run EC2 ignored: treat it as permitted.
             Ok(_) => DryRun::Permitted,
-            Err(error) if error.code == "DryRunOperation" => DryRun::Permitted,
-            Err(error) if error.code == "UnauthorizedOperation" => DryRun::Denied(error),
+            Err(error) if error.code.is("DryRunOperation") => DryRun::Permitted,
+            Err(error) if error.code.is("UnauthorizedOperation") => DryRun::Denied(error),
             Err(error) => DryRun::Failed(error),
         }
     }
@@ -68,12 +68,12 @@ pub(super) async fn availability_zones(
     client: &aws_sdk_ec2::Client,
     calls: &Meter,
 ) -> Result<Vec<String>, Ec2Error> {
-    calls.start("DescribeAvailabilityZones", "").await?;
-    let output = client
-        .describe_availability_zones()
-        .send()
-        .await
-        .map_err(|e| Ec2Error::from_sdk("DescribeAvailabilityZones", "of the Region", e))?;
+    let request = client.describe_availability_zones();
+    let output = calls
+        .call("DescribeAvailabilityZones", "of the Region", || {
+            request.clone().send()
+        })
+        .await?;
     Ok(output
         .availability_zones()
         .iter()
@@ -93,21 +93,17 @@ pub(super) async fn template_version(
         .as_deref()
         .or(template.name.as_deref())
         .unwrap_or_default();
-    calls.start("DescribeLaunchTemplateVersions", "").await?;
-    let output = client
+    let request = client
         .describe_launch_template_versions()
         .set_launch_template_id(template.id.clone())
         .set_launch_template_name(template.name.clone())
-        .versions(version)
-        .send()
-        .await
-        .map_err(|e| {
-            Ec2Error::from_sdk(
-                "DescribeLaunchTemplateVersions",
-                format!("of {which} version {version}"),
-                e,
-            )
-        })?;
+        .versions(version);
+    let what = format!("of {which} version {version}");
+    let output = calls
+        .call("DescribeLaunchTemplateVersions", &what, || {
+            request.clone().send()
+        })
+        .await?;
     Ok(output
         .launch_template_versions()
         .first()
@@ -152,17 +148,15 @@ pub(super) async fn subnets(
         .name("subnet-id")
         .set_values(Some(ids.to_vec()))
         .build();
+    let what = format!("of {}", ids.join(", "));
     all_pages(|token| async {
-        calls.start("DescribeSubnets", "").await?;
-        let output = client
+        let request = client
             .describe_subnets()
             .filters(filter.clone())
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| {
-                Ec2Error::from_sdk("DescribeSubnets", format!("of {}", ids.join(", ")), e)
-            })?;
+            .set_next_token(token);
+        let output = calls
+            .call("DescribeSubnets", &what, || request.clone().send())
+            .await?;
         let found = output.subnets().iter().filter_map(|s| {
             Some(Subnet {
                 id: s.subnet_id()?.to_string(),
@@ -191,22 +185,18 @@ pub(super) async fn offerings(
             .set_values(Some(zones.to_vec()))
             .build(),
     ];
+    let what = format!("of {} in {}", types.join(", "), zones.join(", "));
     let offered = all_pages(|token| async {
-        calls.start("DescribeInstanceTypeOfferings", "").await?;
-        let output = client
+        let request = client
             .describe_instance_type_offerings()
             .location_type(LocationType::AvailabilityZone)
             .set_filters(Some(filters.to_vec()))
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| {
-                Ec2Error::from_sdk(
-                    "DescribeInstanceTypeOfferings",
-                    format!("of {} in {}", types.join(", "), zones.join(", ")),
-                    e,
-                )
-            })?;
+            .set_next_token(token);
+        let output = calls
+            .call("DescribeInstanceTypeOfferings", &what, || {
+                request.clone().send()
+            })
+            .await?;
         let pairs = output.instance_type_offerings().iter().filter_map(|o| {
             Some((
                 o.instance_type()?.as_str().to_string(),
@@ -246,22 +236,16 @@ pub(super) async fn instance_types(
             .iter()
             .map(|t| InstanceType::from(t.as_str()))
             .collect();
+        let what = format!("of {}", batch.join(", "));
         specs.extend(
             all_pages(|token| async {
-                calls.start("DescribeInstanceTypes", "").await?;
-                let output = client
+                let request = client
                     .describe_instance_types()
                     .set_instance_types(Some(wanted.clone()))
-                    .set_next_token(token)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        Ec2Error::from_sdk(
-                            "DescribeInstanceTypes",
-                            format!("of {}", batch.join(", ")),
-                            e,
-                        )
-                    })?;
+                    .set_next_token(token);
+                let output = calls
+                    .call("DescribeInstanceTypes", &what, || request.clone().send())
+                    .await?;
                 let found = output
                     .instance_types()
                     .iter()
@@ -278,17 +262,14 @@ pub(super) async fn instance_types(
 const NO_INSTANCE: &str = "i-00000000000000000";
 
 pub(super) async fn dry_run_terminate(client: &aws_sdk_ec2::Client, calls: &Meter) -> DryRun {
-    if let Err(error) = calls.start("TerminateInstances", "(dry run)").await {
-        return DryRun::Failed(error);
-    }
+    let request = client
+        .terminate_instances()
+        .dry_run(true)
+        .instance_ids(NO_INSTANCE);
     DryRun::from_result(
-        client
-            .terminate_instances()
-            .dry_run(true)
-            .instance_ids(NO_INSTANCE)
-            .send()
-            .await
-            .map_err(|e| Ec2Error::from_sdk("TerminateInstances", "(dry run)", e)),
+        calls
+            .call("TerminateInstances", "(dry run)", || request.clone().send())
+            .await,
     )
 }
 
@@ -297,21 +278,18 @@ pub(super) async fn dry_run_create_tags(
     tags: &[(String, String)],
     calls: &Meter,
 ) -> DryRun {
-    if let Err(error) = calls.start("CreateTags", "(dry run)").await {
-        return DryRun::Failed(error);
-    }
+    let request = client
+        .create_tags()
+        .dry_run(true)
+        .resources(NO_INSTANCE)
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect(),
+        ));
     DryRun::from_result(
-        client
-            .create_tags()
-            .dry_run(true)
-            .resources(NO_INSTANCE)
-            .set_tags(Some(
-                tags.iter()
-                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                    .collect(),
-            ))
-            .send()
-            .await
-            .map_err(|e| Ec2Error::from_sdk("CreateTags", "(dry run)", e)),
+        calls
+            .call("CreateTags", "(dry run)", || request.clone().send())
+            .await,
     )
 }

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{Account, Deadline};
+use super::Account;
+use crate::budget::Deadline;
 use crate::files::{self, Access};
 
 /// One of EC2's request buckets.

@@ -1,10 +1,10 @@
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_sdk_ec2::types::Tag;
 use tokio::sync::Semaphore;
 
-use super::{Backoff, Deadline, Ec2Error, Meter};
+use super::{Ec2Error, Meter};
+use crate::budget::Deadline;
 use crate::config::NodeGroup;
 
 /// Tag on every instance slurm-ec2 launches: the cluster it belongs to.
@@ -193,7 +193,7 @@ pub(super) async fn create_tags_concurrently(
 
 /// Tags `resources` (at most 1000) with `tags` in one call, retrying
 /// `InvalidInstanceID.NotFound` (EC2 does not know a new instance yet) and
-/// throttling with back-off until the deadline.
+/// throttling with back-off until `deadline` (or the run's, if earlier).
 pub(super) async fn tag_resources(
     client: &aws_sdk_ec2::Client,
     resources: &[String],
@@ -209,29 +209,14 @@ pub(super) async fn tag_resources(
         [one] => format!("of {one}"),
         many => format!("of {} instance(s)", many.len()),
     };
-    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
-    loop {
-        // Waiting for the bucket must not carry the run past its budget.
-        if deadline.remaining().is_zero() {
-            return Err(Ec2Error::out_of_time("CreateTags", what));
-        }
-        calls.start("CreateTags", &what).await?;
-        let result = client
-            .create_tags()
-            .set_resources(Some(resources.to_vec()))
-            .set_tags(Some(tags.clone()))
-            .send()
-            .await;
-        let error = match result {
-            Ok(_) => return Ok(()),
-            Err(e) => Ec2Error::from_sdk("CreateTags", what.clone(), e),
-        };
-        let worth_retrying = error.retryable || error.code == "InvalidInstanceID.NotFound";
-        if !worth_retrying || !backoff.wait(&deadline).await {
-            return Err(error);
-        }
-        tracing::debug!("Retrying CreateTags {what} after {}", error.code);
-    }
+    let request = client
+        .create_tags()
+        .set_resources(Some(resources.to_vec()))
+        .set_tags(Some(tags));
+    calls
+        .call_on_new("CreateTags", &what, deadline, || request.clone().send())
+        .await
+        .map(|_| ())
 }
 
 #[cfg(test)]

@@ -1,12 +1,11 @@
 use super::describe::describe_by_filters;
-use std::time::Duration;
+use super::{Ec2Error, INSTANCE_NOT_FOUND, InstanceState, MAX_IDS_PER_CALL, Meter};
 
-use super::{Backoff, Ec2Error, InstanceState, MAX_IDS_PER_CALL, Meter};
-
-/// Terminates instances, at most 1000 ids per call. One unknown id fails a
-/// whole call (`InvalidInstanceID.NotFound`): the ids still live are then
-/// looked up (an `instance-id` filter, which never fails on an unknown id)
-/// and only those retried. Returns the ids that could not be terminated.
+/// Terminates instances, at most 1000 ids per call, each call retried as
+/// every call is. One unknown id fails a whole call
+/// (`InvalidInstanceID.NotFound`): the ids still live are then looked up (an
+/// `instance-id` filter, which never fails on an unknown id) and only those
+/// asked again. Returns the ids that could not be terminated.
 pub(super) async fn terminate(
     client: &aws_sdk_ec2::Client,
     ids: &[String],
@@ -15,43 +14,29 @@ pub(super) async fn terminate(
     let mut failures = Vec::new();
     for batch in ids.chunks(MAX_IDS_PER_CALL) {
         let mut remaining = batch.to_vec();
-        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
-        let deadline = calls.deadline();
-        for attempt in 0..3 {
-            // A throttled or unanswered call waits before it is tried again.
-            if attempt > 0 && !backoff.wait(&deadline).await {
-                break;
-            }
+        for narrowed in [false, true] {
             if remaining.is_empty() {
                 break;
             }
             let what = format!("of {} instance(s)", remaining.len());
-            if let Err(error) = calls.start("TerminateInstances", &what).await {
-                failures.push((std::mem::take(&mut remaining), error));
-                break;
-            }
-            let result = client
+            let request = client
                 .terminate_instances()
-                .set_instance_ids(Some(remaining.clone()))
-                .send()
-                .await;
-            let error = match result {
-                Ok(_) => {
-                    remaining.clear();
-                    break;
-                }
-                Err(e) => Ec2Error::from_sdk(
-                    "TerminateInstances",
-                    format!("of {} instance(s)", remaining.len()),
-                    e,
-                ),
+                .set_instance_ids(Some(remaining.clone()));
+            let error = match calls
+                .call("TerminateInstances", &what, || request.clone().send())
+                .await
+            {
+                Ok(_) => break,
+                Err(error) => error,
             };
-            if error.code == "InvalidInstanceID.NotFound" {
+            if error.code.is(INSTANCE_NOT_FOUND) && !narrowed {
                 match still_live(client, &remaining, calls).await {
                     Ok(live) => {
-                        let gone: Vec<&String> =
-                            remaining.iter().filter(|id| !live.contains(id)).collect();
-                        let gone: Vec<&str> = gone.iter().map(|id| id.as_str()).collect();
+                        let gone: Vec<&str> = remaining
+                            .iter()
+                            .filter(|id| !live.contains(id))
+                            .map(String::as_str)
+                            .collect();
                         tracing::info!("Instances already gone: {}", gone.join(", "));
                         remaining = live;
                         continue;
@@ -59,23 +44,8 @@ pub(super) async fn terminate(
                     Err(lookup) => tracing::warn!("{lookup}"),
                 }
             }
-            if !error.retryable {
-                failures.push((std::mem::take(&mut remaining), error));
-                break;
-            }
-            tracing::warn!("TerminateInstances failed, retrying: {error}");
-        }
-        if !remaining.is_empty() {
-            let error = Ec2Error {
-                action: "TerminateInstances",
-                context: format!("of {} instance(s)", remaining.len()),
-                code: "RetriesExhausted".to_string(),
-                message: "gave up after 3 attempts".to_string(),
-                request_id: None,
-                retryable: false,
-                source: None,
-            };
             failures.push((remaining, error));
+            break;
         }
     }
     failures

@@ -102,7 +102,7 @@ fn specs_from_ec2(config: &Config) -> Result<(Config, Vec<String>), (String, Out
     ec2::check_trust_store().map_err(|e| failed(e.to_string()))?;
     let runtime =
         super::runtime().map_err(|e| failed(format!("cannot start the async runtime: {e}")))?;
-    let deadline = ec2::Deadline::after(super::LOOKUP_BUDGET);
+    let deadline = crate::budget::Deadline::after(super::LOOKUP_BUDGET);
     let clients = Clients::new(&config.settings, Arc::new(CallCounter::default()), deadline);
     runtime.block_on(async {
         let mut types_of: BTreeMap<String, Vec<String>> = BTreeMap::new();

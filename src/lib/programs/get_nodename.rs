@@ -11,8 +11,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::Outcome;
+use crate::budget::{Backoff, Deadline};
 use crate::config::{self, Config, Settings};
-use crate::ec2::{Account, Backoff, CallCounter, Deadline, Ec2};
+use crate::ec2::{Account, CallCounter, Ec2};
 use crate::names;
 
 /// What get-nodename is asked beyond its configuration.
@@ -127,8 +128,9 @@ async fn slurmd_arguments(imds: &aws_config::imds::Client, slurmd: &Path) -> Str
     if !version.is_some_and(|v| v.has_instance_fields()) {
         return String::new();
     }
-    let id = get(imds, "/latest/meta-data/instance-id").await;
-    let kind = get(imds, "/latest/meta-data/instance-type").await;
+    let deadline = Deadline::after(Duration::from_secs(10));
+    let id = retrying(&deadline, || get(imds, "/latest/meta-data/instance-id")).await;
+    let kind = retrying(&deadline, || get(imds, "/latest/meta-data/instance-type")).await;
     let plain = |v: &str| {
         !v.is_empty()
             && v.len() <= 64
@@ -213,7 +215,8 @@ pub fn imds_client() -> aws_config::imds::Client {
         .configure(&ProviderConfig::default().with_http_client(crate::ec2::https_client()))
         .connect_timeout(Duration::from_secs(1))
         .read_timeout(Duration::from_secs(2))
-        .max_attempts(3)
+        // The one retry is ours (`retrying`, and the look-up's own polling).
+        .max_attempts(1)
         .build()
 }
 
@@ -234,7 +237,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, GetNameError>>,
 {
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
+    let mut backoff = Backoff::new();
     loop {
         match attempt().await {
             Ok(value) => return Ok(value),
@@ -269,7 +272,7 @@ pub async fn lookup(
     let deadline = Deadline::after(timeout);
     let instance_id = retrying(&deadline, || get(imds, "/latest/meta-data/instance-id")).await?;
     let tags_exposed = retrying(&deadline, || tags_exposed(imds)).await?;
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
+    let mut backoff = Backoff::new();
     if tags_exposed {
         loop {
             match imds.get("/latest/meta-data/tags/instance/Name").await {

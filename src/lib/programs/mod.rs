@@ -14,9 +14,9 @@ pub mod validate;
 
 use std::time::{Duration, Instant};
 
+use crate::budget::Deadline;
 use crate::cluster;
 use crate::config::{self, Config};
-use crate::ec2::Deadline;
 use crate::events::EventLog;
 use crate::logging::{self, Logging};
 use crate::slurm::Scontrol;

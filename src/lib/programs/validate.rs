@@ -87,7 +87,7 @@ pub fn check_aws(program: &str, config: &Config) -> Outcome {
         }
     };
     let calls = std::sync::Arc::new(CallCounter::default());
-    let deadline = crate::ec2::Deadline::after(super::LOOKUP_BUDGET);
+    let deadline = crate::budget::Deadline::after(super::LOOKUP_BUDGET);
     let clients = Clients::new(&config.settings, calls.clone(), deadline);
     let report = runtime.block_on(validate(config, &clients, &cluster));
     for note in &report.notes {
@@ -242,7 +242,7 @@ fn permission(findings: &mut Findings, setting: &str, account: &Account, dry_run
             ),
         ),
         // EC2 may look the made-up instance up before the permission.
-        DryRun::Failed(error) if error.code.starts_with("InvalidInstanceID") => {
+        DryRun::Failed(error) if error.code.as_str().starts_with("InvalidInstanceID") => {
             findings.notes.push(format!(
                 "{account}: a dry run could not settle whether {} is permitted ({}): EC2 checked the instance before the permission",
                 error.action, error.code
@@ -325,11 +325,11 @@ async fn check_template(
             None
         }
         Err(error) => {
-            let path = match error.code.contains("Version") {
+            let path = match error.code.as_str().contains("Version") {
                 true => format!("{spec}.Version"),
                 false => format!("{spec}.{key}"),
             };
-            let what = match error.code.contains("Version") {
+            let what = match error.code.as_str().contains("Version") {
                 true => format!("launch template {which} has no version {version}"),
                 false => format!("launch template {which} cannot be found"),
             };

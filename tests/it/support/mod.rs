@@ -186,15 +186,15 @@ pub fn command(dir: &Path, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) 
     command
 }
 
-/// A config.json for tests: EC2 at `endpoint`, test credentials, no retries by
-/// the SDK so that the programs' own retries are what is tested.
+/// A config.json for tests: EC2 at `endpoint`, test credentials, and few
+/// attempts per call, so that a test of giving up ends soon.
 pub fn test_config(endpoint: &str) -> Value {
     json!({
         "LogLevel": "DEBUG",
         "ClusterName": "testcluster",
         "SlurmBinPath": "/placeholder",
         "ResumeBudgetSeconds": 20,
-        "Ec2MaxAttempts": 1,
+        "Ec2MaxAttempts": 4,
         "Ec2TimeoutSeconds": 10,
         "Environment": {
             "AWS_ENDPOINT_URL_EC2": endpoint,

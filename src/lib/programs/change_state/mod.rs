@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::{Context, Outcome, Session};
+use crate::code::{Code, Ours};
 use crate::config::Config;
 use crate::ec2::{self, Account, CLUSTER_TAG, CallCounter, Clients};
 use crate::events::{About, EventLog, Kind, Why};
@@ -284,11 +285,11 @@ pub async fn execute(
     for (account, requests) in names {
         let ec2 = clients.get(&account).await;
         let count = requests.len();
-        let deadline = crate::ec2::Deadline::after(RECORD_TIME);
+        let deadline = crate::budget::Deadline::after(RECORD_TIME);
         let failures_here = ec2.tag_each(requests, 4, deadline).await;
         let (late, failed): (Vec<_>, Vec<_>) = failures_here
             .iter()
-            .partition(|(_, e)| e.code == "OutOfTime");
+            .partition(|(_, e)| e.code == Code::from(Ours::OutOfTime));
         for (id, error) in &failed {
             tracing::error!("Failed to name instance {id}: {error}");
         }

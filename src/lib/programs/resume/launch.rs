@@ -2,20 +2,35 @@
 //! within the run's budget.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
-use super::CODE_UNFULFILLED;
+use crate::budget::{Backoff, Deadline};
+use crate::code::{Code, Ours};
 use crate::config::NodeGroup;
 use crate::ec2::{
-    Backoff, Deadline, Ec2, Instance, LaunchRequest, MAX_FILTER_VALUES, is_throttling,
-    new_client_token,
+    Ec2, Instance, LaunchRequest, MAX_FILTER_VALUES, is_throttling, new_client_token,
 };
 
-/// Launches up to `count` instances, retrying a shortfall caused by throttling
-/// (an HTTP error or an `Errors` entry) with back-off until the deadline.
-/// Returns the instance ids and, when fewer than `count` launched, the code
-/// that explains it. With `all_or_nothing` a shortfall is never topped up:
-/// the caller terminates what came and fails every node.
+/// What [`launch_batch`] launched, and why not all of it when it fell short.
+#[derive(Debug, Default)]
+pub(super) struct Launched {
+    pub ids: Vec<String>,
+    pub shortfall: Option<Code>,
+}
+
+impl Launched {
+    pub fn none(shortfall: Option<Code>) -> Launched {
+        Launched {
+            ids: Vec::new(),
+            shortfall,
+        }
+    }
+}
+
+/// Launches up to `count` instances. A failed call was already retried by
+/// the EC2 handle; what is topped up here is a fleet that came back short
+/// with only throttling in its `Errors`, after the back-off and until the
+/// deadline. With `all_or_nothing` a shortfall is never topped up: the
+/// caller terminates what came and fails every node.
 pub(super) async fn launch_batch(
     ec2: &Ec2,
     group: &NodeGroup,
@@ -23,75 +38,68 @@ pub(super) async fn launch_batch(
     tags: &[(String, String)],
     all_or_nothing: bool,
     deadline: Deadline,
-) -> (Vec<String>, Option<String>) {
-    let mut ids: Vec<String> = Vec::new();
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
-    // Kept while a call's fate is unknown, so that its retry cannot launch twice.
-    let mut client_token = new_client_token();
+) -> Launched {
+    let mut launched = Launched::default();
+    let mut backoff = Backoff::new();
     loop {
-        let wanted = count - ids.len().min(count);
+        let wanted = count - launched.ids.len().min(count);
+        // One token for all of one call's attempts, so that a retry after a
+        // lost answer cannot launch twice.
+        let client_token = new_client_token();
         let request = LaunchRequest {
             count: wanted,
             tags,
             all_or_nothing,
             client_token: &client_token,
         };
-        let code = match ec2.launch(group, request).await {
-            Ok(outcome) => {
-                client_token = new_client_token();
-                for (code, message) in &outcome.errors {
-                    tracing::warn!(
-                        "EC2 Fleet error for {} - {code}: {message}",
-                        group.node_prefix()
-                    );
-                }
-                let got = outcome.instance_ids.len();
-                // Said before anything else is done with them: should this
-                // run be killed now, the log still tells what it launched
-                // (change-state reaps them by their tags).
-                if got > 0 {
-                    tracing::info!(
-                        "CreateFleet launched {got} instance(s) for {}: {}",
-                        group.node_prefix(),
-                        outcome.instance_ids.join(", ")
-                    );
-                }
-                ids.extend(outcome.instance_ids);
-                if got >= wanted {
-                    return (ids, None);
-                }
-                let codes: Vec<&String> = outcome.errors.iter().map(|(c, _)| c).collect();
-                let unfulfilled = || CODE_UNFULFILLED.to_string();
-                if all_or_nothing && !ids.is_empty() {
-                    return (
-                        ids,
-                        Some(codes.first().map_or_else(unfulfilled, |c| (*c).clone())),
-                    );
-                }
-                match codes.iter().find(|c| !is_throttling(c)) {
-                    Some(code) => return (ids, Some((*code).clone())),
-                    None if codes.is_empty() => return (ids, Some(CODE_UNFULFILLED.to_string())),
-                    None => "RequestLimitExceeded".to_string(),
-                }
-            }
-            Err(error) if error.retryable => {
-                tracing::warn!("{error}");
-                error.code
-            }
+        let outcome = match ec2.launch(group, request).await {
+            Ok(outcome) => outcome,
             Err(error) => {
                 tracing::error!(
                     "Failed to launch nodes for {}: {error}",
                     group.node_prefix()
                 );
-                return (ids, Some(error.code));
+                launched.shortfall = Some(error.code);
+                return launched;
             }
         };
-        if !backoff.wait(&deadline).await {
-            return (ids, Some(code));
+        for (code, message) in &outcome.errors {
+            tracing::warn!(
+                "EC2 Fleet error for {} - {code}: {message}",
+                group.node_prefix()
+            );
+        }
+        let got = outcome.instance_ids.len();
+        // Said before anything else is done with them: should this run be
+        // killed now, the log still tells what it launched (change-state
+        // reaps them by their tags).
+        if got > 0 {
+            tracing::info!(
+                "CreateFleet launched {got} instance(s) for {}: {}",
+                group.node_prefix(),
+                outcome.instance_ids.join(", ")
+            );
+        }
+        launched.ids.extend(outcome.instance_ids);
+        if got >= wanted {
+            return launched;
+        }
+        let codes: Vec<&String> = outcome.errors.iter().map(|(c, _)| c).collect();
+        let shortfall = match codes.iter().find(|c| !is_throttling(c)).or(codes.first()) {
+            Some(code) => Code::Ec2((*code).clone()),
+            None => Code::from(Ours::UnfulfilledCapacity),
+        };
+        let throttled_only = !codes.is_empty() && codes.iter().all(|c| is_throttling(c));
+        // An all-or-nothing fleet that launched some came back whole or not at all.
+        let partial_all_or_nothing = all_or_nothing && !launched.ids.is_empty();
+        let top_up = throttled_only && !partial_all_or_nothing;
+        if !top_up || !backoff.wait(&deadline).await {
+            launched.shortfall = Some(shortfall);
+            return launched;
         }
         tracing::info!(
-            "Retrying CreateFleet for {} node(s) of {} after {code}",
-            count - ids.len(),
+            "Launching {} more node(s) of {} after {shortfall}",
+            count - launched.ids.len(),
             group.node_prefix()
         );
     }
@@ -109,7 +117,7 @@ pub(super) async fn wait_for_addresses(
     deadline: Deadline,
 ) -> BTreeMap<String, Instance> {
     let mut ready = BTreeMap::new();
-    let mut backoff = Backoff::new(Duration::from_millis(300), Duration::from_secs(3));
+    let mut backoff = Backoff::new();
     let mut missing: Vec<String> = ids.to_vec();
     while !missing.is_empty() {
         let described = match missing.len() > MAX_FILTER_VALUES {

@@ -22,23 +22,16 @@ use std::ffi::OsString;
 use std::sync::Arc;
 
 use super::{Context, Hostlist, Outcome, Session};
+use crate::budget::Deadline;
+use crate::code::Ours;
 use crate::config::{Config, NodeGroup};
-use crate::ec2::{Account, CallCounter, Clients, Deadline};
+use crate::ec2::{Account, CallCounter, Clients};
 use crate::events::{About, EventLog, Kind, Why};
 use crate::lock;
 use crate::logging::Logging;
 use crate::names::{self, NodeName};
 use crate::slurm::{self, NodeAddress, NodeInstance, Scontrol};
 use serve::{GroupOutcome, GroupRun, Served};
-
-/// Our own codes, for failures that carry no EC2 error code.
-pub const CODE_NO_ADDRESS: &str = "InstanceAddressUnavailable";
-pub const CODE_UNFULFILLED: &str = "UnfulfilledCapacity";
-pub const CODE_SLURM_UPDATE: &str = "SlurmUpdateFailed";
-pub const CODE_NO_LOG: &str = "LogFileUnavailable";
-/// The code of nodes failed because this host has no CA certificates.
-pub const CODE_NO_CERTIFICATES: &str = "NoCACertificates";
-pub const CODE_JOB_TOO_LARGE: &str = "AllOrNothingOver1000Nodes";
 
 /// `SLURM_RESUME_FILE` as read at the start of the run (it vanishes with slurmctld).
 pub type ResumeFileRead = Option<(OsString, Result<ResumeFile, String>)>;
@@ -72,9 +65,9 @@ pub fn run(context: &Context, hostlist: &Hostlist, resume_file: &ResumeFileRead)
         refused_line,
         crate::ec2::check_trust_store(),
     ) {
-        (Logging::Fallback { reason }, _, _) => Some((CODE_NO_LOG, reason.clone())),
-        (_, Some(reason), _) => Some((CODE_NO_LOG, reason)),
-        (_, _, Err(error)) => Some((CODE_NO_CERTIFICATES, error.to_string())),
+        (Logging::Fallback { reason }, _, _) => Some((Ours::LogFileUnavailable, reason.clone())),
+        (_, Some(reason), _) => Some((Ours::LogFileUnavailable, reason)),
+        (_, _, Err(error)) => Some((Ours::NoCACertificates, error.to_string())),
         _ => None,
     };
     if let Some((code, reason)) = refusal {
@@ -229,7 +222,7 @@ pub async fn resume(run: &Run<'_>, names: &[String]) -> ResumeReport {
             let about = About {
                 node: Some(node),
                 job_ids: &job_ids,
-                code: Some(code),
+                code: Some(code.as_str()),
                 ..Default::default()
             };
             events.record(Kind::Failure, about);
@@ -335,10 +328,9 @@ struct Gathered {
     deferred_tags: BTreeMap<Account, Vec<crate::ec2::TagRequest>>,
 }
 
-/// A node-group task that panicked or was cancelled: its nodes fail like
-/// any other failure, so that Slurm hears of them now.
-pub const CODE_TASK_FAILED: &str = "InternalError";
-
+/// The groups' outcomes. A node-group task that panicked or was cancelled:
+/// its nodes fail (`InternalError`) like any other failure, so that Slurm
+/// hears of them now.
 async fn gather(
     mut tasks: tokio::task::JoinSet<(Account, GroupOutcome)>,
     mut nodes_of_task: BTreeMap<tokio::task::Id, Vec<String>>,
@@ -355,14 +347,14 @@ async fn gather(
                     nodes.len(),
                     crate::hostlist::compress(&nodes)
                 );
-                report.fail(CODE_TASK_FAILED, nodes);
+                report.fail(Ours::InternalError, nodes);
                 continue;
             }
         };
         report.launched += outcome.launched;
         report.reused += outcome.reused;
         for failure in outcome.failed {
-            report.fail(&failure.code, [failure.node]);
+            report.fail(failure.code, [failure.node]);
         }
         let served = outcome.served.into_iter().map(|s| (account.clone(), s));
         gathered.served.extend(served);
@@ -411,7 +403,7 @@ fn tell_slurm(
             });
         } else if one.launched_now {
             to_terminate.push((account, one.instance_id));
-            report.fail(CODE_SLURM_UPDATE, [node]);
+            report.fail(Ours::SlurmUpdateFailed, [node]);
         } else {
             tracing::error!(
                 "Node {node} keeps its instance {} from an earlier run, but Slurm refused its address",
@@ -457,7 +449,7 @@ pub fn refuse(
     config: &Config,
     scontrol: &Scontrol,
     names: &[String],
-    code: &str,
+    code: Ours,
     reason: &str,
 ) -> ResumeReport {
     let sorted = names::sort_names(config, names);
@@ -482,7 +474,7 @@ pub fn refuse(
 /// (the reason stays, and change-state reads the code from it).
 fn report_failures_to_slurm(scontrol: &Scontrol, report: &ResumeReport) {
     for (code, nodes) in &report.failed {
-        let reason = slurm::reason::resume_failure(code);
+        let reason = slurm::reason::resume_failure(code.as_str());
         let names = crate::hostlist::compress(nodes);
         tracing::error!("Failed to resume {} node(s) ({code}): {names}", nodes.len());
         for (batch, error) in scontrol.set_state(nodes, "DOWN", Some(&reason)) {
@@ -500,6 +492,7 @@ fn report_failures_to_slurm(scontrol: &Scontrol, report: &ResumeReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::code::Code;
 
     #[tokio::test]
     async fn a_node_group_task_that_panics_fails_its_nodes() {
@@ -510,7 +503,8 @@ mod tests {
         let mut report = ResumeReport::default();
         let gathered = gather(tasks, nodes_of_task, &mut report).await;
         assert!(gathered.served.is_empty());
-        assert_eq!(report.failed.get(CODE_TASK_FAILED), Some(&nodes));
+        let internal = Code::from(Ours::InternalError);
+        assert_eq!(report.failed.get(&internal), Some(&nodes));
         assert_eq!(report.failed_count(), 2);
     }
 }

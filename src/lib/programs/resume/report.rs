@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use crate::code::Code;
 use crate::ec2::CallCounter;
 use crate::slurm::Scontrol;
 
@@ -11,7 +12,7 @@ pub struct ResumeReport {
     pub launched: usize,
     pub reused: usize,
     /// Nodes that got no instance, by error code.
-    pub failed: BTreeMap<String, Vec<String>>,
+    pub failed: BTreeMap<Code, Vec<String>>,
     /// Nodes that kept the instance an earlier run gave them, but whose
     /// address Slurm refused this time: neither failed nor terminated.
     pub not_updated: Vec<String>,
@@ -23,11 +24,8 @@ impl ResumeReport {
         self.failed.values().map(Vec::len).sum::<usize>() + self.not_updated.len()
     }
 
-    pub(super) fn fail(&mut self, code: &str, nodes: impl IntoIterator<Item = String>) {
-        self.failed
-            .entry(code.to_string())
-            .or_default()
-            .extend(nodes);
+    pub(super) fn fail(&mut self, code: impl Into<Code>, nodes: impl IntoIterator<Item = String>) {
+        self.failed.entry(code.into()).or_default().extend(nodes);
     }
 
     /// The one summary line of a run.

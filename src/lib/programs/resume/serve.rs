@@ -6,10 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures_util::future::join_all;
 
 use super::jobs::Jobs;
+use super::launch::Launched;
 use super::launch::{launch_batch, wait_for_addresses};
-use super::{CODE_JOB_TOO_LARGE, CODE_NO_ADDRESS, CODE_UNFULFILLED};
+use crate::budget::Deadline;
+use crate::code::{Code, Ours};
 use crate::config::{JobLevelScaling, NodeGroup, Settings};
-use crate::ec2::{self, Deadline, Ec2, Ec2Error, Instance, InstanceState};
+use crate::ec2::{self, Ec2, Ec2Error, Instance, InstanceState};
 use crate::names::NodeName;
 use crate::slurm::NodeAddress;
 
@@ -27,7 +29,7 @@ pub(super) struct Served {
 #[derive(Debug)]
 pub(super) struct Failed {
     pub node: String,
-    pub code: String,
+    pub code: Code,
 }
 
 /// What serving one node group gave.
@@ -46,10 +48,11 @@ pub(super) struct GroupOutcome {
 }
 
 impl GroupOutcome {
-    fn fail(&mut self, nodes: impl IntoIterator<Item = String>, code: &str) {
+    fn fail(&mut self, nodes: impl IntoIterator<Item = String>, code: impl Into<Code>) {
+        let code = code.into();
         self.failed.extend(nodes.into_iter().map(|node| Failed {
             node,
-            code: code.to_string(),
+            code: code.clone(),
         }));
     }
 }
@@ -98,7 +101,7 @@ impl GroupRun<'_> {
             Err(error) => {
                 let prefix = self.group.node_prefix();
                 tracing::error!("Cannot look for existing instances of {prefix}: {error}");
-                outcome.fail(wanted, &error.code);
+                outcome.fail(wanted, error.code);
                 return outcome;
             }
         };
@@ -178,12 +181,12 @@ impl GroupRun<'_> {
                 tags.push((ec2::NODES_TAG.to_string(), only.clone()));
                 tags.extend(self.jobs.tags_of_node(only));
             }
-            let (ids, shortfall_code) =
+            let Launched { ids, shortfall } =
                 launch_batch(self.ec2, self.group, size, &tags, false, self.deadline).await;
             // Nodes are served in id order; the tail of the batch waits for capacity.
             let served = ids.len().min(size);
-            if let Some(code) = shortfall_code {
-                outcome.fail(batch[served..].iter().cloned(), &code);
+            if let Some(code) = shortfall {
+                outcome.fail(batch[served..].iter().cloned(), code);
             }
             outcome.to_terminate.extend(ids.iter().skip(size).cloned());
             // The served nodes back in the order Slurm named them, which the
@@ -204,7 +207,8 @@ impl GroupRun<'_> {
     async fn launch_jobs(&self, sets: &[JobSet], outcome: &mut GroupOutcome) -> Vec<Batch> {
         let launches = sets.iter().map(|set| async move {
             if set.nodes.len() > MAX_ALL_OR_NOTHING {
-                return (set, Vec::new(), Some(CODE_JOB_TOO_LARGE.to_string()));
+                let shortfall = Some(Code::from(Ours::AllOrNothingOver1000Nodes));
+                return (set, Launched::none(shortfall));
             }
             let mut tags = ec2::launch_tags(self.group, self.cluster);
             tags.extend(self.jobs.tags_of_job(set.job_id));
@@ -213,12 +217,12 @@ impl GroupRun<'_> {
                 tags.push((ec2::NODES_TAG.to_string(), only.clone()));
             }
             let count = set.nodes.len();
-            let (ids, code) =
+            let launched =
                 launch_batch(self.ec2, self.group, count, &tags, true, self.deadline).await;
-            (set, ids, code)
+            (set, launched)
         });
         let mut batches = Vec::new();
-        for (set, ids, code) in join_all(launches).await {
+        for (set, Launched { ids, shortfall }) in join_all(launches).await {
             if ids.len() >= set.nodes.len() {
                 outcome
                     .to_terminate
@@ -230,7 +234,7 @@ impl GroupRun<'_> {
                 });
                 continue;
             }
-            let code = code.unwrap_or_else(|| CODE_UNFULFILLED.to_string());
+            let code = shortfall.unwrap_or(Code::Ours(Ours::UnfulfilledCapacity));
             tracing::error!(
                 "Job {}: EC2 cannot launch all {} node(s) of {} at once ({code}): none is kept",
                 set.job_id,
@@ -238,7 +242,7 @@ impl GroupRun<'_> {
                 self.group.node_prefix()
             );
             outcome.to_terminate.extend(ids);
-            outcome.fail(set.nodes.iter().cloned(), &code);
+            outcome.fail(set.nodes.iter().cloned(), code);
         }
         batches
     }
@@ -264,7 +268,7 @@ impl GroupRun<'_> {
                     launched_now: false,
                     identified: true,
                 }),
-                None => outcome.fail([node], CODE_NO_ADDRESS),
+                None => outcome.fail([node], Ours::InstanceAddressUnavailable),
             }
         }
         for Batch { nodes, ids } in batches {
@@ -296,7 +300,7 @@ impl GroupRun<'_> {
                     });
                 }
             }
-            outcome.fail(nodes, CODE_NO_ADDRESS);
+            outcome.fail(nodes, Ours::InstanceAddressUnavailable);
         }
         assignments
     }
@@ -411,7 +415,7 @@ impl GroupRun<'_> {
             if let Some(error) = untagged.get(&instance.id) {
                 tracing::error!("Failed to tag node {node} ({}): {error}", instance.id);
                 outcome.to_terminate.push(instance.id.clone());
-                outcome.fail([node], &error.code);
+                outcome.fail([node], error.code.clone());
                 continue;
             }
             if launched_now {
@@ -455,7 +459,7 @@ fn all_or_nothing(sets: &[JobSet], outcome: &mut GroupOutcome) {
         for served in partial {
             outcome.launched -= usize::from(served.launched_now);
             outcome.to_terminate.push(served.instance_id);
-            outcome.fail([served.address.node], &code);
+            outcome.fail([served.address.node], code.clone());
         }
         tracing::error!(
             "Job {}: not every node could be served ({code}): none is kept",
