@@ -14,30 +14,199 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Runs `slurm-ec2 validate` with the partitions edited by `edit`.
-async fn validate_with(
-    fake: &FakeEc2,
-    endpoint: &str,
-    workspace: &Workspace,
-    edit: impl FnOnce(&mut Value),
-    fault: impl FnOnce(&FakeEc2),
-) -> Output {
-    let mut partitions = test_partitions(4);
-    edit(&mut partitions);
-    workspace.write_config(&test_config(endpoint), &partitions);
-    fault(fake);
-    workspace.run_async("slurm-ec2", &["validate"]).await
-}
-
 /// Exit 2, and a line naming `path` that says `what`.
-fn assert_refused(output: &Output, path: &str, what: &str) {
+fn assert_refused(case: &str, output: &Output, path: &str, what: &str) {
     let text = stderr(output);
-    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert_eq!(output.status.code(), Some(2), "{case}: {text}");
     assert!(
         text.lines()
             .any(|l| l.contains(&format!("partitions.json: {path}: ")) && l.contains(what)),
-        "no problem at {path} that says {what:?}:\n{text}"
+        "{case}: no problem at {path} that says {what:?}:\n{text}"
     );
+}
+
+/// One thing EC2 refuses, and how validate must say it.
+struct Refusal {
+    case: &'static str,
+    /// Changes the test partitions.
+    edit: fn(&mut Value),
+    /// Makes the fake EC2 refuse something.
+    fault: fn(&FakeEc2),
+    /// Each `(JSON path, words)` is one line on stderr.
+    refused: &'static [(&'static str, &'static str)],
+    /// Words stderr holds besides (EC2's error code).
+    also_says: &'static [&'static str],
+    /// Words stderr never holds (a node group that is fine).
+    never_says: &'static [&'static str],
+    /// What else must hold of the calls made.
+    calls: fn(&FakeEc2) -> Result<(), String>,
+}
+
+fn no_edit(_: &mut Value) {}
+fn no_fault(_: &FakeEc2) {}
+fn any_calls(_: &FakeEc2) -> Result<(), String> {
+    Ok(())
+}
+
+const REFUSALS: &[Refusal] = &[
+    Refusal {
+        case: "a launch template that does not exist names its setting",
+        edit: |p| {
+            p["Partitions"][0]["NodeGroups"][0]["LaunchTemplateSpecification"]["LaunchTemplateName"] =
+                "compute-x".into();
+        },
+        fault: no_fault,
+        refused: &[(
+            "Partitions[0].NodeGroups[0].LaunchTemplateSpecification.LaunchTemplateName",
+            "InvalidLaunchTemplateName.NotFoundException",
+        )],
+        also_says: &[],
+        never_says: &["NodeGroups[1]"],
+        // The other group is fine, and its launch was still tried.
+        calls: |fake| match fake.calls("CreateFleet").len() {
+            1 => Ok(()),
+            n => Err(format!("{n} dry-run launches, not 1")),
+        },
+    },
+    Refusal {
+        case: "a launch template version that does not exist names the version",
+        edit: |p| {
+            p["Partitions"][0]["NodeGroups"][1]["LaunchTemplateSpecification"]["Version"] =
+                "7".into();
+        },
+        fault: no_fault,
+        refused: &[(
+            "Partitions[0].NodeGroups[1].LaunchTemplateSpecification.Version",
+            "has no version 7",
+        )],
+        also_says: &[],
+        never_says: &[],
+        calls: any_calls,
+    },
+    Refusal {
+        case: "a subnet that does not exist names its index",
+        edit: |p| {
+            p["Partitions"][0]["NodeGroups"][0]["SubnetIds"][1] = "subnet-99999999".into();
+        },
+        fault: no_fault,
+        refused: &[(
+            "Partitions[0].NodeGroups[0].SubnetIds[1]",
+            "subnet-99999999 does not exist in us-east-1",
+        )],
+        also_says: &[],
+        never_says: &[],
+        calls: any_calls,
+    },
+    Refusal {
+        case: "two subnets in one zone are refused",
+        edit: no_edit,
+        fault: |fake| fake.state().catalog.subnets[1].1 = "us-east-1a".into(),
+        refused: &[(
+            "Partitions[0].NodeGroups[0].SubnetIds[1]",
+            "is in us-east-1a, as SubnetIds[0] (subnet-11111111) is",
+        )],
+        also_says: &[],
+        never_says: &[],
+        calls: any_calls,
+    },
+    Refusal {
+        case: "an instance type missing from a zone or from all is refused",
+        edit: |p| {
+            p["Partitions"][0]["NodeGroups"][1]["LaunchTemplateOverrides"][0]["InstanceType"] =
+                "c5.nosuch".into();
+        },
+        fault: |fake| {
+            let gone = ("c4.xlarge".to_string(), "us-east-1b".to_string());
+            fake.state().catalog.offerings.remove(&gone);
+        },
+        refused: &[
+            (
+                "Partitions[0].NodeGroups[0].LaunchTemplateOverrides[1].InstanceType",
+                "c4.xlarge is not offered in us-east-1b",
+            ),
+            (
+                "Partitions[0].NodeGroups[1].LaunchTemplateOverrides[0].InstanceType",
+                "c5.nosuch is offered in none of the subnets' zones",
+            ),
+        ],
+        also_says: &[],
+        never_says: &[],
+        calls: any_calls,
+    },
+    Refusal {
+        case: "a launch that is not permitted is refused",
+        edit: no_edit,
+        fault: |fake| {
+            fake.state().faults.denied.insert("CreateFleet".into());
+        },
+        refused: &[(GROUP, "may not launch this node group: CreateFleet")],
+        also_says: &["UnauthorizedOperation"],
+        never_says: &[],
+        calls: any_calls,
+    },
+    Refusal {
+        case: "terminating and tagging that are not permitted are refused",
+        edit: no_edit,
+        fault: |fake| {
+            let mut state = fake.state();
+            state.faults.denied.insert("TerminateInstances".into());
+            state.faults.denied.insert("CreateTags".into());
+        },
+        refused: &[
+            (
+                "Partitions[0].NodeGroups[0].Region",
+                "may not call TerminateInstances",
+            ),
+            (
+                "Partitions[0].NodeGroups[0].Region",
+                "may not call CreateTags",
+            ),
+        ],
+        also_says: &[],
+        never_says: &[],
+        calls: any_calls,
+    },
+    Refusal {
+        case: "credentials the Region refuses stop the account's checks",
+        edit: no_edit,
+        fault: |fake| fake.state().faults.auth_failure = true,
+        refused: &[(
+            "Partitions[0].NodeGroups[0].Region",
+            "us-east-1 does not answer",
+        )],
+        also_says: &["AuthFailure"],
+        never_says: &[],
+        calls: |fake| match fake.state().requests.len() {
+            1 => Ok(()),
+            n => Err(format!("{n} requests: nothing is asked after the zones")),
+        },
+    },
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_refusal_names_the_setting_behind_it() {
+    for refusal in REFUSALS {
+        let (server, fake, workspace) = setup(4).await;
+        let mut partitions = test_partitions(4);
+        (refusal.edit)(&mut partitions);
+        workspace.write_config(&test_config(&server.uri()), &partitions);
+        (refusal.fault)(&fake);
+        let output = workspace.run_async("slurm-ec2", &["validate"]).await;
+        let case = refusal.case;
+        for (path, what) in refusal.refused {
+            assert_refused(case, &output, path, what);
+        }
+        let text = stderr(&output);
+        for words in refusal.also_says {
+            assert!(text.contains(words), "{case}: no {words:?} in\n{text}");
+        }
+        for words in refusal.never_says {
+            assert!(!text.contains(words), "{case}: {words:?} in\n{text}");
+        }
+        if let Err(why) = (refusal.calls)(&fake) {
+            panic!("{case}: {why}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -77,202 +246,6 @@ async fn a_configuration_ec2_accepts_passes_with_dry_runs_only() {
     let resume = workspace.run_async("resume", &["--check", "--aws"]).await;
     assert!(resume.status.success(), "{}", stderr(&resume));
     drop(server);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_launch_template_that_does_not_exist_names_its_setting() {
-    let (server, fake, workspace) = setup(4).await;
-    let output = validate_with(&fake, &server.uri(), &workspace, |p| {
-        p["Partitions"][0]["NodeGroups"][0]["LaunchTemplateSpecification"]["LaunchTemplateName"] =
-            "compute-x".into();
-    }, |_| {})
-    .await;
-    assert_refused(
-        &output,
-        &format!("{GROUP}.LaunchTemplateSpecification.LaunchTemplateName"),
-        "InvalidLaunchTemplateName.NotFoundException",
-    );
-    // The other group is fine, and its launch was still tried.
-    assert!(
-        !stderr(&output).contains("NodeGroups[1]"),
-        "{}",
-        stderr(&output)
-    );
-    assert_eq!(fake.calls("CreateFleet").len(), 1);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_launch_template_version_that_does_not_exist_names_the_version() {
-    let (server, fake, workspace) = setup(4).await;
-    let output = validate_with(
-        &fake,
-        &server.uri(),
-        &workspace,
-        |p| {
-            p["Partitions"][0]["NodeGroups"][1]["LaunchTemplateSpecification"]["Version"] =
-                "7".into();
-        },
-        |_| {},
-    )
-    .await;
-    assert_refused(
-        &output,
-        "Partitions[0].NodeGroups[1].LaunchTemplateSpecification.Version",
-        "has no version 7",
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_subnet_that_does_not_exist_names_its_index() {
-    let (server, fake, workspace) = setup(4).await;
-    let output = validate_with(
-        &fake,
-        &server.uri(),
-        &workspace,
-        |p| {
-            p["Partitions"][0]["NodeGroups"][0]["SubnetIds"][1] = "subnet-99999999".into();
-        },
-        |_| {},
-    )
-    .await;
-    assert_refused(
-        &output,
-        &format!("{GROUP}.SubnetIds[1]"),
-        "subnet-99999999 does not exist in us-east-1",
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn two_subnets_in_one_zone_are_refused() {
-    let (server, fake, workspace) = setup(4).await;
-    let output = validate_with(
-        &fake,
-        &server.uri(),
-        &workspace,
-        |_| {},
-        |fake| {
-            fake.state().catalog.subnets[1].1 = "us-east-1a".into();
-        },
-    )
-    .await;
-    assert_refused(
-        &output,
-        &format!("{GROUP}.SubnetIds[1]"),
-        "is in us-east-1a, as SubnetIds[0] (subnet-11111111) is",
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn an_instance_type_missing_from_a_zone_or_from_all_is_refused() {
-    let (server, fake, workspace) = setup(4).await;
-    let output = validate_with(
-        &fake,
-        &server.uri(),
-        &workspace,
-        |p| {
-            p["Partitions"][0]["NodeGroups"][1]["LaunchTemplateOverrides"][0]["InstanceType"] =
-                "c5.nosuch".into();
-        },
-        |fake| {
-            fake.state()
-                .catalog
-                .offerings
-                .remove(&("c4.xlarge".to_string(), "us-east-1b".to_string()));
-        },
-    )
-    .await;
-    assert_refused(
-        &output,
-        &format!("{GROUP}.LaunchTemplateOverrides[1].InstanceType"),
-        "c4.xlarge is not offered in us-east-1b",
-    );
-    assert_refused(
-        &output,
-        "Partitions[0].NodeGroups[1].LaunchTemplateOverrides[0].InstanceType",
-        "c5.nosuch is offered in none of the subnets' zones",
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_launch_that_is_not_permitted_is_refused() {
-    let (server, fake, workspace) = setup(4).await;
-    let output = validate_with(
-        &fake,
-        &server.uri(),
-        &workspace,
-        |_| {},
-        |fake| {
-            fake.state().faults.denied.insert("CreateFleet".into());
-        },
-    )
-    .await;
-    assert_refused(
-        &output,
-        GROUP,
-        "may not launch this node group: CreateFleet",
-    );
-    assert!(
-        stderr(&output).contains("UnauthorizedOperation"),
-        "{}",
-        stderr(&output)
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn terminating_and_tagging_that_are_not_permitted_are_refused() {
-    let (server, fake, workspace) = setup(4).await;
-    let output = validate_with(
-        &fake,
-        &server.uri(),
-        &workspace,
-        |_| {},
-        |fake| {
-            let mut state = fake.state();
-            state.faults.denied.insert("TerminateInstances".into());
-            state.faults.denied.insert("CreateTags".into());
-        },
-    )
-    .await;
-    assert_refused(
-        &output,
-        &format!("{GROUP}.Region"),
-        "may not call TerminateInstances",
-    );
-    assert_refused(
-        &output,
-        &format!("{GROUP}.Region"),
-        "may not call CreateTags",
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn credentials_the_region_refuses_stop_the_account_s_checks() {
-    let (server, fake, workspace) = setup(4).await;
-    let output = validate_with(
-        &fake,
-        &server.uri(),
-        &workspace,
-        |_| {},
-        |fake| {
-            fake.state().faults.auth_failure = true;
-        },
-    )
-    .await;
-    assert_refused(
-        &output,
-        &format!("{GROUP}.Region"),
-        "us-east-1 does not answer",
-    );
-    assert!(
-        stderr(&output).contains("AuthFailure"),
-        "{}",
-        stderr(&output)
-    );
-    assert_eq!(
-        fake.state().requests.len(),
-        1,
-        "nothing is asked after the zones"
-    );
 }
 
 #[test]
