@@ -10,7 +10,7 @@ pub fn load(config_json: &str, partitions_json: &str) -> Result<Config, config::
     let dir = tempfile::tempdir().expect("a temporary folder");
     std::fs::write(dir.path().join(config::CONFIG_FILE), config_json).expect("writable");
     std::fs::write(dir.path().join(config::PARTITIONS_FILE), partitions_json).expect("writable");
-    config::load(dir.path())
+    config::load(dir.path()).map_err(|refused| refused.error)
 }
 
 pub fn example() -> Config {

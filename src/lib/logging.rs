@@ -10,7 +10,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use tracing::{Event, Level, Subscriber};
@@ -67,27 +67,14 @@ fn line_prefix(program: &str, pid: u32, level: &str) -> String {
     format!("{now} - {program}[{pid}] - {level} - ")
 }
 
-/// Writes a configuration error to the log file the configuration names (or
-/// the default one beside it), since slurmctld discards the programs' stderr.
-pub fn record_config_error(program: &str, dir: &Path, error: &crate::config::ConfigError) {
-    let log_path = crate::files::read_bounded(
-        &dir.join(crate::config::CONFIG_FILE),
-        crate::files::MAX_CONFIG_BYTES,
-    )
-    .ok()
-    .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-    .and_then(|json| json.get("LogFileName")?.as_str().map(PathBuf::from))
-    .unwrap_or_else(|| {
-        std::path::absolute(dir)
-            .unwrap_or_else(|_| dir.to_path_buf())
-            .join("aws_plugin.log")
-    });
-    // A relative name would land in whatever folder slurmctld or cron runs in.
-    if !log_path.is_absolute() {
+/// Writes a refused configuration's error to the log file it names (or the
+/// default one beside it), since slurmctld discards the programs' stderr.
+pub fn record_config_error(program: &str, refused: &crate::config::Refused) {
+    let Some(log_path) = &refused.log_file else {
         return;
-    }
-    if let Ok(mut file) = open_log_file(&log_path, None) {
-        for line in error.to_string().lines() {
+    };
+    if let Ok(mut file) = open_log_file(log_path, None) {
+        for line in refused.error.to_string().lines() {
             let prefix = line_prefix(program, std::process::id(), "CRITICAL");
             let _ = writeln!(file, "{prefix}{}", line.trim_start());
         }

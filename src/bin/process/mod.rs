@@ -87,7 +87,7 @@ pub fn head_node(
         Err(error) => {
             eprintln!("{program}: {error}");
             if !args.check {
-                logging::record_config_error(program, &dir, &error);
+                logging::record_config_error(program, &error);
             }
             return exit_code(Outcome::BadInput);
         }

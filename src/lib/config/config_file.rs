@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::json::join;
 use super::model::{ClusterName, Config, LogLevel, MemoryHeadroom, Settings};
 use super::walker::{Walker, describe};
-use crate::ec2::{Bucket, Rate, RateLimits};
+use crate::rates::{Bucket, Rate, RateLimits};
 
 const REQUIRED_SLURM_CONF: &[&str] = &[
     "PrivateData",
@@ -32,15 +32,17 @@ const DAY: i64 = 86_400;
 /// Slurm's default `SuspendTimeout`.
 const SLURM_SUSPEND_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The `LogFileName` string of a config.json text, even one that is otherwise invalid.
+pub(super) fn named_log_file(text: &str) -> Option<PathBuf> {
+    let json: Value = serde_json::from_str(text).ok()?;
+    json.get("LogFileName")?.as_str().map(PathBuf::from)
+}
+
 pub(super) fn config_file(w: &mut Walker, dir: &Path, json: &Value) -> Option<Config> {
     let root = w.object(json, "")?;
     let log_level = log_level(w, root);
     let log_file = match w.get(root, "", "LogFileName") {
-        None => Some(
-            std::path::absolute(dir)
-                .unwrap_or_else(|_| dir.to_path_buf())
-                .join("aws_plugin.log"),
-        ),
+        None => Some(super::default_log_file(dir)),
         Some(value) => absolute_path(w, value, "LogFileName"),
     };
     let event_log_file = w

@@ -24,6 +24,26 @@ use std::path::{Path, PathBuf};
 
 pub const CONFIG_FILE: &str = "config.json";
 pub const PARTITIONS_FILE: &str = "partitions.json";
+/// The log of `dir`'s programs when config.json names none: beside it.
+pub const DEFAULT_LOG_FILE: &str = "aws_plugin.log";
+
+/// The default log file of the configuration in `dir`, as an absolute path.
+pub fn default_log_file(dir: &Path) -> PathBuf {
+    std::path::absolute(dir)
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .join(DEFAULT_LOG_FILE)
+}
+
+/// A configuration that was refused, and where its programs log: the
+/// `LogFileName` of config.json when it could be read that far (absolute
+/// only), else the default. slurmctld discards the programs' stderr, so the
+/// refusal goes there too.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct Refused {
+    pub error: ConfigError,
+    pub log_file: Option<PathBuf>,
+}
 
 /// One thing wrong (or suspicious) in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,10 +118,18 @@ fn read_text(path: &Path) -> Result<String, ConfigError> {
 }
 
 /// Reads and validates both files of `dir`.
-pub fn load(dir: &Path) -> Result<Config, ConfigError> {
-    let config_text = read_text(&dir.join(CONFIG_FILE))?;
-    let partitions_text = read_text(&dir.join(PARTITIONS_FILE))?;
-    load_texts(dir, &config_text, &partitions_text)
+pub fn load(dir: &Path) -> Result<Config, Refused> {
+    let refused = |log_file: Option<PathBuf>| move |error| Refused { error, log_file };
+    let config_text =
+        read_text(&dir.join(CONFIG_FILE)).map_err(refused(Some(default_log_file(dir))))?;
+    // A relative name would land in whatever folder slurmctld or cron runs in.
+    let log_file = match config_file::named_log_file(&config_text) {
+        Some(named) => Some(named).filter(|path| path.is_absolute()),
+        None => Some(default_log_file(dir)),
+    };
+    let partitions_text =
+        read_text(&dir.join(PARTITIONS_FILE)).map_err(refused(log_file.clone()))?;
+    load_texts(dir, &config_text, &partitions_text).map_err(refused(log_file))
 }
 
 /// Validates the texts of both files as if read from `dir`.

@@ -88,7 +88,7 @@ pub struct Settings {
     pub memory_headroom: MemoryHeadroom,
     /// The sizes of EC2's request buckets that the programs pace themselves
     /// to (`Ec2RateLimits`, default EC2's documented ones).
-    pub rate_limits: crate::ec2::RateLimits,
+    pub rate_limits: crate::rates::RateLimits,
     /// How long slurmctld lets resume and suspend run before it kills them
     /// (since 23.02): the larger of `ResumeTimeout` and `SuspendTimeout`.
     pub slurm_limit: Duration,
@@ -132,7 +132,7 @@ impl Default for Settings {
                 percent: 5,
                 mib: 1024,
             },
-            rate_limits: crate::ec2::RateLimits::default(),
+            rate_limits: crate::rates::RateLimits::default(),
             pace_dir: None,
         }
     }

@@ -197,7 +197,7 @@ fn config_json_messages() {
 
 #[test]
 fn ec2_rate_limits_override_only_the_buckets_named() {
-    use crate::ec2::{Bucket, Rate, RateLimits};
+    use crate::rates::{Bucket, Rate, RateLimits};
     let partitions = example_partitions();
     let mut config = example_config();
     config["Ec2RateLimits"] = json!({"CreateTags": {"Burst": 200, "PerSecond": 20}});

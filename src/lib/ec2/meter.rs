@@ -69,7 +69,7 @@ impl Meter {
         deadline: Deadline,
     ) -> Result<(), Ec2Error> {
         self.pacer
-            .take(pace::Bucket::of(action), &deadline)
+            .take(crate::rates::Bucket::of(action), &deadline)
             .await
             .map_err(|_| Ec2Error::out_of_time(action, context))?;
         self.calls.count(action);

@@ -22,11 +22,10 @@ pub use handle::{Clients, Ec2};
 pub use inspect::{DryRun, InstanceTypeSpec, Subnet, TemplateVersion};
 pub use meter::CallCounter;
 pub(crate) use meter::Meter;
-pub use pace::{Bucket, Rate, RateLimits};
 pub use state::InstanceState;
 pub use tags::{
     CLUSTER_TAG, NODE_GROUP_TAG, NODES_TAG, PARTITION_TAG, launch_tags, node_in_nodes_tags,
-    node_list_room, node_tags, nodes_tags,
+    node_list_room, node_tags, nodes_tag_keys, nodes_tags,
 };
 
 /// An instance id and the tags it is to get.

@@ -14,60 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::Account;
 use crate::budget::Deadline;
 use crate::files::{self, Access};
-
-/// One of EC2's request buckets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Bucket {
-    /// CreateFleet and the other mutating calls.
-    Mutating,
-    /// CreateTags and DeleteTags.
-    Tags,
-    /// TerminateInstances requests.
-    Terminate,
-    /// DescribeInstances with filters or pagination, and the other
-    /// non-mutating calls.
-    NonMutating,
-}
-
-impl Bucket {
-    pub const ALL: [Bucket; 4] = [
-        Bucket::Mutating,
-        Bucket::Tags,
-        Bucket::Terminate,
-        Bucket::NonMutating,
-    ];
-
-    /// The bucket an action draws from.
-    pub fn of(action: &str) -> Bucket {
-        match action {
-            "CreateTags" | "DeleteTags" => Bucket::Tags,
-            "TerminateInstances" => Bucket::Terminate,
-            "CreateFleet" | "RunInstances" => Bucket::Mutating,
-            _ => Bucket::NonMutating,
-        }
-    }
-
-    /// Its key in `Ec2RateLimits` and in the state file.
-    pub fn name(self) -> &'static str {
-        match self {
-            Bucket::Mutating => "CreateFleet",
-            Bucket::Tags => "CreateTags",
-            Bucket::Terminate => "TerminateInstances",
-            Bucket::NonMutating => "DescribeInstances",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Bucket> {
-        Bucket::ALL.into_iter().find(|b| b.name() == name)
-    }
-}
-
-/// A bucket's size and refill.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Rate {
-    pub burst: f64,
-    pub per_second: f64,
-}
+use crate::rates::{Bucket, Rate, RateLimits};
 
 /// How far the calls' arrival at EC2 may lag their start: concurrent calls
 /// that start 0.1 s apart can arrive in another order and closer together.
@@ -82,36 +29,6 @@ impl Rate {
             .ceil()
             .max(1.0)
             .min((self.burst - 1.0).max(0.0))
-    }
-}
-
-/// The buckets' sizes: EC2's documented defaults, or what `Ec2RateLimits`
-/// sets for an account whose limits were raised.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RateLimits(pub BTreeMap<Bucket, Rate>);
-
-impl Default for RateLimits {
-    fn default() -> Self {
-        let rate = |burst, per_second| Rate { burst, per_second };
-        RateLimits(BTreeMap::from([
-            (Bucket::Mutating, rate(50.0, 5.0)),
-            (Bucket::Tags, rate(100.0, 10.0)),
-            (Bucket::Terminate, rate(100.0, 5.0)),
-            (Bucket::NonMutating, rate(100.0, 20.0)),
-        ]))
-    }
-}
-
-impl RateLimits {
-    pub fn of(&self, bucket: Bucket) -> Rate {
-        self.0
-            .get(&bucket)
-            .copied()
-            .or_else(|| RateLimits::default().0.get(&bucket).copied())
-            .unwrap_or(Rate {
-                burst: 1.0,
-                per_second: 1.0,
-            })
     }
 }
 

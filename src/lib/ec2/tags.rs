@@ -22,6 +22,12 @@ const MAX_TAG_VALUE: usize = 256;
 /// The most tags one reservation's node list may take.
 const MAX_NODES_TAGS: usize = 8;
 
+/// The keys of a reservation's node list, in order: `slurm-ec2:nodes`,
+/// `slurm-ec2:nodes.1`, … (a long list takes several tags).
+pub fn nodes_tag_keys() -> impl Iterator<Item = String> {
+    (0..MAX_NODES_TAGS).map(nodes_tag_key)
+}
+
 fn nodes_tag_key(part: usize) -> String {
     match part {
         0 => NODES_TAG.to_string(),

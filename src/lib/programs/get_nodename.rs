@@ -4,9 +4,6 @@
 
 use std::time::Duration;
 
-use aws_config::imds::client::error::ImdsError;
-use aws_config::provider_config::ProviderConfig;
-
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,6 +11,7 @@ use super::Outcome;
 use crate::budget::{Backoff, Deadline};
 use crate::config::{self, Config, Settings};
 use crate::ec2::{Account, CallCounter, Ec2};
+use crate::imds::{InstanceMetadata, MetadataError};
 use crate::names;
 
 /// What get-nodename is asked beyond its configuration.
@@ -71,7 +69,8 @@ pub fn run(config: Option<&Config>, options: &Options) -> Outcome {
         }
     };
     let result: Result<String, GetNameError> = runtime.block_on(async {
-        let (name, source) = lookup(&imds_client(), &settings, options.timeout).await?;
+        let metadata = InstanceMetadata::new();
+        let (name, source) = lookup(&metadata, &settings, options.timeout).await?;
         // With or without a configuration, what a tag says goes nowhere
         // unless it can be a node name: it ends up in root's slurmd's
         // environment file, where a newline would add a variable.
@@ -92,7 +91,8 @@ pub fn run(config: Option<&Config>, options: &Options) -> Outcome {
         Ok(name) => {
             let mut output = text(&name);
             if options.env {
-                let args = runtime.block_on(slurmd_arguments(&imds_client(), &options.slurmd));
+                let metadata = InstanceMetadata::new();
+                let args = runtime.block_on(slurmd_arguments(&metadata, &options.slurmd));
                 output.push_str(&format!("SLURM_EC2_SLURMD_ARGS={args}\n"));
             }
             output
@@ -123,14 +123,14 @@ pub fn run(config: Option<&Config>, options: &Options) -> Outcome {
 /// that resume recorded with the one slurmd reports, none without these.
 /// Empty for an older slurmd, which refuses the options, and when metadata
 /// does not give both.
-async fn slurmd_arguments(imds: &aws_config::imds::Client, slurmd: &Path) -> String {
-    let version = crate::slurm::Scontrol::new(slurmd, Duration::from_secs(10)).version();
-    if !version.is_some_and(|v| v.has_instance_fields()) {
+async fn slurmd_arguments(metadata: &InstanceMetadata, slurmd: &Path) -> String {
+    let version = crate::slurm::SlurmCommand::new(slurmd, Duration::from_secs(10)).read_version();
+    if !version.is_ok_and(|v| v.has_instance_fields()) {
         return String::new();
     }
     let deadline = Deadline::after(Duration::from_secs(10));
-    let id = retrying(&deadline, || get(imds, "/latest/meta-data/instance-id")).await;
-    let kind = retrying(&deadline, || get(imds, "/latest/meta-data/instance-type")).await;
+    let id = retrying(&deadline, || metadata.instance_id()).await;
+    let kind = retrying(&deadline, || metadata.instance_type()).await;
     let plain = |v: &str| {
         !v.is_empty()
             && v.len() <= 64
@@ -178,8 +178,8 @@ impl std::fmt::Display for NameSource {
 
 #[derive(Debug, thiserror::Error)]
 pub enum GetNameError {
-    #[error("cannot read {path} from instance metadata (IMDSv2): {message}")]
-    Metadata { path: &'static str, message: String },
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
     #[error("instance {instance_id} has no Name tag after {} s", waited.as_secs())]
     NoName {
         instance_id: String,
@@ -196,46 +196,12 @@ pub enum GetNameError {
     NotANodeName { name: String },
 }
 
-fn describe_imds_error(error: &ImdsError) -> String {
-    match error {
-        ImdsError::ErrorResponse(response) => {
-            format!("HTTP {}", response.response().status().as_u16())
-        }
-        other => crate::ec2::error_chain(other),
-    }
-}
-
-fn is_not_found(error: &ImdsError) -> bool {
-    matches!(error, ImdsError::ErrorResponse(r) if r.response().status().as_u16() == 404)
-}
-
-/// An IMDSv2-only client: the endpoint override `AWS_EC2_METADATA_SERVICE_ENDPOINT` applies.
-pub fn imds_client() -> aws_config::imds::Client {
-    aws_config::imds::Client::builder()
-        .configure(&ProviderConfig::default().with_http_client(crate::ec2::https_client()))
-        .connect_timeout(Duration::from_secs(1))
-        .read_timeout(Duration::from_secs(2))
-        // The one retry is ours (`retrying`, and the look-up's own polling).
-        .max_attempts(1)
-        .build()
-}
-
-async fn get(imds: &aws_config::imds::Client, path: &'static str) -> Result<String, GetNameError> {
-    imds.get(path)
-        .await
-        .map(|value| value.as_ref().trim().to_string())
-        .map_err(|e| GetNameError::Metadata {
-            path,
-            message: describe_imds_error(&e),
-        })
-}
-
 /// Retries `attempt` with back-off while it fails and `deadline` leaves room:
 /// on a booting instance the metadata service may not answer at first.
-async fn retrying<T, F, Fut>(deadline: &Deadline, mut attempt: F) -> Result<T, GetNameError>
+async fn retrying<T, F, Fut>(deadline: &Deadline, mut attempt: F) -> Result<T, MetadataError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, GetNameError>>,
+    Fut: std::future::Future<Output = Result<T, MetadataError>>,
 {
     let mut backoff = Backoff::new();
     loop {
@@ -251,41 +217,26 @@ where
     }
 }
 
-/// Whether the launch template exposes tags in instance metadata.
-async fn tags_exposed(imds: &aws_config::imds::Client) -> Result<bool, GetNameError> {
-    match imds.get("/latest/meta-data/tags/instance").await {
-        Ok(_) => Ok(true),
-        Err(error) if is_not_found(&error) => Ok(false),
-        Err(error) => Err(GetNameError::Metadata {
-            path: "/latest/meta-data/tags/instance",
-            message: describe_imds_error(&error),
-        }),
-    }
-}
-
 /// Waits, with back-off, until this instance has a `Name` tag or `timeout` runs out.
 pub async fn lookup(
-    imds: &aws_config::imds::Client,
+    metadata: &InstanceMetadata,
     settings: &Settings,
     timeout: Duration,
 ) -> Result<(String, NameSource), GetNameError> {
     let deadline = Deadline::after(timeout);
-    let instance_id = retrying(&deadline, || get(imds, "/latest/meta-data/instance-id")).await?;
-    let tags_exposed = retrying(&deadline, || tags_exposed(imds)).await?;
+    let instance_id = retrying(&deadline, || metadata.instance_id()).await?;
+    let tags_exposed = retrying(&deadline, || metadata.tags_exposed()).await?;
     let mut backoff = Backoff::new();
     if tags_exposed {
         loop {
-            match imds.get("/latest/meta-data/tags/instance/Name").await {
-                Ok(name) if !name.as_ref().trim().is_empty() => {
-                    return Ok((name.as_ref().trim().to_string(), NameSource::MetadataTags));
+            match metadata.tag("Name").await {
+                Ok(Some(name)) if !name.is_empty() => {
+                    return Ok((name, NameSource::MetadataTags));
                 }
                 Ok(_) => {}
-                Err(error) if is_not_found(&error) => {}
-                Err(error) => {
-                    tracing::warn!("Reading the Name tag: {}", describe_imds_error(&error))
-                }
+                Err(error) => tracing::warn!("Reading the Name tag: {error}"),
             }
-            if let Some(name) = name_from_node_list(imds).await {
+            if let Some(name) = name_from_node_list(metadata).await {
                 return Ok((name, NameSource::MetadataNodeList));
             }
             if !backoff.wait(&deadline).await {
@@ -298,10 +249,7 @@ pub async fn lookup(
         }
     }
     tracing::info!("Tags are not exposed in instance metadata; asking EC2 with DescribeInstances");
-    let region = retrying(&deadline, || {
-        get(imds, "/latest/meta-data/placement/region")
-    })
-    .await?;
+    let region = retrying(&deadline, || metadata.region()).await?;
     let account = Account {
         region,
         profile: None,
@@ -339,26 +287,18 @@ pub async fn lookup(
 /// This instance's node from its reservation's node list (written by resume
 /// in one call for the whole reservation, before the `Name` tags) and its
 /// `ami-launch-index`, both from metadata; None while they are not there.
-async fn name_from_node_list(imds: &aws_config::imds::Client) -> Option<String> {
+async fn name_from_node_list(metadata: &InstanceMetadata) -> Option<String> {
     let mut tags = Vec::new();
-    for part in 0..8 {
-        let key = match part {
-            0 => crate::ec2::NODES_TAG.to_string(),
-            n => format!("{}.{n}", crate::ec2::NODES_TAG),
-        };
-        match imds
-            .get(&format!("/latest/meta-data/tags/instance/{key}"))
-            .await
-        {
-            Ok(value) => tags.push((key, value.as_ref().trim().to_string())),
-            Err(_) => break,
+    for key in crate::ec2::nodes_tag_keys() {
+        match metadata.tag(&key).await {
+            Ok(Some(value)) => tags.push((key, value)),
+            _ => break,
         }
     }
     if tags.is_empty() {
         return None;
     }
-    let index = imds.get("/latest/meta-data/ami-launch-index").await.ok()?;
-    let index: usize = index.as_ref().trim().parse().ok()?;
+    let index = metadata.launch_index().await.ok()?;
     crate::ec2::node_in_nodes_tags(&tags, index)
 }
 

@@ -1,13 +1,15 @@
-//! Slurm through its own commands: `scontrol`, run without a shell, with a
-//! timeout, its exit status and stderr checked.
+//! Slurm through its own commands, run without a shell, with a timeout, their
+//! exit status and stderr checked (`runner`); `scontrol` is one user of them.
 
 mod command;
 mod nodes;
 pub mod reason;
+mod runner;
 mod version;
 
-pub use command::{NodeInstance, Scontrol, SlurmError};
+pub use command::{NodeInstance, Scontrol};
 pub use nodes::{BaseState, Flag, NodeInfo, NodeState, is_state_word, parse_nodes};
+pub use runner::{SlurmCommand, SlurmError};
 pub use version::{SlurmVersion, VersionError};
 
 /// At most this many nodes per `scontrol update`.

@@ -6,6 +6,7 @@
 pub mod jobs;
 pub mod plan;
 mod rules;
+mod step;
 
 use std::collections::BTreeMap;
 

@@ -28,60 +28,15 @@ use std::collections::BTreeMap;
 
 use super::jobs::JobOnNode;
 use super::rules::{self, NodeView};
+use super::step::young;
+pub use super::step::{
+    Action, Found, STATE_DOWN, STATE_POWER_DOWN_FORCE, STATE_RESUME, STATE_UNDRAIN, Step,
+};
 use crate::config::{Config, NodeGroup};
-use crate::ec2::{self, Account, Instance, InstanceState};
+use crate::ec2::{self, Instance, InstanceState};
 use crate::names;
 use crate::slurm::NodeInfo;
 use crate::slurm::reason::{self as reasons, hold_end, reason_time};
-
-pub const STATE_RESUME: &str = "RESUME";
-pub const STATE_DOWN: &str = "DOWN";
-pub const STATE_POWER_DOWN_FORCE: &str = "POWER_DOWN_FORCE";
-pub const STATE_UNDRAIN: &str = "UNDRAIN";
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    Terminate,
-    /// Nothing is done; the step is reported (an instance kept on purpose).
-    Keep,
-    SetState {
-        state: &'static str,
-        reason: Option<String>,
-    },
-    /// `state=DOWN reason=…` (requeues the jobs), then `state=POWER_DOWN_FORCE`.
-    DownThenPowerDown {
-        reason: String,
-    },
-    /// `instanceid=<the step's instance> instancetype=…` (Slurm 23.11+).
-    RecordInstance {
-        instance_type: String,
-    },
-    /// CreateTags of the `Name` (and placeholder tags) that resume had no
-    /// time for: the instance is known by its reservation's node list.
-    NameInstance {
-        tags: Vec<(String, String)>,
-    },
-}
-
-/// One row of the plan (and of `--dry-run`'s table).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
-    pub node: Option<String>,
-    pub slurm_state: String,
-    pub instance: Option<String>,
-    pub ec2_state: String,
-    /// The instance's account, for terminations.
-    pub account: Option<Account>,
-    pub action: Action,
-    pub why: String,
-}
-
-/// An instance with the account it was found in.
-#[derive(Debug, Clone)]
-pub struct Found {
-    pub account: Account,
-    pub instance: Instance,
-}
 
 pub struct Inputs<'a> {
     pub config: &'a Config,
@@ -106,10 +61,6 @@ fn hold_from(reason: &str, hold: i64) -> Option<(String, i64)> {
     }
     let failed_at = reason_time(reason).filter(|_| reasons::is_resume_failure(reason))?;
     Some((code.to_string(), failed_at + hold))
-}
-
-pub(super) fn young(instance: &Instance, now: i64, grace: i64) -> bool {
-    instance.launch_time.is_some_and(|t| now - t < grace)
 }
 
 pub fn plan(inputs: &Inputs) -> Vec<Step> {
@@ -293,6 +244,7 @@ fn not_a_node_of_ours(found: &Found, listed: Option<&NodeInfo>, name: Option<&st
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ec2::Account;
     use crate::fixtures;
     use crate::slurm::reason::hold_reason;
     use crate::slurm::{NodeState, parse_nodes};

@@ -3,7 +3,7 @@
 //! rest, the first that applies decides.
 
 use super::jobs::JobOnNode;
-use super::plan::{
+use super::step::{
     Action, Found, STATE_DOWN, STATE_POWER_DOWN_FORCE, STATE_RESUME, STATE_UNDRAIN, Step, young,
 };
 use crate::config::NodeGroup;

@@ -119,7 +119,7 @@ fn owners(config: &Config, file: &ResumeFile, deadline: Deadline) -> BTreeMap<u6
     if !config.settings.job_tags || file.jobs.is_empty() {
         return BTreeMap::new();
     }
-    let squeue = Scontrol::new(
+    let squeue = slurm::SlurmCommand::new(
         &config.slurm_bin.join("squeue"),
         config.settings.scontrol_timeout,
     )
