@@ -25,4 +25,5 @@ pub mod names;
 pub mod node_specs;
 pub mod programs;
 pub mod rates;
+pub mod runtime;
 pub mod slurm;

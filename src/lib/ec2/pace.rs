@@ -83,7 +83,8 @@ impl Pacer {
     /// the token would come after `deadline`.
     pub async fn take(&self, bucket: Bucket, deadline: &Deadline) -> Result<(), OutOfTime> {
         loop {
-            let wait = self.try_take(bucket, now());
+            // The state file's lock is a blocking wait, however short.
+            let wait = crate::runtime::blocking(|| self.try_take(bucket, now()));
             if wait.is_zero() {
                 return Ok(());
             }

@@ -100,8 +100,8 @@ pub fn run(
 fn specs_from_ec2(config: &Config) -> Result<(Config, Vec<String>), (String, Outcome)> {
     let failed = |error: String| (error, Outcome::Failed);
     ec2::check_trust_store().map_err(|e| failed(e.to_string()))?;
-    let runtime =
-        super::runtime().map_err(|e| failed(format!("cannot start the async runtime: {e}")))?;
+    let runtime = crate::runtime::runtime()
+        .map_err(|e| failed(format!("cannot start the async runtime: {e}")))?;
     let deadline = crate::budget::Deadline::after(super::LOOKUP_BUDGET);
     let clients = Clients::new(&config.settings, Arc::new(CallCounter::default()), deadline);
     runtime.block_on(async {

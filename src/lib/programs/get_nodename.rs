@@ -61,7 +61,7 @@ pub fn check(dir: &Path, config: Option<&Config>) -> Outcome {
 /// host name).
 pub fn run(config: Option<&Config>, options: &Options) -> Outcome {
     let settings = config.map(|c| c.settings.clone()).unwrap_or_default();
-    let runtime = match super::runtime() {
+    let runtime = match crate::runtime::runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("get-nodename: cannot start the async runtime: {error}");
@@ -91,8 +91,7 @@ pub fn run(config: Option<&Config>, options: &Options) -> Outcome {
         Ok(name) => {
             let mut output = text(&name);
             if options.env {
-                let metadata = InstanceMetadata::new();
-                let args = runtime.block_on(slurmd_arguments(&metadata, &options.slurmd));
+                let args = slurmd_arguments(&runtime, &options.slurmd);
                 output.push_str(&format!("SLURM_EC2_SLURMD_ARGS={args}\n"));
             }
             output
@@ -123,14 +122,18 @@ pub fn run(config: Option<&Config>, options: &Options) -> Outcome {
 /// that resume recorded with the one slurmd reports, none without these.
 /// Empty for an older slurmd, which refuses the options, and when metadata
 /// does not give both.
-async fn slurmd_arguments(metadata: &InstanceMetadata, slurmd: &Path) -> String {
+fn slurmd_arguments(runtime: &tokio::runtime::Runtime, slurmd: &Path) -> String {
     let version = crate::slurm::SlurmCommand::new(slurmd, Duration::from_secs(10)).read_version();
     if !version.is_ok_and(|v| v.has_instance_fields()) {
         return String::new();
     }
+    let metadata = InstanceMetadata::new();
     let deadline = Deadline::after(Duration::from_secs(10));
-    let id = retrying(&deadline, || metadata.instance_id()).await;
-    let kind = retrying(&deadline, || metadata.instance_type()).await;
+    let (id, kind) = runtime.block_on(async {
+        let id = retrying(&deadline, || metadata.instance_id()).await;
+        let kind = retrying(&deadline, || metadata.instance_type()).await;
+        (id, kind)
+    });
     let plain = |v: &str| {
         !v.is_empty()
             && v.len() <= 64

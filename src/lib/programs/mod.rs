@@ -6,20 +6,20 @@ pub mod change_state;
 pub mod generate_conf;
 pub mod get_nodename;
 pub mod resume;
+mod run;
 pub mod status;
 pub mod suspend;
 mod table;
 pub mod teardown;
 pub mod validate;
 
+pub use run::{Run, RunError, tally};
+
 use std::time::{Duration, Instant};
 
-use crate::budget::Deadline;
-use crate::cluster;
 use crate::config::{self, Config};
 use crate::events::EventLog;
 use crate::logging::{self, Logging};
-use crate::slurm::Scontrol;
 
 /// How a program run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,16 +124,16 @@ pub fn check(program: &str, config: &Config, uses_slurm: bool) -> Outcome {
 
 /// How long change-state may work: it runs every minute, and a run that
 /// lasts longer only makes the next one find its lock held.
-pub(crate) const CHANGE_STATE_BUDGET: Duration = Duration::from_secs(50);
+pub const CHANGE_STATE_BUDGET: Duration = Duration::from_secs(50);
 /// How long an administrator's look-up (status, validate, `--from-ec2`) may
 /// wait on EC2, pacing and retries included.
-pub(crate) const LOOKUP_BUDGET: Duration = Duration::from_secs(300);
+pub const LOOKUP_BUDGET: Duration = Duration::from_secs(300);
 /// What resume and suspend keep in hand before slurmctld would kill them.
 const SLURM_KILL_MARGIN: Duration = Duration::from_secs(5);
 
 /// How long a run may wait: on EC2 (pacing, retries) and on Slurm's commands.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Budget {
+pub struct Budget {
     pub ec2: Duration,
     pub slurm: Duration,
 }
@@ -160,45 +160,6 @@ impl Budget {
             slurm: limit,
         }
     }
-}
-
-/// What resume, suspend and change-state share once configured: `scontrol`
-/// (bounded by the run's Slurm budget), the cluster name that scopes every
-/// EC2 search, the deadline of the run's EC2 work, and an async runtime.
-pub(crate) struct Session {
-    pub scontrol: Scontrol,
-    pub cluster: String,
-    pub deadline: Deadline,
-    pub runtime: tokio::runtime::Runtime,
-}
-
-/// Builds the [`Session`] of a run that started at `started`, or logs why it cannot.
-pub(crate) fn session(
-    config: &Config,
-    started: Instant,
-    budget: Budget,
-) -> Result<Session, Outcome> {
-    let deadline = Deadline::after(budget.ec2.saturating_sub(started.elapsed()));
-    crate::ec2::check_trust_store().map_err(|error| {
-        tracing::error!("{error}");
-        Outcome::Failed
-    })?;
-    let scontrol = Scontrol::new(&config.scontrol(), config.settings.scontrol_timeout)
-        .until(started + budget.slurm);
-    let cluster = cluster::cluster_name(config, &scontrol).map_err(|error| {
-        tracing::error!("{error}");
-        Outcome::Failed
-    })?;
-    let runtime = runtime().map_err(|error| {
-        tracing::error!("Cannot start the async runtime: {error}");
-        Outcome::Failed
-    })?;
-    Ok(Session {
-        scontrol,
-        cluster,
-        deadline,
-        runtime,
-    })
 }
 
 /// Why a program's result did not reach stdout.
@@ -259,12 +220,4 @@ pub(crate) fn hostname() -> Option<String> {
         .ok()
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
-}
-
-/// A Tokio runtime for the EC2 work of one program run.
-pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
 }

@@ -4,15 +4,14 @@
 //! for the jobs, and changes nothing.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::change_state::{self, Action, Found, Inputs, Step};
 use super::table::text_table;
-use super::{Context, Outcome, Session};
+use super::{Context, Outcome, Run};
 use crate::config::Config;
-use crate::ec2::{CallCounter, Clients, NODE_GROUP_TAG, PARTITION_TAG};
+use crate::ec2::{NODE_GROUP_TAG, PARTITION_TAG};
 use crate::names;
 use crate::slurm::{Flag, NodeInfo, Scontrol};
 
@@ -126,19 +125,15 @@ pub fn run(context: &Context, filters: &Filters, json: bool) -> Outcome {
         return Outcome::BadInput;
     }
     let budget = super::Budget::both(super::LOOKUP_BUDGET);
-    let Session {
-        scontrol,
-        cluster,
-        deadline,
-        runtime,
-    } = match super::session(config, context.started, budget) {
-        Ok(session) => session,
-        Err(outcome) => return outcome,
+    let run = match Run::begin(config, context.started, budget) {
+        Ok(run) => run,
+        Err(error) => {
+            tracing::error!("{error}");
+            return Outcome::Failed;
+        }
     };
-    let calls = Arc::new(CallCounter::default());
-    let clients = Clients::new(&config.settings, calls.clone(), deadline);
-    let observed = runtime.block_on(change_state::observe(config, &scontrol, &clients, &cluster));
-    let (nodes, instances) = match observed {
+    let scontrol = &run.scontrol;
+    let (nodes, instances) = match change_state::observe(&run) {
         Ok(observed) => observed,
         Err(error) => {
             eprintln!("slurm-ec2 status: {error}");
@@ -146,7 +141,7 @@ pub fn run(context: &Context, filters: &Filters, json: bool) -> Outcome {
             return Outcome::Failed;
         }
     };
-    let jobs = running_jobs(config, &scontrol, &nodes);
+    let jobs = running_jobs(config, scontrol, &nodes);
     let now = super::epoch_seconds();
     let record_instances = scontrol.version().is_some_and(|v| v.has_instance_fields());
     let inputs = Inputs {
@@ -175,12 +170,7 @@ pub fn run(context: &Context, filters: &Filters, json: bool) -> Outcome {
         eprintln!("slurm-ec2 status: {error}");
         return Outcome::Failed;
     }
-    tracing::info!(
-        "Status: {} row(s); EC2 calls: {}; scontrol calls: {}",
-        status.rows.len(),
-        calls.summary(),
-        scontrol.runs()
-    );
+    tracing::info!("Status: {} row(s); {}", status.rows.len(), run.tally());
     Outcome::Done
 }
 

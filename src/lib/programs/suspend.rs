@@ -3,14 +3,11 @@
 //! terminates them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::time::Instant;
 
-use super::{Context, Hostlist, Outcome, Session};
+use super::{Context, Hostlist, Outcome, Run};
 use crate::config::NodeGroup;
 use crate::ec2::{
-    Account, CLUSTER_TAG, CallCounter, Clients, Ec2, Ec2Error, Instance, InstanceState,
-    MAX_FILTER_VALUES,
+    Account, CLUSTER_TAG, CallCounter, Ec2, Ec2Error, Instance, InstanceState, MAX_FILTER_VALUES,
 };
 use crate::events::{About, EventLog, Kind, Why};
 use crate::names;
@@ -50,32 +47,20 @@ pub fn run(context: &Context, hostlist: &Hostlist) -> Outcome {
             foreign: sorted.foreign.count,
             ..Default::default()
         };
-        let line = summary(&report, &CallCounter::default(), 0, context.started);
-        tracing::info!("{line}");
+        let tally = super::tally(&CallCounter::default(), 0, context.started);
+        tracing::info!("{}", summary(&report, &tally));
         return Outcome::Done;
     }
-    let budget = super::Budget::power_save(config);
-    let Session {
-        scontrol,
-        cluster,
-        deadline,
-        runtime,
-    } = match super::session(config, context.started, budget) {
-        Ok(session) => session,
-        Err(outcome) => return outcome,
+    let run = match Run::begin(config, context.started, super::Budget::power_save(config)) {
+        Ok(run) => run,
+        Err(error) => {
+            tracing::error!("{error}");
+            return Outcome::Failed;
+        }
     };
-    let calls = Arc::new(CallCounter::default());
-    let clients = Clients::new(&config.settings, calls.clone(), deadline);
-    let recorded = recorded_instances(&scontrol, &sorted);
-    let report = runtime.block_on(suspend(
-        &clients,
-        &cluster,
-        &sorted,
-        &recorded,
-        &context.events,
-    ));
-    let line = summary(&report, &calls, scontrol.runs(), context.started);
-    tracing::info!("{line}");
+    let recorded = recorded_instances(&run.scontrol, &sorted);
+    let report = run.block_on(suspend(&run, &sorted, &recorded, &context.events));
+    tracing::info!("{}", summary(&report, &run.tally()));
     if report.succeeded() {
         Outcome::Done
     } else {
@@ -125,9 +110,8 @@ fn is_instance_of(instance: &Instance, node: &str, group: &NodeGroup, cluster: &
 /// were summarised by the caller): those whose InstanceId Slurm records
 /// (`recorded`), described by id, and the others found by Name. Only
 /// instances that carry this cluster's tag are ever touched.
-pub async fn suspend(
-    clients: &Clients,
-    cluster: &str,
+async fn suspend(
+    run: &Run<'_>,
     sorted: &names::Sorted<'_>,
     recorded: &BTreeMap<String, String>,
     events: &EventLog,
@@ -145,77 +129,97 @@ pub async fn suspend(
             .extend(nodes.iter().map(|n| (n.to_string(), *group)));
     }
     for (account, nodes) in by_account {
-        let ec2 = clients.get(&account).await;
-        let ids: Vec<String> = nodes
-            .iter()
-            .filter_map(|(node, _)| recorded.get(node).cloned())
-            .collect();
-        let described = if ids.is_empty() {
-            Vec::new()
-        } else {
-            ec2.describe(&ids).await.unwrap_or_else(|error| {
-                tracing::warn!(
-                    "Cannot describe the instances Slurm records, finding them by Name: {error}"
-                );
-                Vec::new()
-            })
+        let ec2 = run.clients.get(&account).await;
+        let ours = match instances_of(&ec2, &run.cluster, &nodes, recorded).await {
+            Ok(ours) => ours,
+            Err(error) => {
+                tracing::error!("Failed to describe instances to terminate in {account}: {error}");
+                report.lookup_failures += 1;
+                continue;
+            }
         };
-        let mut ours: Vec<(String, Instance)> = Vec::new();
-        let mut by_name = Vec::new();
-        for (node, group) in &nodes {
-            let found = recorded.get(node).and_then(|id| {
-                described
-                    .iter()
-                    .find(|i| &i.id == id && is_instance_of(i, node, group, cluster))
-            });
-            match found {
-                Some(instance) => ours.push((node.clone(), instance.clone())),
-                None => by_name.push((node.clone(), *group)),
-            }
-        }
-        if !by_name.is_empty() {
-            match find_by_names(&ec2, cluster, &by_name).await {
-                Ok(found) => ours.extend(found),
-                Err(error) => {
-                    tracing::error!(
-                        "Failed to describe instances to terminate in {account}: {error}"
-                    );
-                    report.lookup_failures += 1;
-                    continue;
-                }
-            }
-        }
-        ours.sort_by(|a, b| a.1.id.cmp(&b.1.id));
-        ours.dedup_by(|a, b| a.1.id == b.1.id);
         for (node, _) in &nodes {
             if !ours.iter().any(|(n, _)| n == node) {
                 tracing::info!("Node {node} has no instance to terminate");
                 report.without_instance.push(node.clone());
             }
         }
-        let ids: Vec<String> = ours.iter().map(|(_, i)| i.id.clone()).collect();
-        let failures = ec2.terminate(&ids).await;
-        let failed: Vec<String> = failures
-            .iter()
-            .flat_map(|(ids, _)| ids.iter().cloned())
-            .collect();
-        for (ids, error) in &failures {
-            tracing::error!("Failed to terminate instances {}: {error}", ids.join(", "));
-        }
-        for (node, instance) in ours.iter().filter(|(_, i)| !failed.contains(&i.id)) {
-            tracing::info!("Terminated instance {node} {}", instance.id);
-            let about = About {
-                node: Some(node),
-                instance: Some(&instance.id),
-                why: Some(Why::Suspend),
-                ..Default::default()
-            };
-            events.record(Kind::Termination, about);
-            report.terminated += 1;
-        }
-        report.failed_instances.extend(failed);
+        terminate(&ec2, &ours, events, &mut report).await;
     }
     report
+}
+
+/// The live instance of each of `nodes` that has one: by the InstanceId
+/// Slurm records, checked against its tags, else by Name.
+async fn instances_of(
+    ec2: &Ec2,
+    cluster: &str,
+    nodes: &[(String, &NodeGroup)],
+    recorded: &BTreeMap<String, String>,
+) -> Result<Vec<(String, Instance)>, Ec2Error> {
+    let ids: Vec<String> = nodes
+        .iter()
+        .filter_map(|(node, _)| recorded.get(node).cloned())
+        .collect();
+    let described = if ids.is_empty() {
+        Vec::new()
+    } else {
+        ec2.describe(&ids).await.unwrap_or_else(|error| {
+            tracing::warn!(
+                "Cannot describe the instances Slurm records, finding them by Name: {error}"
+            );
+            Vec::new()
+        })
+    };
+    let mut ours: Vec<(String, Instance)> = Vec::new();
+    let mut by_name = Vec::new();
+    for (node, group) in nodes {
+        let found = recorded.get(node).and_then(|id| {
+            described
+                .iter()
+                .find(|i| &i.id == id && is_instance_of(i, node, group, cluster))
+        });
+        match found {
+            Some(instance) => ours.push((node.clone(), instance.clone())),
+            None => by_name.push((node.clone(), *group)),
+        }
+    }
+    if !by_name.is_empty() {
+        ours.extend(find_by_names(ec2, cluster, &by_name).await?);
+    }
+    ours.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+    ours.dedup_by(|a, b| a.1.id == b.1.id);
+    Ok(ours)
+}
+
+/// Terminates `ours` and records each instance that went.
+async fn terminate(
+    ec2: &Ec2,
+    ours: &[(String, Instance)],
+    events: &EventLog,
+    report: &mut SuspendReport,
+) {
+    let ids: Vec<String> = ours.iter().map(|(_, i)| i.id.clone()).collect();
+    let failures = ec2.terminate(&ids).await;
+    let failed: Vec<String> = failures
+        .iter()
+        .flat_map(|(ids, _)| ids.iter().cloned())
+        .collect();
+    for (ids, error) in &failures {
+        tracing::error!("Failed to terminate instances {}: {error}", ids.join(", "));
+    }
+    for (node, instance) in ours.iter().filter(|(_, i)| !failed.contains(&i.id)) {
+        tracing::info!("Terminated instance {node} {}", instance.id);
+        let about = About {
+            node: Some(node),
+            instance: Some(&instance.id),
+            why: Some(Why::Suspend),
+            ..Default::default()
+        };
+        events.record(Kind::Termination, about);
+        report.terminated += 1;
+    }
+    report.failed_instances.extend(failed);
 }
 
 /// The live instances of `nodes`, by the cheaper look-up for their number:
@@ -279,21 +283,14 @@ async fn find_by_names(
     Ok(found)
 }
 
-pub fn summary(
-    report: &SuspendReport,
-    calls: &CallCounter,
-    scontrol_runs: usize,
-    started: Instant,
-) -> String {
+/// The one summary line of a run, ending in its `tally`.
+pub fn summary(report: &SuspendReport, tally: &str) -> String {
     format!(
-        "Suspend summary: asked {}, terminated {}, without instance {}, failed {}, not ours {}; EC2 calls: {}; scontrol calls: {}; {:.2} s",
+        "Suspend summary: asked {}, terminated {}, without instance {}, failed {}, not ours {}; {tally}",
         report.asked,
         report.terminated,
         report.without_instance.len(),
         report.failed_instances.len() + report.lookup_failures,
         report.foreign,
-        calls.summary(),
-        scontrol_runs,
-        started.elapsed().as_secs_f64()
     )
 }

@@ -10,10 +10,9 @@ use std::collections::BTreeMap;
 
 use futures_util::StreamExt;
 
-use super::Outcome;
+use super::{Outcome, Run, RunError};
 use crate::config::{self, Account, Config, NodeGroup, Problem};
-use crate::ec2::{self, CallCounter, Clients, DryRun, Ec2, Ec2Error};
-use crate::slurm::Scontrol;
+use crate::ec2::{self, Clients, DryRun, Ec2, Ec2Error};
 
 /// Node groups checked at the same time.
 const GROUP_CONCURRENCY: usize = 4;
@@ -64,32 +63,22 @@ fn located(config: &Config) -> Vec<Located<'_>> {
 /// The program: runs the checks and prints each finding on stderr, the
 /// summary on stdout. Exit 2 for problems, 1 when EC2 left checks undone.
 pub fn check_aws(program: &str, config: &Config) -> Outcome {
-    if let Err(error) = ec2::check_trust_store() {
-        eprintln!("{program}: {error}");
-        return Outcome::Failed;
-    }
-    let scontrol = Scontrol::new(&config.scontrol(), config.settings.scontrol_timeout);
-    let cluster = match crate::cluster::cluster_name(config, &scontrol) {
-        Ok(cluster) => cluster,
-        Err(error) => {
+    let budget = super::Budget::both(super::LOOKUP_BUDGET);
+    let run = match Run::begin(config, std::time::Instant::now(), budget) {
+        Ok(run) => run,
+        Err(RunError::Cluster(error)) => {
             eprintln!(
                 "{program}: {}: ClusterName: {error}",
                 config.dir.join(config::CONFIG_FILE).display()
             );
             return Outcome::BadInput;
         }
-    };
-    let runtime = match super::runtime() {
-        Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("{program}: cannot start the async runtime: {error}");
+            eprintln!("{program}: {error}");
             return Outcome::Failed;
         }
     };
-    let calls = std::sync::Arc::new(CallCounter::default());
-    let deadline = crate::budget::Deadline::after(super::LOOKUP_BUDGET);
-    let clients = Clients::new(&config.settings, calls.clone(), deadline);
-    let report = runtime.block_on(validate(config, &clients, &cluster));
+    let report = run.block_on(validate(config, &run.clients, &run.cluster));
     for note in &report.notes {
         eprintln!("{program}: note: {note}");
     }
@@ -103,7 +92,7 @@ pub fn check_aws(program: &str, config: &Config) -> Outcome {
         "{} node group(s) in {} account(s); EC2 calls: {}",
         report.node_groups,
         report.accounts,
-        calls.summary()
+        run.calls.summary()
     );
     if !report.problems.is_empty() {
         eprintln!(

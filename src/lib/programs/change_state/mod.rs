@@ -10,12 +10,10 @@ mod step;
 
 use std::collections::BTreeMap;
 
-use std::sync::Arc;
-
-use super::{Context, Outcome, Session};
+use super::{Context, Outcome, Run};
 use crate::code::{Code, Ours};
 use crate::config::Config;
-use crate::ec2::{self, Account, CLUSTER_TAG, CallCounter, Clients};
+use crate::ec2::{self, Account, CLUSTER_TAG};
 use crate::events::{About, EventLog, Kind, Why};
 use crate::lock;
 use crate::slurm::{self, NodeInstance, Scontrol, SlurmError};
@@ -33,7 +31,7 @@ pub enum ChangeStateError {
     Ec2 {
         account: Account,
         #[source]
-        source: ec2::Ec2Error,
+        source: Box<ec2::Ec2Error>,
     },
 }
 
@@ -80,17 +78,15 @@ pub fn run(context: &Context, dry_run: bool) -> Outcome {
         }
     };
     let budget = super::Budget::both(super::CHANGE_STATE_BUDGET);
-    let Session {
-        scontrol,
-        cluster,
-        deadline,
-        runtime,
-    } = match super::session(config, context.started, budget) {
-        Ok(session) => session,
-        Err(outcome) => return outcome,
+    let run = match Run::begin(config, context.started, budget) {
+        Ok(run) => run,
+        Err(error) => {
+            tracing::error!("{error}");
+            return Outcome::Failed;
+        }
     };
     let hostname = super::hostname().unwrap_or_default();
-    match scontrol.run(&["ping".into()]) {
+    match run.scontrol.run(&["ping".into()]) {
         Ok(ping) if !should_run(&ping, &hostname) => {
             tracing::info!("This host is a backup controller and the primary is up: nothing to do");
             return Outcome::Done;
@@ -101,29 +97,21 @@ pub fn run(context: &Context, dry_run: bool) -> Outcome {
             return Outcome::Failed;
         }
     }
-    let now = super::epoch_seconds();
-    let calls = Arc::new(CallCounter::default());
-    let clients = Clients::new(&config.settings, calls.clone(), deadline);
-    let failures = runtime.block_on(async {
-        let steps = match make_plan(config, &scontrol, &clients, &cluster, now).await {
-            Ok(steps) => steps,
-            Err(error) => {
-                tracing::error!("{error}");
-                return None;
-            }
-        };
-        if dry_run {
+    let failures = match make_plan(&run, super::epoch_seconds()) {
+        Ok(steps) if dry_run => {
             print!("{}", table(&steps));
-            return Some(0);
+            Some(0)
         }
-        Some(execute(&steps, &scontrol, &clients, &context.events).await)
-    });
+        Ok(steps) => Some(execute(&run, &steps, &context.events)),
+        Err(error) => {
+            tracing::error!("{error}");
+            None
+        }
+    };
     tracing::info!(
-        "Change-state summary: failed actions {}; EC2 calls: {}; scontrol calls: {}; {:.2} s",
+        "Change-state summary: failed actions {}; {}",
         failures.map_or("all".to_string(), |f| f.to_string()),
-        calls.summary(),
-        scontrol.runs(),
-        context.started.elapsed().as_secs_f64()
+        run.tally()
     );
     match failures {
         Some(0) => Outcome::Done,
@@ -132,23 +120,18 @@ pub fn run(context: &Context, dry_run: bool) -> Outcome {
 }
 
 /// Reads Slurm and EC2 and returns the plan.
-pub async fn make_plan(
-    config: &Config,
-    scontrol: &Scontrol,
-    clients: &Clients,
-    cluster: &str,
-    now: i64,
-) -> Result<Vec<Step>, ChangeStateError> {
-    let (nodes, instances) = observe(config, scontrol, clients, cluster).await?;
+pub fn make_plan(run: &Run, now: i64) -> Result<Vec<Step>, ChangeStateError> {
+    let (nodes, instances) = observe(run)?;
     let unnamed = instances
         .iter()
         .any(|f| f.instance.is_live() && f.instance.tag("Name").is_none());
     let jobs = match unnamed {
-        true => jobs::running_jobs(config, scontrol),
+        true => jobs::running_jobs(run.config, &run.scontrol),
         false => BTreeMap::new(),
     };
+    let scontrol = &run.scontrol;
     Ok(plan::plan(&Inputs {
-        config,
+        config: run.config,
         nodes: &nodes,
         instances: &instances,
         now,
@@ -159,117 +142,140 @@ pub async fn make_plan(
 
 /// Every node Slurm lists, and every instance of this cluster in every
 /// account of the configuration.
-pub async fn observe(
-    config: &Config,
-    scontrol: &Scontrol,
-    clients: &Clients,
-    cluster: &str,
-) -> Result<(Vec<slurm::NodeInfo>, Vec<Found>), ChangeStateError> {
-    let output = scontrol.run(&["show".into(), "nodes".into(), "-o".into()])?;
+pub fn observe(run: &Run) -> Result<(Vec<slurm::NodeInfo>, Vec<Found>), ChangeStateError> {
+    let output = run
+        .scontrol
+        .run(&["show".into(), "nodes".into(), "-o".into()])?;
     let nodes = slurm::parse_nodes(&output);
-    let mut instances = Vec::new();
-    for account in config.accounts() {
-        let ec2 = clients.get(&account).await;
-        let found = ec2
-            .find(&[(CLUSTER_TAG, cluster)], None, None)
-            .await
-            .map_err(|source| ChangeStateError::Ec2 {
+    let instances = run.block_on(async {
+        let mut instances = Vec::new();
+        for account in run.config.accounts() {
+            let ec2 = run.clients.get(&account).await;
+            let found = ec2
+                .find(&[(CLUSTER_TAG, run.cluster.as_str())], None, None)
+                .await
+                .map_err(|source| ChangeStateError::Ec2 {
+                    account: account.clone(),
+                    source: Box::new(source),
+                })?;
+            instances.extend(found.into_iter().map(|instance| Found {
                 account: account.clone(),
-                source,
-            })?;
-        instances.extend(found.into_iter().map(|instance| Found {
-            account: account.clone(),
-            instance,
-        }));
-    }
+                instance,
+            }));
+        }
+        Ok::<_, ChangeStateError>(instances)
+    })?;
     Ok((nodes, instances))
 }
 
-/// Carries out the plan: one TerminateInstances per account per 1000 ids, one
-/// scontrol call per (state, reason) per 100 nodes. Returns how many actions failed.
-pub async fn execute(
-    steps: &[Step],
-    scontrol: &Scontrol,
-    clients: &Clients,
-    events: &EventLog,
-) -> usize {
-    let mut failures = 0;
-    let mut terminations: BTreeMap<Account, Vec<String>> = BTreeMap::new();
-    let mut updates: BTreeMap<(&'static str, Option<String>), Vec<String>> = BTreeMap::new();
-    let mut power_downs = Vec::new();
-    let mut records = Vec::new();
-    let mut names: BTreeMap<Account, Vec<crate::ec2::TagRequest>> = BTreeMap::new();
-    for step in steps {
-        tracing::info!(
-            "{}: {} ({}; instance {} {})",
-            step.node.as_deref().unwrap_or("-"),
-            describe(&step.action),
-            step.why,
-            step.instance.as_deref().unwrap_or("-"),
-            step.ec2_state
-        );
+/// The plan's actions, batched: by account, by (state, reason).
+#[derive(Default)]
+struct Batches {
+    terminations: BTreeMap<Account, Vec<String>>,
+    updates: BTreeMap<(&'static str, Option<String>), Vec<String>>,
+    power_downs: Vec<String>,
+    records: Vec<NodeInstance>,
+    names: BTreeMap<Account, Vec<crate::ec2::TagRequest>>,
+}
+
+impl Batches {
+    fn of(steps: &[Step]) -> Batches {
+        let mut batches = Batches::default();
+        for step in steps {
+            tracing::info!(
+                "{}: {} ({}; instance {} {})",
+                step.node.as_deref().unwrap_or("-"),
+                describe(&step.action),
+                step.why,
+                step.instance.as_deref().unwrap_or("-"),
+                step.ec2_state
+            );
+            batches.add(step);
+        }
+        batches
+    }
+
+    fn add(&mut self, step: &Step) {
+        let node = step.node.clone();
+        let in_account = step.account.clone().zip(step.instance.clone());
         match &step.action {
             Action::Keep => {}
             Action::Terminate => {
-                if let (Some(account), Some(id)) = (&step.account, &step.instance) {
-                    terminations
-                        .entry(account.clone())
-                        .or_default()
-                        .push(id.clone());
+                if let Some((account, id)) = in_account {
+                    self.terminations.entry(account).or_default().push(id);
                 }
             }
             Action::SetState {
                 state: plan::STATE_POWER_DOWN_FORCE,
                 reason: None,
-            } => power_downs.extend(step.node.clone()),
+            } => self.power_downs.extend(node),
             Action::SetState { state, reason } => {
-                if let Some(node) = &step.node {
-                    updates
-                        .entry((state, reason.clone()))
-                        .or_default()
-                        .push(node.clone());
+                if let Some(node) = node {
+                    let key = (*state, reason.clone());
+                    self.updates.entry(key).or_default().push(node);
                 }
             }
             Action::NameInstance { tags } => {
-                if let (Some(account), Some(id)) = (&step.account, &step.instance) {
-                    names
-                        .entry(account.clone())
-                        .or_default()
-                        .push((id.clone(), tags.clone()));
+                if let Some((account, id)) = in_account {
+                    let request = (id, tags.clone());
+                    self.names.entry(account).or_default().push(request);
                 }
             }
             Action::RecordInstance { instance_type } => {
-                if let (Some(node), Some(id)) = (&step.node, &step.instance) {
-                    records.push(NodeInstance {
-                        node: node.clone(),
+                if let (Some(node), Some(id)) = (node, &step.instance) {
+                    self.records.push(NodeInstance {
+                        node,
                         instance_id: id.clone(),
                         instance_type: instance_type.clone(),
                     });
                 }
             }
             Action::DownThenPowerDown { reason } => {
-                if let Some(node) = &step.node {
-                    updates
-                        .entry((plan::STATE_DOWN, Some(reason.clone())))
-                        .or_default()
-                        .push(node.clone());
-                    power_downs.push(node.clone());
+                if let Some(node) = node {
+                    let key = (plan::STATE_DOWN, Some(reason.clone()));
+                    self.updates.entry(key).or_default().push(node.clone());
+                    self.power_downs.push(node);
                 }
             }
         }
     }
+}
+
+/// Carries out the plan: one TerminateInstances per account per 1000 ids, one
+/// scontrol call per (state, reason) per 100 nodes. Returns how many actions failed.
+pub fn execute(run: &Run, steps: &[Step], events: &EventLog) -> usize {
+    let batches = Batches::of(steps);
+    let not_terminated = run.block_on(terminate(run, &batches.terminations));
+    record_events(steps, &not_terminated, events);
+    let mut failures = not_terminated.len();
+    failures += set_states(&run.scontrol, &batches.updates, &batches.power_downs);
+    failures += run.block_on(name(run, batches.names));
+    failures += record_instances(&run.scontrol, &batches.records);
+    failures
+}
+
+/// Terminates each account's instances; returns those that were not.
+async fn terminate(run: &Run<'_>, terminations: &BTreeMap<Account, Vec<String>>) -> Vec<String> {
     let mut not_terminated = Vec::new();
     for (account, ids) in terminations {
-        let ec2 = clients.get(&account).await;
-        for (ids, error) in ec2.terminate(&ids).await {
+        let ec2 = run.clients.get(account).await;
+        for (ids, error) in ec2.terminate(ids).await {
             tracing::error!("Failed to terminate {}: {error}", ids.join(", "));
-            failures += ids.len();
             not_terminated.extend(ids);
         }
     }
-    record_events(steps, &not_terminated, events);
+    not_terminated
+}
+
+/// The state changes, then the power-downs; returns how many nodes failed.
+fn set_states(
+    scontrol: &Scontrol,
+    updates: &BTreeMap<(&'static str, Option<String>), Vec<String>>,
+    power_downs: &[String],
+) -> usize {
+    let mut failures = 0;
     for ((state, reason), nodes) in updates {
-        for (nodes, error) in scontrol.set_state(&nodes, state, reason.as_deref()) {
+        for (nodes, error) in scontrol.set_state(nodes, state, reason.as_deref()) {
             tracing::error!(
                 "Failed to set node(s) {} to state {state}: {error}",
                 nodes.join(",")
@@ -278,13 +284,20 @@ pub async fn execute(
         }
     }
     if !power_downs.is_empty() {
-        for (nodes, error) in scontrol.power_down_force(&power_downs) {
+        for (nodes, error) in scontrol.power_down_force(power_downs) {
             tracing::error!("Failed to power down {}: {error}", nodes.join(","));
             failures += nodes.len();
         }
     }
+    failures
+}
+
+/// The `Name` tags resume had no time for, within `RECORD_TIME`; what is
+/// left is the next run's. Returns how many failed.
+async fn name(run: &Run<'_>, names: BTreeMap<Account, Vec<crate::ec2::TagRequest>>) -> usize {
+    let mut failures = 0;
     for (account, requests) in names {
-        let ec2 = clients.get(&account).await;
+        let ec2 = run.clients.get(&account).await;
         let count = requests.len();
         let deadline = crate::budget::Deadline::after(RECORD_TIME);
         let failures_here = ec2.tag_each(requests, 4, deadline).await;
@@ -302,9 +315,16 @@ pub async fn execute(
             );
         }
     }
+    failures
+}
+
+/// Slurm's InstanceId of nodes that lack it, within `RECORD_TIME`; what is
+/// left is the next run's. Returns how many failed.
+fn record_instances(scontrol: &Scontrol, records: &[NodeInstance]) -> usize {
     let until = std::time::Instant::now() + RECORD_TIME;
+    let mut failures = 0;
     let mut left = Vec::new();
-    for (nodes, error) in scontrol.set_instances(&records, 4, until) {
+    for (nodes, error) in scontrol.set_instances(records, 4, until) {
         if matches!(error, SlurmError::OutOfTime { .. }) {
             left.extend(nodes);
             continue;

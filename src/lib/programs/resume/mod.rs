@@ -19,13 +19,12 @@ pub use report::ResumeReport;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
-use std::sync::Arc;
 
-use super::{Context, Hostlist, Outcome, Session};
+use super::{Context, Hostlist, Outcome, Run};
 use crate::budget::Deadline;
 use crate::code::Ours;
 use crate::config::{Config, NodeGroup};
-use crate::ec2::{Account, CallCounter, Clients};
+use crate::ec2::{Account, CallCounter};
 use crate::events::{About, EventLog, Kind, Why};
 use crate::lock;
 use crate::logging::Logging;
@@ -73,38 +72,20 @@ pub fn run(context: &Context, hostlist: &Hostlist, resume_file: &ResumeFileRead)
     if let Some((code, reason)) = refusal {
         let scontrol = Scontrol::new(&config.scontrol(), config.settings.scontrol_timeout);
         let report = refuse(config, &scontrol, &names, code, &reason);
-        let line = report.summary(&CallCounter::default(), &scontrol, context.started);
-        tracing::info!("{line}");
+        let tally = super::tally(&CallCounter::default(), scontrol.runs(), context.started);
+        tracing::info!("{}", report.summary(&tally));
         return Outcome::Failed;
     }
-    let budget = super::Budget::power_save(config);
-    let Session {
-        scontrol,
-        cluster,
-        deadline,
-        runtime,
-    } = match super::session(config, context.started, budget) {
-        Ok(session) => session,
-        Err(outcome) => return outcome,
+    let run = match Run::begin(config, context.started, super::Budget::power_save(config)) {
+        Ok(run) => run,
+        Err(error) => {
+            tracing::error!("{error}");
+            return Outcome::Failed;
+        }
     };
-    let jobs = Jobs::new(
-        file,
-        owners(config, file, deadline),
-        config.settings.job_tags,
-    );
-    let calls = Arc::new(CallCounter::default());
-    let clients = Clients::new(&config.settings, calls.clone(), deadline);
-    let run = Run {
-        config,
-        scontrol: &scontrol,
-        clients: &clients,
-        cluster: &cluster,
-        jobs: &jobs,
-        events: &context.events,
-        deadline,
-    };
-    let report = runtime.block_on(resume(&run, &names));
-    tracing::info!("{}", report.summary(&calls, &scontrol, context.started));
+    let jobs = Jobs::new(file, owners(&run, file), config.settings.job_tags);
+    let report = resume(&run, &jobs, &context.events, &names);
+    tracing::info!("{}", report.summary(&run.tally()));
     if report.failed_count() == 0 {
         Outcome::Done
     } else {
@@ -115,7 +96,8 @@ pub fn run(context: &Context, hostlist: &Hostlist, resume_file: &ResumeFileRead)
 /// Who runs the resume file's jobs: one `squeue` call for all of them, when
 /// `JobTags` is on, within a quarter of the run's budget. A failure costs
 /// the user and account tags, never a node.
-fn owners(config: &Config, file: &ResumeFile, deadline: Deadline) -> BTreeMap<u64, JobOwner> {
+fn owners(run: &Run, file: &ResumeFile) -> BTreeMap<u64, JobOwner> {
+    let config = run.config;
     if !config.settings.job_tags || file.jobs.is_empty() {
         return BTreeMap::new();
     }
@@ -123,7 +105,7 @@ fn owners(config: &Config, file: &ResumeFile, deadline: Deadline) -> BTreeMap<u6
         &config.slurm_bin.join("squeue"),
         config.settings.scontrol_timeout,
     )
-    .until(std::time::Instant::now() + deadline.remaining() / 4);
+    .until(std::time::Instant::now() + run.deadline.remaining() / 4);
     match squeue.run(&jobs::squeue_arguments(&file.job_ids())) {
         Ok(text) => jobs::parse_owners(&text),
         Err(error) => {
@@ -135,31 +117,10 @@ fn owners(config: &Config, file: &ResumeFile, deadline: Deadline) -> BTreeMap<u6
     }
 }
 
-/// What one resume run works with.
-pub struct Run<'a> {
-    pub config: &'a Config,
-    pub scontrol: &'a Scontrol,
-    pub clients: &'a Clients,
-    pub cluster: &'a str,
-    pub jobs: &'a Jobs,
-    pub events: &'a EventLog,
-    /// The end of the run's EC2 work (`ResumeBudgetSeconds` from its start).
-    pub deadline: Deadline,
-}
-
 /// Resumes the nodes named in `names`: launches, tags, updates Slurm, and
 /// reports failures to Slurm. Names that are not ours are summarised and skipped.
-pub async fn resume(run: &Run<'_>, names: &[String]) -> ResumeReport {
-    let Run {
-        config,
-        scontrol,
-        clients,
-        cluster,
-        jobs,
-        events,
-        deadline,
-    } = *run;
-    let sorted = names::sort_names(config, names);
+pub fn resume(run: &Run, jobs: &Jobs, events: &EventLog, names: &[String]) -> ResumeReport {
+    let sorted = names::sort_names(run.config, names);
     if let Some(line) = sorted.foreign.summary() {
         tracing::warn!("{line}");
     }
@@ -168,14 +129,49 @@ pub async fn resume(run: &Run<'_>, names: &[String]) -> ResumeReport {
         foreign: sorted.foreign.count,
         ..Default::default()
     };
+    let Gathered {
+        served,
+        mut to_terminate,
+        deferred_tags,
+    } = run.block_on(serve_groups(run, jobs, &sorted, &mut report));
+    let (refused, placed) = tell_slurm(&run.scontrol, served, &mut report);
+    record_launches(events, jobs, &placed);
+    for (account, id) in refused {
+        to_terminate.entry(account).or_default().push(id);
+    }
+    // Jobs are requeued now; terminations may take their retries afterwards.
+    report_failures_to_slurm(&run.scontrol, &report);
+    record_failures(events, jobs, &report);
+    run.block_on(terminate_unserved(run, events, &to_terminate));
+    let concurrency = run.config.settings.tag_concurrency;
+    record_instances(&run.scontrol, &placed, run.deadline, concurrency);
+    let placed_ids: BTreeSet<&str> = placed.iter().map(|p| p.instance_id.as_str()).collect();
+    run.block_on(async {
+        for (account, mut requests) in deferred_tags {
+            requests.retain(|(id, _)| placed_ids.contains(id.as_str()));
+            let ec2 = run.clients.get(&account).await;
+            name_after_slurm(&ec2, requests, concurrency, run.deadline).await;
+        }
+    });
+    report
+}
+
+/// Serves every node group at once, each in a task of its own under the
+/// group's lock, and gathers what they gave.
+async fn serve_groups(
+    run: &Run<'_>,
+    jobs: &Jobs,
+    sorted: &names::Sorted<'_>,
+    report: &mut ResumeReport,
+) -> Gathered {
     let mut tasks = tokio::task::JoinSet::new();
     let mut nodes_of_task = BTreeMap::new();
     for (group, nodes) in sorted.by_group.values() {
-        let ec2 = clients.get(&group.account()).await;
-        let (group, nodes, cluster) = ((*group).clone(), nodes.clone(), cluster.to_string());
-        let (settings, jobs) = (config.settings.clone(), jobs.clone());
+        let ec2 = run.clients.get(&group.account()).await;
+        let (group, nodes, cluster) = ((*group).clone(), nodes.clone(), run.cluster.clone());
+        let (settings, jobs, deadline) = (run.config.settings.clone(), jobs.clone(), run.deadline);
         let lock_path = lock::path_for(
-            &config.state_dir,
+            &run.config.state_dir,
             &format!("resume-{}-{}", group.partition, group.name),
         );
         let names: Vec<String> = nodes.iter().map(NodeName::to_string).collect();
@@ -183,7 +179,7 @@ pub async fn resume(run: &Run<'_>, names: &[String]) -> ResumeReport {
             // Another resume of this group (Slurm runs several) must not look
             // up, launch and tag the same nodes at the same time.
             let _held = hold_group_lock(&lock_path, &group, deadline).await;
-            let run = GroupRun {
+            let group_run = GroupRun {
                 ec2: &ec2,
                 group: &group,
                 cluster: &cluster,
@@ -191,17 +187,16 @@ pub async fn resume(run: &Run<'_>, names: &[String]) -> ResumeReport {
                 jobs: &jobs,
                 deadline,
             };
-            (ec2.account().clone(), run.serve(&nodes).await)
+            (ec2.account().clone(), group_run.serve(&nodes).await)
         });
         nodes_of_task.insert(task.id(), names);
     }
-    let Gathered {
-        served,
-        mut to_terminate,
-        deferred_tags,
-    } = gather(tasks, nodes_of_task, &mut report).await;
-    let (refused, placed) = tell_slurm(scontrol, served, &mut report);
-    for one in &placed {
+    gather(tasks, nodes_of_task, report).await
+}
+
+/// One `launch` event per node that got its instance.
+fn record_launches(events: &EventLog, jobs: &Jobs, placed: &[NodeInstance]) {
+    for one in placed {
         let job_ids: Vec<u64> = jobs.job_of(&one.node).into_iter().collect();
         let about = About {
             node: Some(&one.node),
@@ -211,11 +206,10 @@ pub async fn resume(run: &Run<'_>, names: &[String]) -> ResumeReport {
         };
         events.record(Kind::Launch, about);
     }
-    for (account, id) in refused {
-        to_terminate.entry(account).or_default().push(id);
-    }
-    // Jobs are requeued now; terminations may take their retries afterwards.
-    report_failures_to_slurm(scontrol, &report);
+}
+
+/// One `failure` event per node that got none, with its code.
+fn record_failures(events: &EventLog, jobs: &Jobs, report: &ResumeReport) {
     for (code, nodes) in &report.failed {
         for node in nodes {
             let job_ids: Vec<u64> = jobs.job_of(node).into_iter().collect();
@@ -228,8 +222,17 @@ pub async fn resume(run: &Run<'_>, names: &[String]) -> ResumeReport {
             events.record(Kind::Failure, about);
         }
     }
+}
+
+/// Terminates the instances that serve no node (duplicates, surplus, those
+/// Slurm refused), each account's in batches, and records each.
+async fn terminate_unserved(
+    run: &Run<'_>,
+    events: &EventLog,
+    to_terminate: &BTreeMap<Account, Vec<String>>,
+) {
     for (account, ids) in to_terminate.iter().filter(|(_, ids)| !ids.is_empty()) {
-        let ec2 = clients.get(account).await;
+        let ec2 = run.clients.get(account).await;
         tracing::info!(
             "Terminating instances that serve no node: {}",
             ids.join(", ")
@@ -246,14 +249,6 @@ pub async fn resume(run: &Run<'_>, names: &[String]) -> ResumeReport {
             events.record(Kind::Termination, about);
         }
     }
-    record_instances(scontrol, &placed, deadline, config.settings.tag_concurrency);
-    let placed_ids: BTreeSet<&str> = placed.iter().map(|p| p.instance_id.as_str()).collect();
-    for (account, mut requests) in deferred_tags {
-        requests.retain(|(id, _)| placed_ids.contains(id.as_str()));
-        let ec2 = clients.get(&account).await;
-        name_after_slurm(&ec2, requests, config.settings.tag_concurrency, deadline).await;
-    }
-    report
 }
 
 /// The `Name` (and placeholder and job) tags of instances their

@@ -1,9 +1,5 @@
-use std::collections::BTreeMap;
-use std::time::Instant;
-
 use crate::code::Code;
-use crate::ec2::CallCounter;
-use crate::slurm::Scontrol;
+use std::collections::BTreeMap;
 
 /// What one resume run did, for its summary line and exit code.
 #[derive(Debug, Default)]
@@ -28,8 +24,8 @@ impl ResumeReport {
         self.failed.entry(code.into()).or_default().extend(nodes);
     }
 
-    /// The one summary line of a run.
-    pub fn summary(&self, calls: &CallCounter, scontrol: &Scontrol, started: Instant) -> String {
+    /// The one summary line of a run, ending in its `tally`.
+    pub fn summary(&self, tally: &str) -> String {
         let failed = if self.failed_count() == 0 {
             "0".to_string()
         } else {
@@ -45,14 +41,8 @@ impl ResumeReport {
             format!("{} ({})", self.failed_count(), codes.join(", "))
         };
         format!(
-            "Resume summary: asked {}, launched {}, reused {}, failed {failed}, not ours {}; EC2 calls: {}; scontrol calls: {}; {:.2} s",
-            self.asked,
-            self.launched,
-            self.reused,
-            self.foreign,
-            calls.summary(),
-            scontrol.runs(),
-            started.elapsed().as_secs_f64()
+            "Resume summary: asked {}, launched {}, reused {}, failed {failed}, not ours {}; {tally}",
+            self.asked, self.launched, self.reused, self.foreign,
         )
     }
 }
