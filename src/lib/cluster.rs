@@ -1,6 +1,6 @@
 //! Which cluster this is: every EC2 search is scoped to it.
 
-use crate::config::Config;
+use crate::config::{ClusterName, Config};
 use crate::slurm::{Scontrol, SlurmError};
 
 #[derive(Debug, thiserror::Error)]
@@ -14,17 +14,13 @@ pub enum ClusterError {
 }
 
 /// `ClusterName` of config.json, else Slurm's own `ClusterName`.
-pub fn cluster_name(config: &Config, scontrol: &Scontrol) -> Result<String, ClusterError> {
+pub fn cluster_name(config: &Config, scontrol: &Scontrol) -> Result<ClusterName, ClusterError> {
     if let Some(name) = &config.cluster_name {
-        return Ok(name.to_string());
+        return Ok(name.clone());
     }
     let name = scontrol
         .cluster_name()?
         .filter(|n| !n.is_empty() && n != "(null)")
         .ok_or(ClusterError::Unnamed)?;
-    crate::config::ClusterName::parse(&name).map_err(|why| ClusterError::Pattern {
-        name: name.clone(),
-        why,
-    })?;
-    Ok(name)
+    ClusterName::parse(&name).map_err(|why| ClusterError::Pattern { name, why })
 }

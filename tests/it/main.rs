@@ -2,6 +2,7 @@
 //! recording `scontrol` and a faked EC2 (wire format), and the end-to-end
 //! scenarios against a real slurmctld and moto when `scripts/test` set them up.
 
+mod architecture;
 mod change_state_wire;
 mod cli;
 mod e2e;

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // each binary uses its own part
 
+pub mod args;
+
 use std::ffi::CStr;
 use std::path::PathBuf;
 use std::process::ExitCode;

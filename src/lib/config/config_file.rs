@@ -90,6 +90,7 @@ pub(super) fn config_file(w: &mut Walker, dir: &Path, json: &Value) -> Option<Co
         settings,
         partitions: Vec::new(),
         warnings: Vec::new(),
+        validated: super::model::Validated::by_validation(),
     })
 }
 
@@ -152,12 +153,10 @@ fn seconds(value: Option<&String>) -> Option<u64> {
     value.and_then(|v| v.trim().parse::<u64>().ok())
 }
 
-fn settings(
-    w: &mut Walker,
-    root: &Map<String, Value>,
-    slurm_conf: &[(String, String)],
-) -> Settings {
-    let job_tags = w.boolean(root, "", "JobTags").unwrap_or(true);
+/// What `SlurmConf` says of how long Slurm waits: `ResumeTimeout` (the
+/// launch grace's default), and the limit after which slurmctld kills a
+/// power-save program.
+fn slurm_timeouts(w: &mut Walker, slurm_conf: &[(String, String)]) -> (Duration, Duration) {
     let conf_value = |key: &str| slurm_conf.iter().find(|(k, _)| k == key).map(|(_, v)| v);
     // `ResumeTimeout=INFINITE` (25.05): Slurm never gives up on a node and
     // never kills resume; the programs keep the defaults of 300 s.
@@ -171,12 +170,8 @@ fn settings(
             "is not a number of seconds; resume works to a budget of 150 s",
         );
     }
-    let defaults = Settings::default();
-    let resume_timeout = resume_timeout.map_or(defaults.launch_grace, Duration::from_secs);
-    let mut seconds_or = |key: &'static str, low: i64, default: Duration| {
-        w.optional_integer(root, "", key, (low, DAY))
-            .map_or(default, |n| Duration::from_secs(n.unsigned_abs()))
-    };
+    let resume_timeout =
+        resume_timeout.map_or(Settings::default().launch_grace, Duration::from_secs);
     // Since 23.02 slurmctld kills a power-save program that runs longer than
     // the larger of the two (SuspendTimeout defaults to 30 s).
     let suspend_timeout =
@@ -184,6 +179,35 @@ fn settings(
     let slurm_limit = match infinite {
         true => Duration::from_secs(DAY.unsigned_abs()),
         false => resume_timeout.max(suspend_timeout),
+    };
+    (resume_timeout, slurm_limit)
+}
+
+fn memory_headroom(w: &mut Walker, root: &Map<String, Value>) -> MemoryHeadroom {
+    let defaults = Settings::default().memory_headroom;
+    MemoryHeadroom {
+        percent: w
+            .optional_integer(root, "", "RealMemoryHeadroomPercent", (0, 90))
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(defaults.percent),
+        mib: w
+            .optional_integer(root, "", "RealMemoryHeadroomMiB", (0, 1 << 20))
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(defaults.mib),
+    }
+}
+
+fn settings(
+    w: &mut Walker,
+    root: &Map<String, Value>,
+    slurm_conf: &[(String, String)],
+) -> Settings {
+    let job_tags = w.boolean(root, "", "JobTags").unwrap_or(true);
+    let (resume_timeout, slurm_limit) = slurm_timeouts(w, slurm_conf);
+    let defaults = Settings::default();
+    let mut seconds_or = |key: &'static str, low: i64, default: Duration| {
+        w.optional_integer(root, "", key, (low, DAY))
+            .map_or(default, |n| Duration::from_secs(n.unsigned_abs()))
     };
     let half_timeout = (resume_timeout / 2).max(Duration::from_secs(1));
     let resume_budget = seconds_or("ResumeBudgetSeconds", 1, half_timeout);
@@ -201,16 +225,7 @@ fn settings(
             ),
         );
     }
-    let memory_headroom = MemoryHeadroom {
-        percent: w
-            .optional_integer(root, "", "RealMemoryHeadroomPercent", (0, 90))
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(defaults.memory_headroom.percent),
-        mib: w
-            .optional_integer(root, "", "RealMemoryHeadroomMiB", (0, 1 << 20))
-            .and_then(|n| u64::try_from(n).ok())
-            .unwrap_or(defaults.memory_headroom.mib),
-    };
+    let memory_headroom = memory_headroom(w, root);
     let mut count_or = |key: &'static str, high: i64, default: usize| {
         w.optional_integer(root, "", key, (1, high))
             .and_then(|n| usize::try_from(n).ok())

@@ -272,6 +272,19 @@ pub struct Partition {
     pub options: Vec<(String, String)>,
 }
 
+/// Proof that a [`Config`] was made by the configuration's validation: its
+/// field is private to `config`, so no struct literal elsewhere compiles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Validated(());
+
+impl Validated {
+    pub(in crate::config) fn by_validation() -> Validated {
+        Validated(())
+    }
+}
+
+/// The validated configuration: only [`crate::config::load`] (and
+/// `load_texts`) make one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub dir: PathBuf,
@@ -292,6 +305,7 @@ pub struct Config {
     pub partitions: Vec<Partition>,
     /// Unknown keys and other things worth a look that do not stop the programs.
     pub warnings: Vec<Problem>,
+    pub(in crate::config) validated: Validated,
 }
 
 impl Config {

@@ -151,7 +151,11 @@ fn config_json_messages() {
         &partitions,
         "Environment.A=B: is not a valid environment variable name",
     );
+}
 
+#[test]
+fn config_json_number_and_name_messages() {
+    let partitions = example_partitions();
     let mut config = example_config();
     config["TagConcurrency"] = json!(0);
     config["FleetBatchSize"] = json!(true);
@@ -255,11 +259,12 @@ fn missing_log_level_defaults_to_debug_and_booleans_render_for_slurm() {
     assert_eq!(loaded.slurm_conf_value("TrackWCKey"), Some("YES"));
 }
 
-#[test]
-fn partitions_json_messages() {
-    let config = example_config();
-    type Change = Box<dyn Fn(&mut Value)>;
-    let cases: Vec<(Change, &str)> = vec![
+/// A change to the example partitions and the problem it must give.
+type Change = Box<dyn Fn(&mut Value)>;
+
+/// partitions.json messages: the partitions, their names and options.
+fn partition_cases() -> Vec<(Change, &'static str)> {
+    vec![
         (
             Box::new(|p| {
                 p.as_object_mut().unwrap().remove("Partitions");
@@ -295,6 +300,12 @@ fn partitions_json_messages() {
             }),
             "Partitions[1].PartitionName: \"aws\" is already used by another partition",
         ),
+    ]
+}
+
+/// partitions.json messages: a node group's size, purchasing, subnets and overrides.
+fn node_group_size_and_network_cases() -> Vec<(Change, &'static str)> {
+    vec![
         (
             Box::new(|p| {
                 group_mut(p, 0, 0).insert("MaxNodes".into(), json!(true));
@@ -355,6 +366,12 @@ fn partitions_json_messages() {
             }),
             "Partitions[0].NodeGroups[0].LaunchTemplateOverrides: must be an array, got an object",
         ),
+    ]
+}
+
+/// partitions.json messages: the launch template, tags, Region and Gres.
+fn template_tag_and_region_cases() -> Vec<(Change, &'static str)> {
+    vec![
         (
             Box::new(|p| {
                 group_mut(p, 0, 0).insert(
@@ -419,6 +436,12 @@ fn partitions_json_messages() {
             }),
             "Partitions[0].NodeGroups[0].SlurmSpecifications.Gres: \"gpu:two\": the count \"two\" is not a positive whole number",
         ),
+    ]
+}
+
+/// partitions.json messages: purchasing options, overrides and template details.
+fn option_cases() -> Vec<(Change, &'static str)> {
+    vec![
         (
             Box::new(|p| {
                 group_mut(p, 0, 0).remove("SlurmSpecifications");
@@ -471,6 +494,12 @@ fn partitions_json_messages() {
             }),
             "Partitions[0].NodeGroups[0].LaunchTemplateSpecification.Version: must be a string, got the boolean true",
         ),
+    ]
+}
+
+/// partitions.json messages: keys of the wrong type or missing, and shapes.
+fn shape_cases() -> Vec<(Change, &'static str)> {
+    vec![
         (
             Box::new(|p| {
                 group_mut(p, 0, 0).insert(
@@ -538,8 +567,20 @@ fn partitions_json_messages() {
             Box::new(|p| *p = json!([])),
             ": must be an object, got an array",
         ),
+    ]
+}
+
+#[test]
+fn partitions_json_messages() {
+    let config = example_config();
+    let cases = [
+        partition_cases(),
+        node_group_size_and_network_cases(),
+        template_tag_and_region_cases(),
+        option_cases(),
+        shape_cases(),
     ];
-    for (change, expected) in cases {
+    for (change, expected) in cases.into_iter().flatten() {
         let mut partitions = example_partitions();
         change(&mut partitions);
         assert_problem(&config, &partitions, expected);

@@ -12,7 +12,7 @@ use std::time::Instant;
 use super::Budget;
 use crate::budget::Deadline;
 use crate::cluster::{self, ClusterError};
-use crate::config::Config;
+use crate::config::{ClusterName, Config};
 use crate::ec2::{CallCounter, Clients, NoCertificates};
 use crate::slurm::Scontrol;
 
@@ -32,7 +32,7 @@ pub struct Run<'a> {
     /// When the program started, for the summary line.
     pub started: Instant,
     pub scontrol: Scontrol,
-    pub cluster: String,
+    pub cluster: ClusterName,
     /// The end of the run's EC2 work: pacing, calls and retries.
     pub deadline: Deadline,
     pub calls: Arc<CallCounter>,

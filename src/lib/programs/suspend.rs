@@ -130,7 +130,7 @@ async fn suspend(
     }
     for (account, nodes) in by_account {
         let ec2 = run.clients.get(&account).await;
-        let ours = match instances_of(&ec2, &run.cluster, &nodes, recorded).await {
+        let ours = match instances_of(&ec2, run.cluster.as_str(), &nodes, recorded).await {
             Ok(ours) => ours,
             Err(error) => {
                 tracing::error!("Failed to describe instances to terminate in {account}: {error}");

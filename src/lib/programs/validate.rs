@@ -78,7 +78,7 @@ pub fn check_aws(program: &str, config: &Config) -> Outcome {
             return Outcome::Failed;
         }
     };
-    let report = run.block_on(validate(config, &run.clients, &run.cluster));
+    let report = run.block_on(validate(config, &run.clients, run.cluster.as_str()));
     for note in &report.notes {
         eprintln!("{program}: note: {note}");
     }

@@ -168,7 +168,8 @@ async fn serve_groups(
     let mut nodes_of_task = BTreeMap::new();
     for (group, nodes) in sorted.by_group.values() {
         let ec2 = run.clients.get(&group.account()).await;
-        let (group, nodes, cluster) = ((*group).clone(), nodes.clone(), run.cluster.clone());
+        let (group, nodes) = ((*group).clone(), nodes.clone());
+        let cluster = run.cluster.to_string();
         let (settings, jobs, deadline) = (run.config.settings.clone(), jobs.clone(), run.deadline);
         let lock_path = lock::path_for(
             &run.config.state_dir,
