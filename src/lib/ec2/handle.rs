@@ -24,8 +24,8 @@ pub struct Ec2 {
 
 impl Ec2 {
     /// EC2 in `account` for a run that ends its calls, their pacing and their
-    /// retries by `deadline`.
-    pub async fn connect(
+    /// retries by `deadline`; programs get theirs from [`Clients`].
+    async fn connect(
         account: Account,
         settings: &Settings,
         calls: Arc<CallCounter>,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::Outcome;
 use crate::budget::{Backoff, Deadline};
 use crate::config::{self, Config, Settings};
-use crate::ec2::{Account, CallCounter, Ec2};
+use crate::ec2::{Account, CallCounter, Clients};
 use crate::imds::{InstanceMetadata, MetadataError};
 use crate::names;
 
@@ -257,13 +257,9 @@ pub async fn lookup(
         region,
         profile: None,
     };
-    let ec2 = Ec2::connect(
-        account,
-        settings,
-        Arc::new(CallCounter::default()),
-        deadline,
-    )
-    .await;
+    // The same EC2 set-up as every run's (pacing, retries, the deadline).
+    let clients = Clients::new(settings, Arc::new(CallCounter::default()), deadline);
+    let ec2 = clients.get(&account).await;
     loop {
         match ec2.describe(std::slice::from_ref(&instance_id)).await {
             Ok(instances) => {

@@ -350,7 +350,7 @@ async fn gather(
         report.launched += outcome.launched;
         report.reused += outcome.reused;
         for failure in outcome.failed {
-            report.fail(failure.code, [failure.node]);
+            report.fail(failure.code, [failure.node.to_string()]);
         }
         let served = outcome.served.into_iter().map(|s| (account.clone(), s));
         gathered.served.extend(served);

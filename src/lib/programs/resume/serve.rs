@@ -18,6 +18,8 @@ use crate::slurm::NodeAddress;
 /// A node with the instance that serves it.
 #[derive(Debug)]
 pub(super) struct Served {
+    pub node: NodeName,
+    /// The node's name, address and host name, as Slurm is told them.
     pub address: NodeAddress,
     pub instance_id: String,
     pub instance_type: String,
@@ -28,7 +30,7 @@ pub(super) struct Served {
 /// A node that got no instance, with the code that says why.
 #[derive(Debug)]
 pub(super) struct Failed {
-    pub node: String,
+    pub node: NodeName,
     pub code: Code,
 }
 
@@ -48,7 +50,7 @@ pub(super) struct GroupOutcome {
 }
 
 impl GroupOutcome {
-    fn fail(&mut self, nodes: impl IntoIterator<Item = String>, code: impl Into<Code>) {
+    fn fail(&mut self, nodes: impl IntoIterator<Item = NodeName>, code: impl Into<Code>) {
         let code = code.into();
         self.failed.extend(nodes.into_iter().map(|node| Failed {
             node,
@@ -62,13 +64,13 @@ const MAX_ALL_OR_NOTHING: usize = 1000;
 
 /// The nodes of one CreateFleet and the instances it gave them.
 struct Batch {
-    nodes: Vec<String>,
+    nodes: Vec<NodeName>,
     ids: Vec<String>,
 }
 
 /// A node and the instance it gets, described with its address.
 struct Assignment {
-    node: String,
+    node: NodeName,
     instance: Instance,
     launched_now: bool,
     /// Its tags already tell its node (an earlier run's instance, or one its
@@ -89,13 +91,13 @@ pub(super) struct GroupRun<'a> {
 /// The nodes of one all-or-nothing job in this group.
 struct JobSet {
     job_id: u64,
-    nodes: Vec<String>,
+    nodes: Vec<NodeName>,
 }
 
 impl GroupRun<'_> {
     pub(super) async fn serve(&self, nodes: &[NodeName]) -> GroupOutcome {
         let mut outcome = GroupOutcome::default();
-        let wanted: BTreeSet<String> = nodes.iter().map(NodeName::to_string).collect();
+        let wanted: BTreeSet<NodeName> = nodes.iter().cloned().collect();
         let existing = match self.ec2.find_group_live(self.group, self.cluster).await {
             Ok(instances) => instances,
             Err(error) => {
@@ -115,18 +117,18 @@ impl GroupRun<'_> {
             );
         }
         outcome.reused = reused.len();
-        let mut to_launch: Vec<String> = nodes
+        let mut to_launch: Vec<NodeName> = nodes
             .iter()
-            .map(NodeName::to_string)
-            .filter(|n| !reused.contains_key(n))
+            .filter(|n| !reused.contains_key(*n))
+            .cloned()
             .collect();
         // When capacity runs short, the tail of the queue waits: the nodes of
         // the jobs Slurm ranks highest (26.05 says) go first.
-        to_launch.sort_by_key(|node| std::cmp::Reverse(self.jobs.priority_of(node)));
-        let order: BTreeMap<String, usize> = nodes
+        to_launch.sort_by_key(|node| std::cmp::Reverse(self.jobs.priority_of(&node.to_string())));
+        let order: BTreeMap<NodeName, usize> = nodes
             .iter()
             .enumerate()
-            .map(|(i, node)| (node.to_string(), i))
+            .map(|(i, node)| (node.clone(), i))
             .collect();
         let (job_sets, rest) = self.split_by_job(to_launch);
         let mut batches = self.launch(&rest, &order, &mut outcome).await;
@@ -140,14 +142,14 @@ impl GroupRun<'_> {
 
     /// Under all-or-nothing, the nodes each job needs here, apart from the
     /// nodes no job names (launched best-effort, as a manual power-up is).
-    fn split_by_job(&self, to_launch: Vec<String>) -> (Vec<JobSet>, Vec<String>) {
+    fn split_by_job(&self, to_launch: Vec<NodeName>) -> (Vec<JobSet>, Vec<NodeName>) {
         if self.group.job_level_scaling != JobLevelScaling::AllOrNothing {
             return (Vec::new(), to_launch);
         }
-        let mut by_job: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        let mut by_job: BTreeMap<u64, Vec<NodeName>> = BTreeMap::new();
         let mut rest = Vec::new();
         for node in to_launch {
-            match self.jobs.job_of(&node) {
+            match self.jobs.job_of(&node.to_string()) {
                 Some(job_id) => by_job.entry(job_id).or_default().push(node),
                 None => rest.push(node),
             }
@@ -163,8 +165,8 @@ impl GroupRun<'_> {
     /// fails the tail of its nodes, and a surplus is marked for termination.
     async fn launch(
         &self,
-        to_launch: &[String],
-        order: &BTreeMap<String, usize>,
+        to_launch: &[NodeName],
+        order: &BTreeMap<NodeName, usize>,
         outcome: &mut GroupOutcome,
     ) -> Vec<Batch> {
         let launch_tags = ec2::launch_tags(self.group, self.cluster);
@@ -177,9 +179,10 @@ impl GroupRun<'_> {
             // A one-node batch can carry its Name, its one-node list (and
             // job) from launch: its node is known.
             if let [only] = batch {
+                let only = only.to_string();
                 tags.push(("Name".to_string(), only.clone()));
                 tags.push((ec2::NODES_TAG.to_string(), only.clone()));
-                tags.extend(self.jobs.tags_of_node(only));
+                tags.extend(self.jobs.tags_of_node(&only));
             }
             let Launched { ids, shortfall } =
                 launch_batch(self.ec2, self.group, size, &tags, false, self.deadline).await;
@@ -213,8 +216,8 @@ impl GroupRun<'_> {
             let mut tags = ec2::launch_tags(self.group, self.cluster);
             tags.extend(self.jobs.tags_of_job(set.job_id));
             if let [only] = set.nodes.as_slice() {
-                tags.push(("Name".to_string(), only.clone()));
-                tags.push((ec2::NODES_TAG.to_string(), only.clone()));
+                tags.push(("Name".to_string(), only.to_string()));
+                tags.push((ec2::NODES_TAG.to_string(), only.to_string()));
             }
             let count = set.nodes.len();
             let launched =
@@ -251,7 +254,7 @@ impl GroupRun<'_> {
     /// its instance: reused ones keep their node, new ones go in a stable order.
     async fn assign(
         &self,
-        reused: BTreeMap<String, Instance>,
+        reused: BTreeMap<NodeName, Instance>,
         batches: Vec<Batch>,
         outcome: &mut GroupOutcome,
     ) -> Vec<Assignment> {
@@ -335,7 +338,7 @@ impl GroupRun<'_> {
             });
             let nodes: Vec<String> = members
                 .iter()
-                .map(|&i| assignments[i].node.clone())
+                .map(|&i| assignments[i].node.to_string())
                 .collect();
             let Some(mut tags) = in_order
                 .then(|| ec2::nodes_tags(&nodes, ec2::node_list_room(self.group)))
@@ -390,9 +393,10 @@ impl GroupRun<'_> {
         for a in &assignments {
             let address = a.instance.address.clone().unwrap_or_default();
             let hostname = a.instance.hostname().unwrap_or_default();
-            let job_values = self.jobs.placeholders(&a.node);
-            let mut tags = ec2::node_tags(self.group, &a.node, &address, &hostname, &job_values);
-            tags.extend(self.jobs.tags_of_node(&a.node));
+            let node = a.node.to_string();
+            let job_values = self.jobs.placeholders(&node);
+            let mut tags = ec2::node_tags(self.group, &node, &address, &hostname, &job_values);
+            tags.extend(self.jobs.tags_of_node(&node));
             tags.retain(|(k, v)| a.instance.tag(k) != Some(v.as_str()));
             if tags.is_empty() {
                 continue;
@@ -422,11 +426,12 @@ impl GroupRun<'_> {
                 outcome.launched += 1;
             }
             let address = NodeAddress {
-                node,
+                node: node.to_string(),
                 hostname: instance.hostname().unwrap_or_default(),
                 address: instance.address.clone().unwrap_or_default(),
             };
             outcome.served.push(Served {
+                node,
                 address,
                 instance_type: instance.instance_type.clone().unwrap_or_default(),
                 instance_id: instance.id,
@@ -451,7 +456,7 @@ fn all_or_nothing(sets: &[JobSet], outcome: &mut GroupOutcome) {
         };
         let (partial, kept): (Vec<Served>, Vec<Served>) = std::mem::take(&mut outcome.served)
             .into_iter()
-            .partition(|s| set.nodes.contains(&s.address.node));
+            .partition(|s| set.nodes.contains(&s.node));
         outcome.served = kept;
         if partial.is_empty() {
             continue; // the launch failed whole, and said so
@@ -459,7 +464,7 @@ fn all_or_nothing(sets: &[JobSet], outcome: &mut GroupOutcome) {
         for served in partial {
             outcome.launched -= usize::from(served.launched_now);
             outcome.to_terminate.push(served.instance_id);
-            outcome.fail([served.address.node], code.clone());
+            outcome.fail([served.node], code.clone());
         }
         tracing::error!(
             "Job {}: not every node could be served ({code}): none is kept",
@@ -472,13 +477,14 @@ fn all_or_nothing(sets: &[JobSet], outcome: &mut GroupOutcome) {
 /// before pending, then the oldest), and every other instance with the same
 /// name, to be terminated.
 fn pick_existing(
-    wanted: &BTreeSet<String>,
+    wanted: &BTreeSet<NodeName>,
     instances: Vec<Instance>,
-) -> (BTreeMap<String, Instance>, Vec<String>) {
-    let mut by_node: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
+) -> (BTreeMap<NodeName, Instance>, Vec<String>) {
+    let by_text: BTreeMap<String, &NodeName> = wanted.iter().map(|n| (n.to_string(), n)).collect();
+    let mut by_node: BTreeMap<NodeName, Vec<Instance>> = BTreeMap::new();
     for instance in instances {
-        if let Some(name) = instance.node_name().filter(|n| wanted.contains(n)) {
-            by_node.entry(name).or_default().push(instance);
+        if let Some(node) = instance.node_name().and_then(|n| by_text.get(&n).copied()) {
+            by_node.entry(node.clone()).or_default().push(instance);
         }
     }
     let mut keep = BTreeMap::new();
@@ -526,10 +532,12 @@ mod tests {
 
     #[test]
     fn keeps_one_instance_per_node_and_terminates_the_rest() {
-        let wanted: BTreeSet<String> = ["aws-a-0", "aws-a-1"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let node = |id| NodeName {
+            partition: "aws".into(),
+            group: "a".into(),
+            id,
+        };
+        let wanted: BTreeSet<NodeName> = [node(0), node(1)].into_iter().collect();
         let instances = vec![
             instance("i-2", "aws-a-0", "pending", 5),
             instance("i-1", "aws-a-0", "running", 9),
@@ -538,7 +546,7 @@ mod tests {
         ];
         let (keep, extra) = pick_existing(&wanted, instances);
         assert_eq!(keep.len(), 1);
-        assert_eq!(keep["aws-a-0"].id, "i-3");
+        assert_eq!(keep[&node(0)].id, "i-3");
         assert_eq!(extra, vec!["i-1", "i-2"]);
     }
 }
