@@ -125,7 +125,8 @@ def the_policy_grants_what_the_programs_call_and_nothing_else():
         for file in files:
             with open(os.path.join(folder, file)) as f:
                 source += f.read()
-    called = {"ec2:" + name for name in re.findall(r'calls\.start\("([A-Za-z]+)"', source)}
+    # Every EC2 call goes through the account's meter: `calls.call("Action", …)`.
+    called = {"ec2:" + name for name in re.findall(r'\.call(?:_on_new)?\(\s*"([A-Za-z]+)"', source)}
     granted = set().union(*(actions_of(s) for s in statements("head-node.json")))
     ec2_granted = {a for a in granted if a.startswith("ec2:")}
     assert ec2_granted == called | IMPLIED, f"granted {sorted(ec2_granted)}, called {sorted(called)}"
