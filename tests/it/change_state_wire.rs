@@ -138,3 +138,100 @@ async fn an_instance_known_only_by_its_reservation_s_list_is_named() {
         workspace.scontrol_updates()
     );
 }
+
+const HEALTH_NODES: &str = "\
+NodeName=aws-od-2 Arch=x86_64 NodeAddr=10.0.0.3 State=ALLOCATED+CLOUD Partitions=aws Reason=(null)
+NodeName=aws-od-3 Arch=x86_64 NodeAddr=10.0.0.4 State=IDLE+CLOUD Partitions=aws Reason=(null)
+NodeName=aws-od-4 Arch=x86_64 NodeAddr=10.0.0.5 State=IDLE+CLOUD Partitions=aws Reason=(null)
+";
+
+/// EC2's view of health: a node whose instance has failed its status checks
+/// past the grace goes DOWN (then its instance is replaced as for any DOWN
+/// node); one with a retirement scheduled is drained; a healthy one is left.
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_status_checks_take_a_node_down_and_a_scheduled_event_drains_one() {
+    let (_server, fake, workspace) = setup(10).await;
+    std::fs::write(workspace.path().join("bin/nodes.txt"), HEALTH_NODES).unwrap();
+    let impaired = fake.add_instance(&our_tags("aws-od-2"));
+    let retiring = fake.add_instance(&our_tags("aws-od-3"));
+    let healthy = fake.add_instance(&our_tags("aws-od-4"));
+    {
+        let mut state = fake.state();
+        let faults = &mut state.faults;
+        faults
+            .impaired_since
+            .insert(impaired.clone(), "2026-01-01T00:00:00.000Z".into());
+        let event = (
+            "instance-retirement".to_string(),
+            "The instance is running on degraded hardware".to_string(),
+            "2030-01-01T00:00:00.000Z".to_string(),
+        );
+        faults
+            .scheduled_events
+            .insert(retiring.clone(), vec![event]);
+    }
+    let output = workspace.run_async("change-state", &[]).await;
+    assert!(output.status.success(), "{}", workspace.log());
+    let asked = list(&fake.calls("DescribeInstanceStatus")[0], "InstanceId");
+    assert_eq!(
+        asked.len(),
+        3,
+        "every running instance, in one call: {asked:?}"
+    );
+    let updates = workspace.scontrol_updates();
+    let update_of = |node: &str, state: &str| {
+        updates
+            .iter()
+            .find(|u| {
+                u.contains(&format!("nodename={node}")) && u.contains(&format!("state={state}"))
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no state={state} for {node}: {updates:?}"))
+    };
+    let down = update_of("aws-od-2", "DOWN");
+    assert!(
+        down.iter().any(|a| a.starts_with(&format!(
+            "reason=(Code:InstanceImpaired)Instance {impaired} "
+        ))),
+        "{down:?}"
+    );
+    update_of("aws-od-2", "POWER_DOWN_FORCE");
+    let drain = update_of("aws-od-3", "DRAIN");
+    assert!(
+        drain
+            .iter()
+            .any(|a| a.starts_with("reason=(Code:instance-retirement)EC2 scheduled it for 20")),
+        "{drain:?}"
+    );
+    assert!(
+        !updates
+            .iter()
+            .any(|u| u.iter().any(|a| a.contains("aws-od-4"))),
+        "the healthy node {healthy} is left alone: {updates:?}"
+    );
+    assert!(
+        fake.calls("TerminateInstances").is_empty(),
+        "nothing is terminated yet"
+    );
+}
+
+/// A policy from before change-state read instance health: the look-up is
+/// refused, said in a warning, and the run does the rest of its work.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_health_look_up_costs_only_the_health_rows() {
+    let (_server, fake, workspace) = setup(10).await;
+    std::fs::write(workspace.path().join("bin/nodes.txt"), NODES).unwrap();
+    let leaked = fake.add_instance(&our_tags("aws-od-0"));
+    fake.state().faults.status_denied = true;
+    let output = workspace.run_async("change-state", &[]).await;
+    assert!(output.status.success(), "{}", workspace.log());
+    assert!(
+        workspace
+            .log()
+            .contains("No health of the instances in us-east-1: DescribeInstanceStatus"),
+        "{}",
+        workspace.log()
+    );
+    let terminated = list(&fake.calls("TerminateInstances")[0], "InstanceId");
+    assert_eq!(terminated, vec![leaked]);
+}

@@ -214,6 +214,7 @@ fn settings(
     let ec2_timeout = seconds_or("Ec2TimeoutSeconds", 1, defaults.ec2_timeout);
     let scontrol_timeout = seconds_or("ScontrolTimeoutSeconds", 1, defaults.scontrol_timeout);
     let capacity_hold = seconds_or("InsufficientCapacityHoldSeconds", 0, defaults.capacity_hold);
+    let impaired_grace = seconds_or("ImpairedGraceSeconds", 0, defaults.impaired_grace);
     let launch_grace = seconds_or("LaunchGraceSeconds", 0, resume_timeout);
     if resume_budget >= slurm_limit {
         w.problem(
@@ -242,6 +243,7 @@ fn settings(
         ec2_timeout,
         scontrol_timeout,
         capacity_hold,
+        impaired_grace,
         launch_grace,
         job_tags,
         on_demand_prices: prices(w, root),

@@ -76,6 +76,9 @@ pub struct Settings {
     /// Node groups that hit insufficient capacity stay DOWN this long
     /// (`InsufficientCapacityHoldSeconds`, default 600, 0 disables).
     pub capacity_hold: Duration,
+    /// How long an instance's status checks may fail before change-state
+    /// replaces its node (`ImpairedGraceSeconds`, default 300).
+    pub impaired_grace: Duration,
     /// Instances younger than this are left alone by change-state
     /// (`LaunchGraceSeconds`; default `SlurmConf.ResumeTimeout`).
     pub launch_grace: Duration,
@@ -125,6 +128,7 @@ impl Default for Settings {
             ec2_timeout: Duration::from_secs(60),
             scontrol_timeout: Duration::from_secs(30),
             capacity_hold: Duration::from_secs(600),
+            impaired_grace: Duration::from_secs(300),
             launch_grace: Duration::from_secs(300),
             job_tags: true,
             on_demand_prices: Default::default(),

@@ -128,6 +128,15 @@ impl Ec2 {
         tags::tag_resources(&self.client, ids, tags, deadline, &self.calls).await
     }
 
+    /// The health of the running instances among `ids`: failed status checks
+    /// and events EC2 has scheduled; the healthy ones are left out.
+    pub async fn health(
+        &self,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, super::Health>, Ec2Error> {
+        super::health::describe_health(&self.client, ids, &self.calls).await
+    }
+
     /// Terminates `ids`, 1000 a call; returns what could not be terminated.
     pub async fn terminate(&self, ids: &[String]) -> Vec<(Vec<String>, Ec2Error)> {
         terminate::terminate(&self.client, ids, &self.calls).await

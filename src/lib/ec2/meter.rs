@@ -117,6 +117,11 @@ impl Meter {
             .await
     }
 
+    /// The run's deadline.
+    pub(crate) fn deadline(&self) -> Deadline {
+        self.deadline
+    }
+
     async fn call_with<T, E, F, Fut>(
         &self,
         action: &'static str,

@@ -151,6 +151,7 @@ pub fn run(context: &Context, filters: &Filters, json: bool) -> Outcome {
         now,
         record_instances,
         jobs: &BTreeMap::new(),
+        health: &change_state::health(&run, &instances),
     };
     let status = status(&inputs, &change_state::plan::plan(&inputs), &jobs, filters);
     if status.rows.is_empty() && filters.any() {

@@ -3,8 +3,10 @@
 //! `[<user>@YYYY-MM-DDTHH:MM:SS]` (local time).
 //!
 //! - resume: `(Code:<code>)Failure when resuming nodes`
-//! - change-state: `(Code:<code>)Held until <time> after insufficient capacity in <group>`
-//!   and `(Code:InstanceGone)Instance <id> is <state>`
+//! - change-state: `(Code:<code>)Held until <time> after insufficient capacity in <group>`,
+//!   `(Code:InstanceGone)Instance <id> is <state>`,
+//!   `(Code:InstanceImpaired)Instance <id> failed its status checks at <time>` and
+//!   `(Code:<event code>)EC2 scheduled it for <time>` (a drain)
 
 const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
 const RESUME_FAILURE: &str = "Failure when resuming nodes";
@@ -27,15 +29,37 @@ pub fn instance_gone(last: Option<(&str, &str)>) -> String {
     }
 }
 
-/// The reason of nodes held DOWN after insufficient capacity in `group`.
-pub fn hold_reason(code: &str, until: i64, group: &str) -> String {
-    let until = chrono::DateTime::from_timestamp(until, 0)
+/// The reason of an in-service node whose instance has failed EC2's status
+/// checks since `since` for longer than the grace.
+pub fn instance_impaired(id: &str, since: i64) -> String {
+    format!(
+        "(Code:InstanceImpaired)Instance {id} failed its status checks at {}",
+        local_stamp(since)
+    )
+}
+
+/// The reason a node is drained with: EC2 scheduled `code` (instance-retirement,
+/// instance-stop, …) for its instance, from `not_before`.
+pub fn scheduled_event(code: &str, not_before: Option<i64>) -> String {
+    match not_before {
+        Some(time) => format!("(Code:{code})EC2 scheduled it for {}", local_stamp(time)),
+        None => format!("(Code:{code})EC2 scheduled it"),
+    }
+}
+
+fn local_stamp(time: i64) -> String {
+    chrono::DateTime::from_timestamp(time, 0)
         .map(|t| {
             t.with_timezone(&chrono::Local)
                 .format(TIME_FORMAT)
                 .to_string()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The reason of nodes held DOWN after insufficient capacity in `group`.
+pub fn hold_reason(code: &str, until: i64, group: &str) -> String {
+    let until = local_stamp(until);
     format!("(Code:{code}){HOLD_MARK}{until} after insufficient capacity in {group}")
 }
 
@@ -88,5 +112,8 @@ mod tests {
             "(Code:InstanceGone)Instance i-1 is terminated"
         );
         assert_eq!(code(&instance_gone(None)), Some("InstanceGone"));
+        assert_eq!(code(&instance_impaired("i-1", 0)), Some("InstanceImpaired"));
+        let retirement = scheduled_event("instance-retirement", Some(1_800_000_000));
+        assert_eq!(code(&retirement), Some("instance-retirement"));
     }
 }

@@ -64,6 +64,15 @@ pub struct Faults {
     pub denied: HashSet<String>,
     /// Every call answers AuthFailure, as for credentials EC2 does not know.
     pub auth_failure: bool,
+    /// DescribeInstanceStatus: instances whose instance status check failed
+    /// at this time (RFC 3339).
+    pub impaired_since: HashMap<String, String>,
+    /// DescribeInstanceStatus: `(code, description, not before)` events
+    /// scheduled for these instances.
+    pub scheduled_events: HashMap<String, Vec<(String, String, String)>>,
+    /// DescribeInstanceStatus answers UnauthorizedOperation, as for a policy
+    /// written before change-state asked it.
+    pub status_denied: bool,
 }
 
 /// `(instance type, vCPUs, MiB, [(GPU name, count)])`.
@@ -268,6 +277,12 @@ impl Respond for FakeEc2 {
             Some("DescribeInstances") => describe(&mut state, &params),
             Some("CreateTags") => create_tags(&mut state, &params),
             Some("TerminateInstances") => terminate(&mut state, &params),
+            Some("DescribeInstanceStatus") if state.faults.status_denied => error(
+                403,
+                "UnauthorizedOperation",
+                "You are not authorized to perform this operation.",
+            ),
+            Some("DescribeInstanceStatus") => instance_status(&state, &params),
             Some("DescribeAvailabilityZones") => availability_zones(&state),
             Some("DescribeLaunchTemplateVersions") => template_versions(&state, &params),
             Some("DescribeSubnets") => subnets(&state, &params),
@@ -509,6 +524,44 @@ fn terminate(state: &mut State, params: &Params) -> ResponseTemplate {
     }
     xml(format!(
         "<TerminateInstancesResponse {NS}><requestId>req-1</requestId><instancesSet>{items}</instancesSet></TerminateInstancesResponse>"
+    ))
+}
+
+/// The running instances among the ids asked for, with the status checks
+/// and events the faults give them (all passing, none, by default).
+fn instance_status(state: &State, params: &Params) -> ResponseTemplate {
+    let ids = list(params, "InstanceId");
+    let faults = &state.faults;
+    let mut items = String::new();
+    for instance in state
+        .instances
+        .iter()
+        .filter(|i| ids.contains(&i.id) && i.state == "running")
+    {
+        let check = match faults.impaired_since.get(&instance.id) {
+            Some(since) => format!(
+                "<status>impaired</status><details><item><name>reachability</name><status>failed</status><impairedSince>{since}</impairedSince></item></details>"
+            ),
+            None => "<status>ok</status><details><item><name>reachability</name><status>passed</status></item></details>".to_string(),
+        };
+        let events: String = faults
+            .scheduled_events
+            .get(&instance.id)
+            .into_iter()
+            .flatten()
+            .map(|(code, description, not_before)| {
+                format!(
+                    "<item><code>{code}</code><description>{description}</description><notBefore>{not_before}</notBefore></item>"
+                )
+            })
+            .collect();
+        items.push_str(&format!(
+            "<item><instanceId>{}</instanceId><availabilityZone>us-east-1a</availabilityZone><instanceState><code>16</code><name>running</name></instanceState><instanceStatus>{check}</instanceStatus><systemStatus><status>ok</status></systemStatus><eventsSet>{events}</eventsSet></item>",
+            instance.id
+        ));
+    }
+    xml(format!(
+        "<DescribeInstanceStatusResponse {NS}><requestId>req-1</requestId><instanceStatusSet>{items}</instanceStatusSet></DescribeInstanceStatusResponse>"
     ))
 }
 

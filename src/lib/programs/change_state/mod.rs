@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use super::{Context, Outcome, Run};
 use crate::code::{Code, Ours};
 use crate::config::Config;
-use crate::ec2::{self, Account, CLUSTER_TAG};
+use crate::ec2::{self, Account, CLUSTER_TAG, Health, InstanceState};
 use crate::events::{About, EventLog, Kind, Why};
 use crate::lock;
 use crate::slurm::{self, NodeInstance, Scontrol, SlurmError};
@@ -137,7 +137,35 @@ pub fn make_plan(run: &Run, now: i64) -> Result<Vec<Step>, ChangeStateError> {
         now,
         record_instances: scontrol.version().is_some_and(|v| v.has_instance_fields()),
         jobs: &jobs,
+        health: &health(run, &instances),
     }))
+}
+
+/// EC2's view of the health of this cluster's running instances, in each
+/// account. A look-up that fails (an older IAM policy without
+/// `ec2:DescribeInstanceStatus`) costs only this run's health rows, said in
+/// a warning.
+pub fn health(run: &Run, instances: &[Found]) -> BTreeMap<String, Health> {
+    let mut running: BTreeMap<&Account, Vec<String>> = BTreeMap::new();
+    for found in instances {
+        if found.instance.state == InstanceState::Running {
+            running
+                .entry(&found.account)
+                .or_default()
+                .push(found.instance.id.clone());
+        }
+    }
+    run.block_on(async {
+        let mut health = BTreeMap::new();
+        for (account, ids) in running {
+            let ec2 = run.clients.get(account).await;
+            match ec2.health(&ids).await {
+                Ok(found) => health.extend(found),
+                Err(error) => tracing::warn!("No health of the instances in {account}: {error}"),
+            }
+        }
+        health
+    })
 }
 
 /// Every node Slurm lists, and every instance of this cluster in every

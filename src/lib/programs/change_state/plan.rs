@@ -7,6 +7,8 @@
 //! | powered down, its group under a capacity hold | —                           | `state=DOWN reason="(Code:…)Held until <time> …"`, kept while the hold lasts |
 //! | DOWN + powered down (ResumeTimeout, resume failure, a hold that ended) | — | terminate any instance; `state=RESUME` (back to idle~) |
 //! | in service (idle, alloc, mixed, completing)   | no live instance            | `state=DOWN` naming the instance, then `state=POWER_DOWN_FORCE` |
+//! | in service                                    | its one instance impaired (status checks) longer than the grace | `state=DOWN reason="(Code:InstanceImpaired)…"`, then `state=POWER_DOWN_FORCE` |
+//! | in service, not drained                       | its one instance has an event EC2 scheduled | `state=DRAIN reason="(Code:<event>)EC2 scheduled it for <time>"` |
 //! | DOWN + not responding, not powering up/down   | —                           | `state=POWER_DOWN_FORCE`                 |
 //! | DRAIN + powered down                          | —                           | `state=UNDRAIN`                          |
 //! | COMPLETING + DRAIN, reason older than grace   | —                           | `state=DOWN`                             |
@@ -33,7 +35,7 @@ pub use super::step::{
     Action, Found, STATE_DOWN, STATE_POWER_DOWN_FORCE, STATE_RESUME, STATE_UNDRAIN, Step,
 };
 use crate::config::{Config, NodeGroup};
-use crate::ec2::{self, Instance, InstanceState};
+use crate::ec2::{self, Health, Instance, InstanceState};
 use crate::names;
 use crate::slurm::NodeInfo;
 use crate::slurm::reason::{self as reasons, hold_end, reason_time};
@@ -51,6 +53,8 @@ pub struct Inputs<'a> {
     pub record_instances: bool,
     /// The job each node runs, for the tags of instances resume left unnamed.
     pub jobs: &'a BTreeMap<String, JobOnNode>,
+    /// EC2's view of running instances that are not healthy, by id.
+    pub health: &'a BTreeMap<String, Health>,
 }
 
 /// The capacity code and the end of the hold that this node's reason starts or carries.
@@ -102,6 +106,9 @@ pub fn plan(inputs: &Inputs) -> Vec<Step> {
             record_instances: inputs.record_instances,
             job: inputs.jobs.get(node.name.as_str()),
             job_tags: config.settings.job_tags,
+            health: inputs.health,
+            impaired_grace: i64::try_from(config.settings.impaired_grace.as_secs())
+                .unwrap_or(i64::MAX),
         };
         steps.extend(rules::steps_for(&view));
     }
@@ -243,8 +250,9 @@ fn not_a_node_of_ours(found: &Found, listed: Option<&NodeInfo>, name: Option<&st
 
 #[cfg(test)]
 mod tests {
+    use super::super::step::STATE_DRAIN;
     use super::*;
-    use crate::ec2::Account;
+    use crate::ec2::{Account, ScheduledEvent};
     use crate::fixtures;
     use crate::slurm::reason::hold_reason;
     use crate::slurm::{NodeState, parse_nodes};
@@ -301,6 +309,7 @@ mod tests {
             instances,
             now: NOW,
             jobs: &BTreeMap::new(),
+            health: &BTreeMap::new(),
             record_instances: false,
         })
         .into_iter()
@@ -315,6 +324,7 @@ mod tests {
             instances,
             now: NOW,
             jobs: &BTreeMap::new(),
+            health: &BTreeMap::new(),
             record_instances: true,
         })
     }
@@ -556,6 +566,7 @@ mod tests {
                 instances: &[],
                 now: NOW,
                 jobs: &BTreeMap::new(),
+                health: &BTreeMap::new(),
                 record_instances: false,
             })
             .is_empty()
@@ -679,6 +690,7 @@ mod tests {
                 instances: std::slice::from_ref(&instance),
                 now: NOW,
                 jobs: &BTreeMap::new(),
+                health: &BTreeMap::new(),
                 record_instances: false,
             });
             assert_eq!(steps.len(), 1, "{state}");
@@ -808,6 +820,7 @@ mod tests {
                 instances: std::slice::from_ref(&instance),
                 now: NOW,
                 jobs: &jobs,
+                health: &BTreeMap::new(),
                 record_instances: false,
             });
             let tags = steps
@@ -824,5 +837,86 @@ mod tests {
             assert_eq!(value("slurm-ec2:job-id").is_some(), with_job, "{tags:?}");
             assert_eq!(value("slurm-ec2:account"), with_job.then_some("physics"));
         }
+    }
+
+    fn run_with_health(
+        nodes: &[NodeInfo],
+        instances: &[Found],
+        health: &BTreeMap<String, Health>,
+    ) -> Vec<Action> {
+        plan(&Inputs {
+            config: &fixtures::example(),
+            nodes,
+            instances,
+            now: NOW,
+            jobs: &BTreeMap::new(),
+            health,
+            record_instances: false,
+        })
+        .into_iter()
+        .map(|s| s.action)
+        .collect()
+    }
+
+    #[test]
+    fn an_instance_impaired_past_the_grace_takes_its_node_down() {
+        let nodes = [node("aws-spot-1", "ALLOCATED+CLOUD", None)];
+        let instances = [found("i-1", Some("aws-spot-1"), "running", OLD)];
+        let impaired = |since| {
+            let health = Health {
+                impaired_since: Some(since),
+                events: Vec::new(),
+            };
+            BTreeMap::from([("i-1".to_string(), health)])
+        };
+        let steps = run_with_health(&nodes, &instances, &impaired(NOW - 301));
+        assert!(
+            matches!(&steps[..], [Action::DownThenPowerDown { reason }]
+                if reason.starts_with("(Code:InstanceImpaired)Instance i-1 ")),
+            "{steps:?}"
+        );
+        // Within the grace (300 s), or already down: nothing yet.
+        assert!(run_with_health(&nodes, &instances, &impaired(NOW - 60)).is_empty());
+        let down = [node(
+            "aws-spot-1",
+            "DOWN+CLOUD",
+            Some("(Code:InstanceImpaired)x"),
+        )];
+        let steps = run_with_health(&down, &instances, &impaired(NOW - 3600));
+        assert!(
+            !steps
+                .iter()
+                .any(|a| matches!(a, Action::DownThenPowerDown { .. })),
+            "{steps:?}"
+        );
+    }
+
+    #[test]
+    fn a_scheduled_event_drains_its_node_once() {
+        let instances = [found("i-2", Some("aws-spot-2"), "running", OLD)];
+        let event = ScheduledEvent {
+            code: "instance-retirement".into(),
+            not_before: Some(NOW + 86_400),
+        };
+        let health = BTreeMap::from([(
+            "i-2".to_string(),
+            Health {
+                impaired_since: None,
+                events: vec![event],
+            },
+        )]);
+        let idle = [node("aws-spot-2", "IDLE+CLOUD", None)];
+        let steps = run_with_health(&idle, &instances, &health);
+        assert!(
+            matches!(&steps[..], [Action::SetState { state: STATE_DRAIN, reason: Some(reason) }]
+                if reason.starts_with("(Code:instance-retirement)EC2 scheduled it for ")),
+            "{steps:?}"
+        );
+        let drained = [node(
+            "aws-spot-2",
+            "IDLE+CLOUD+DRAIN",
+            Some("(Code:instance-retirement)x"),
+        )];
+        assert!(run_with_health(&drained, &instances, &health).is_empty());
     }
 }

@@ -4,10 +4,13 @@
 
 use super::jobs::JobOnNode;
 use super::step::{
-    Action, Found, STATE_DOWN, STATE_POWER_DOWN_FORCE, STATE_RESUME, STATE_UNDRAIN, Step, young,
+    Action, Found, STATE_DOWN, STATE_DRAIN, STATE_POWER_DOWN_FORCE, STATE_RESUME, STATE_UNDRAIN,
+    Step, young,
 };
+use std::collections::BTreeMap;
+
 use crate::config::NodeGroup;
-use crate::ec2::InstanceState;
+use crate::ec2::{Health, InstanceState};
 use crate::slurm::reason::{self as reasons, hold_end, hold_reason, reason_time};
 use crate::slurm::{Flag, NodeInfo};
 
@@ -30,6 +33,10 @@ pub(super) struct NodeView<'a> {
     pub job: Option<&'a JobOnNode>,
     /// `JobTags`: instances launched for a job carry its id, user and account.
     pub job_tags: bool,
+    /// EC2's view of running instances that are not healthy, by id.
+    pub health: &'a BTreeMap<String, Health>,
+    /// `ImpairedGraceSeconds`: how long failed status checks are borne.
+    pub impaired_grace: i64,
 }
 
 impl NodeView<'_> {
@@ -57,11 +64,13 @@ impl NodeView<'_> {
 /// A rule that applies gives its steps (perhaps none) and ends the reading.
 type Rule = fn(&NodeView) -> Option<Vec<Step>>;
 
-const DECIDING_RULES: [Rule; 6] = [
+const DECIDING_RULES: [Rule; 8] = [
     powered_down,
     drained_while_powered_down,
     powering_down,
     instance_gone,
+    instance_impaired,
+    event_scheduled,
     down_and_not_responding,
     stuck_completing,
 ];
@@ -234,6 +243,47 @@ fn instance_gone(view: &NodeView) -> Option<Vec<Step>> {
         reason: reason.clone(),
     };
     Some(vec![view.step(action, reason, last)])
+}
+
+/// In service on the one instance it has, and EC2's status checks of that
+/// instance have failed for longer than the grace: DOWN (its jobs are
+/// requeued now), then powered down; the next run terminates the instance
+/// as for any DOWN node.
+fn instance_impaired(view: &NodeView) -> Option<Vec<Step>> {
+    let state = &view.node.state;
+    let [found] = view.old_live.as_slice() else {
+        return None;
+    };
+    let since = view.health.get(&found.instance.id)?.impaired_since?;
+    let borne = view.now.saturating_sub(since) >= view.impaired_grace;
+    if !state.in_service() || !borne {
+        return None;
+    }
+    let reason = reasons::instance_impaired(&found.instance.id, since);
+    let action = Action::DownThenPowerDown {
+        reason: reason.clone(),
+    };
+    Some(vec![view.step(action, reason, Some(found))])
+}
+
+/// In service, not yet drained, on an instance EC2 has scheduled an event
+/// for (retirement, stop, reboot, maintenance): DRAIN, so that it takes no
+/// new job, empties, and powers down before the date.
+fn event_scheduled(view: &NodeView) -> Option<Vec<Step>> {
+    let state = &view.node.state;
+    let [found] = view.old_live.as_slice() else {
+        return None;
+    };
+    let event = view.health.get(&found.instance.id)?.events.first()?;
+    if !state.in_service() || state.has(Flag::Drain) {
+        return None;
+    }
+    let reason = reasons::scheduled_event(&event.code, event.not_before);
+    let action = Action::SetState {
+        state: STATE_DRAIN,
+        reason: Some(reason.clone()),
+    };
+    Some(vec![view.step(action, reason, Some(found))])
 }
 
 fn down_and_not_responding(view: &NodeView) -> Option<Vec<Step>> {

@@ -6,6 +6,7 @@ pub const STATE_RESUME: &str = "RESUME";
 pub const STATE_DOWN: &str = "DOWN";
 pub const STATE_POWER_DOWN_FORCE: &str = "POWER_DOWN_FORCE";
 pub const STATE_UNDRAIN: &str = "UNDRAIN";
+pub const STATE_DRAIN: &str = "DRAIN";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
