@@ -23,6 +23,9 @@ class Proxy(http.server.BaseHTTPRequestHandler):
       {"throttle_errors": true} launch nothing, RequestLimitExceeded in Errors
       {"delay": seconds}       answer late
     and refuses DescribeInstances with more than 200 filter values, as EC2 does.
+    health.json holds, per instance id, what DescribeInstanceStatus reports
+    beyond moto's "all healthy": {"impaired_since": "<RFC 3339>"} and
+    {"events": [[code, description, not before]]}.
     A CreateFleet whose ClientToken was answered before gets that answer and
     launches nothing, as EC2 documents (moto ignores the token). Dry runs pass
     untouched, recorded as `<Action>(DryRun)`."""
@@ -108,6 +111,8 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         if action == "DescribeInstances" and values > 200:
             return ec2_error("FilterLimitExceeded",
                              "The maximum number of filter values specified on a single call is 200", 400)
+        if action == "DescribeInstanceStatus":
+            return self.health(params)
         if action != "CreateFleet":
             return None
         group = node_group(params)
@@ -151,6 +156,30 @@ class Proxy(http.server.BaseHTTPRequestHandler):
                 if launch < wanted else []
             return 200, fleet_answer(ids, errors)
         return None
+
+    def health(self, params):
+        """DescribeInstanceStatus with the injected health of the ids asked
+        for; None (moto answers) when none is injected. The healthy are left
+        out, which slurm-ec2 reads as EC2 listing them healthy."""
+        injected = load(os.path.join(self.server.dir, "health.json"), {})
+        asked = [v[0] for k, v in params.items() if k.startswith("InstanceId.")]
+        sick = [i for i in asked if i in injected]
+        if not sick:
+            return None
+        items = ""
+        for instance in sick:
+            health = injected[instance]
+            since = health.get("impaired_since")
+            check = (f"<status>impaired</status><details><item><name>reachability</name><status>failed</status>"
+                     f"<impairedSince>{since}</impairedSince></item></details>") if since else "<status>ok</status>"
+            events = "".join(f"<item><code>{c}</code><description>{d}</description><notBefore>{t}</notBefore></item>"
+                             for c, d, t in health.get("events", []))
+            items += (f"<item><instanceId>{instance}</instanceId><instanceState><code>16</code><name>running</name>"
+                      f"</instanceState><instanceStatus>{check}</instanceStatus><systemStatus><status>ok</status>"
+                      f"</systemStatus><eventsSet>{events}</eventsSet></item>")
+        return 200, (f'<DescribeInstanceStatusResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+                     f"<requestId>e2e</requestId><instanceStatusSet>{items}</instanceStatusSet>"
+                     f"</DescribeInstanceStatusResponse>").encode()
 
     def forward(self, action, body):
         if action in ("CreateFleet", "RunInstances"):

@@ -244,6 +244,18 @@ impl World {
         serde_json::from_str(&self.harness(&["terminate", "--name", name])).expect("ids as JSON")
     }
 
+    /// What DescribeInstanceStatus reports of `instance` at the proxy from
+    /// now on: `{"impaired_since": …}`, `{"events": [[code, description, not before]]}`.
+    pub fn health(&self, instance: &str, health: Value) {
+        let path = self.dir.join("health.json");
+        let mut all: Value = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_else(|| serde_json::json!({}));
+        all[instance] = health;
+        std::fs::write(&path, all.to_string()).expect("health.json");
+    }
+
     /// Queues faults for a node group (`<partition>-<group>`) at the proxy.
     pub fn faults(&self, group: &str, faults: Value) {
         let path = self.dir.join("faults.json");
