@@ -353,6 +353,17 @@ def the_programs_work_with_exactly_the_head_policy_and_fail_without_each_action(
     created = iam.create_access_key(UserName="head")["AccessKey"]
     keys = {"aws_access_key_id": created["AccessKeyId"], "aws_secret_access_key": created["SecretAccessKey"]}
     workspace(directory, moto, keys, template_id, subnets)
+
+    def run_refused(action, words):
+        """Runs `words` under the head policy without `action`: its result, and its stderr and log."""
+        moto.enforce(False)
+        iam.put_user_policy(UserName="head", PolicyName="head-node",
+                            PolicyDocument=json.dumps(without(head_policy, action)))
+        moto.enforce(True)
+        open(os.path.join(directory, "slurm-ec2.log"), "w").close()
+        result = run(binaries, directory, words)
+        return result, result.stderr + log(directory)
+
     try:
         moto.enforce(True)
         for name, (words, _) in RUNS.items():
@@ -374,24 +385,12 @@ def the_programs_work_with_exactly_the_head_policy_and_fail_without_each_action(
                             {"Key": "Name", "Value": "lp-node-0"}, {"Key": "slurm-ec2:cluster", "Value": CLUSTER},
                             {"Key": "slurm-ec2:partition", "Value": "lp"},
                             {"Key": "slurm-ec2:node-group", "Value": "node"}]}])
-                moto.enforce(False)
-                iam.put_user_policy(UserName="head", PolicyName="head-node",
-                                    PolicyDocument=json.dumps(without(head_policy, action)))
-                moto.enforce(True)
-                open(os.path.join(directory, "slurm-ec2.log"), "w").close()
-                result = run(binaries, directory, words)
-                said = result.stderr + log(directory)
+                result, said = run_refused(action, words)
                 assert result.returncode != 0, f"{name} without {action} succeeded:\n{said}"
                 assert f"not authorized to perform: {action}" in said, f"{name} without {action}:\n{said}"
                 shown.add(action)
         for action, (words, warning) in SURVIVED.items():
-            moto.enforce(False)
-            iam.put_user_policy(UserName="head", PolicyName="head-node",
-                                PolicyDocument=json.dumps(without(head_policy, action)))
-            moto.enforce(True)
-            open(os.path.join(directory, "slurm-ec2.log"), "w").close()
-            result = run(binaries, directory, words)
-            said = result.stderr + log(directory)
+            result, said = run_refused(action, words)
             assert result.returncode == 0, f"{words[0]} without {action} failed:\n{said}"
             assert warning in said and f"not authorized to perform: {action}" in said, said
         moto.enforce(False)

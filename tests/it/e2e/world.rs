@@ -247,24 +247,24 @@ impl World {
     /// What DescribeInstanceStatus reports of `instance` at the proxy from
     /// now on: `{"impaired_since": …}`, `{"events": [[code, description, not before]]}`.
     pub fn health(&self, instance: &str, health: Value) {
-        let path = self.dir.join("health.json");
-        let mut all: Value = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_else(|| serde_json::json!({}));
-        all[instance] = health;
-        std::fs::write(&path, all.to_string()).expect("health.json");
+        self.set_in("health.json", instance, health);
     }
 
     /// Queues faults for a node group (`<partition>-<group>`) at the proxy.
     pub fn faults(&self, group: &str, faults: Value) {
-        let path = self.dir.join("faults.json");
+        self.set_in("faults.json", group, faults);
+    }
+
+    /// Sets `key` of the JSON object in the world's file `name`, which the
+    /// proxy reads on every request.
+    fn set_in(&self, name: &str, key: &str, value: Value) {
+        let path = self.dir.join(name);
         let mut all: Value = std::fs::read_to_string(&path)
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_else(|| serde_json::json!({}));
-        all[group] = faults;
-        std::fs::write(&path, all.to_string()).expect("faults.json");
+        all[key] = value;
+        std::fs::write(&path, all.to_string()).expect(name);
     }
 
     /// Turns the proxy's EC2 model on (token buckets, latency, eventual

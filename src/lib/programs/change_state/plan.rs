@@ -298,35 +298,36 @@ mod tests {
         }
     }
 
-    fn run(
+    /// The plan of the example configuration at `NOW`, without jobs.
+    fn plan_of(
         nodes: &[NodeInfo],
         instances: &[Found],
-    ) -> Vec<(Option<String>, Option<String>, Action)> {
-        let config = fixtures::example();
-        plan(&Inputs {
-            config: &config,
-            nodes,
-            instances,
-            now: NOW,
-            jobs: &BTreeMap::new(),
-            health: &BTreeMap::new(),
-            record_instances: false,
-        })
-        .into_iter()
-        .map(|s| (s.node, s.instance, s.action))
-        .collect()
-    }
-
-    fn run_recording(nodes: &[NodeInfo], instances: &[Found]) -> Vec<Step> {
+        health: &BTreeMap<String, Health>,
+        record_instances: bool,
+    ) -> Vec<Step> {
         plan(&Inputs {
             config: &fixtures::example(),
             nodes,
             instances,
             now: NOW,
             jobs: &BTreeMap::new(),
-            health: &BTreeMap::new(),
-            record_instances: true,
+            health,
+            record_instances,
         })
+    }
+
+    fn run(
+        nodes: &[NodeInfo],
+        instances: &[Found],
+    ) -> Vec<(Option<String>, Option<String>, Action)> {
+        plan_of(nodes, instances, &BTreeMap::new(), false)
+            .into_iter()
+            .map(|s| (s.node, s.instance, s.action))
+            .collect()
+    }
+
+    fn run_recording(nodes: &[NodeInfo], instances: &[Found]) -> Vec<Step> {
+        plan_of(nodes, instances, &BTreeMap::new(), true)
     }
 
     fn group_tags(found: &mut Found) {
@@ -844,18 +845,10 @@ mod tests {
         instances: &[Found],
         health: &BTreeMap<String, Health>,
     ) -> Vec<Action> {
-        plan(&Inputs {
-            config: &fixtures::example(),
-            nodes,
-            instances,
-            now: NOW,
-            jobs: &BTreeMap::new(),
-            health,
-            record_instances: false,
-        })
-        .into_iter()
-        .map(|s| s.action)
-        .collect()
+        plan_of(nodes, instances, health, false)
+            .into_iter()
+            .map(|s| s.action)
+            .collect()
     }
 
     #[test]
