@@ -22,6 +22,8 @@ pub enum Kind {
     StateRepair,
     /// change-state holds a node group after insufficient capacity.
     CapacityHold,
+    /// change-state holds a node group whose instances never registered.
+    BootFailureHold,
 }
 
 /// Why an instance was terminated.

@@ -39,7 +39,7 @@ def run_player(args):
         if result.returncode != 0 or not name:
             return
         control = load(os.path.join(args.dir, "player.json"), {})
-        if name in control.get("skip", []):
+        if name in control.get("skip", []) or name.startswith(tuple(control.get("skip_prefixes", []))):
             log.write(f"{instance_id}: told not to boot {name}\n")
             return
         time.sleep(control.get("delay", {}).get(name, 0))

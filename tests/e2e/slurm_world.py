@@ -188,11 +188,12 @@ def up(args):
     with open(world["slurm_conf"], "w") as f:
         f.write(base + "\n" + generated)
     # Partitions whose instances never boot (their tests call the programs
-    # directly), and one whose instances hide their tags from metadata.
+    # directly), a node group whose instances never register, and a
+    # partition whose instances hide their tags from metadata.
     with open(os.path.join(d, "player.json"), "w") as f:
         # burst's nodes find their names in their reservation's node list.
         json.dump({"ignore_partitions": ["twice", "big", "fail", "ice"], "hide_tags_partitions": ["notag"],
-                   "hide_name_partitions": ["burst"]}, f)
+                   "hide_name_partitions": ["burst"], "skip_prefixes": ["boot-a-"]}, f)
     world["pids"]["player"] = spawn([sys.executable, HARNESS, "player", "--dir", d], f"{d}/log/player.out")
     for _ in range(50):
         if os.path.exists(f"{d}/munge/munge.socket"):
@@ -241,6 +242,7 @@ def write_plugin_config(world, partitions_path):
         "ResumeBudgetSeconds": 20,
         "LaunchGraceSeconds": 5,
         "InsufficientCapacityHoldSeconds": 30,
+        "BootFailureHoldSeconds": 20,
         "Environment": {
             "AWS_ENDPOINT_URL_EC2": f"http://127.0.0.1:{world['proxy_port']}",
             "AWS_ACCESS_KEY_ID": "testing",

@@ -215,6 +215,12 @@ fn settings(
     let scontrol_timeout = seconds_or("ScontrolTimeoutSeconds", 1, defaults.scontrol_timeout);
     let capacity_hold = seconds_or("InsufficientCapacityHoldSeconds", 0, defaults.capacity_hold);
     let impaired_grace = seconds_or("ImpairedGraceSeconds", 0, defaults.impaired_grace);
+    let boot_failure_hold = seconds_or("BootFailureHoldSeconds", 1, defaults.boot_failure_hold);
+    let boot_failure_hold_max = seconds_or(
+        "BootFailureHoldMaxSeconds",
+        1,
+        defaults.boot_failure_hold_max,
+    );
     let launch_grace = seconds_or("LaunchGraceSeconds", 0, resume_timeout);
     if resume_budget >= slurm_limit {
         w.problem(
@@ -244,6 +250,12 @@ fn settings(
         scontrol_timeout,
         capacity_hold,
         impaired_grace,
+        boot_failures_before_hold: w
+            .optional_integer(root, "", "BootFailuresBeforeHold", (0, 100))
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(defaults.boot_failures_before_hold),
+        boot_failure_hold,
+        boot_failure_hold_max,
         launch_grace,
         job_tags,
         on_demand_prices: prices(w, root),

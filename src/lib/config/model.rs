@@ -79,6 +79,14 @@ pub struct Settings {
     /// How long an instance's status checks may fail before change-state
     /// replaces its node (`ImpairedGraceSeconds`, default 300).
     pub impaired_grace: Duration,
+    /// Failures to register in a row after which a node group is held DOWN
+    /// (`BootFailuresBeforeHold`, default 3, 0 disables the breaker).
+    pub boot_failures_before_hold: u32,
+    /// The first such hold (`BootFailureHoldSeconds`, default 300); each
+    /// hold in a row lasts twice the last, up to `BootFailureHoldMaxSeconds`
+    /// (default 3600).
+    pub boot_failure_hold: Duration,
+    pub boot_failure_hold_max: Duration,
     /// Instances younger than this are left alone by change-state
     /// (`LaunchGraceSeconds`; default `SlurmConf.ResumeTimeout`).
     pub launch_grace: Duration,
@@ -129,6 +137,9 @@ impl Default for Settings {
             scontrol_timeout: Duration::from_secs(30),
             capacity_hold: Duration::from_secs(600),
             impaired_grace: Duration::from_secs(300),
+            boot_failures_before_hold: 3,
+            boot_failure_hold: Duration::from_secs(300),
+            boot_failure_hold_max: Duration::from_secs(3600),
             launch_grace: Duration::from_secs(300),
             job_tags: true,
             on_demand_prices: Default::default(),

@@ -144,6 +144,7 @@ pub fn run(context: &Context, filters: &Filters, json: bool) -> Outcome {
     let jobs = running_jobs(config, scontrol, &nodes);
     let now = super::epoch_seconds();
     let record_instances = scontrol.version().is_some_and(|v| v.has_instance_fields());
+    let (_, breakers, _) = change_state::breakers(config, &nodes, &instances, now);
     let inputs = Inputs {
         config,
         nodes: &nodes,
@@ -152,6 +153,7 @@ pub fn run(context: &Context, filters: &Filters, json: bool) -> Outcome {
         record_instances,
         jobs: &BTreeMap::new(),
         health: &change_state::health(&run, &instances),
+        boot_holds: &breakers.holds(now),
     };
     let status = status(&inputs, &change_state::plan::plan(&inputs), &jobs, filters);
     if status.rows.is_empty() && filters.any() {

@@ -6,11 +6,16 @@
 //! - change-state: `(Code:<code>)Held until <time> after insufficient capacity in <group>`,
 //!   `(Code:InstanceGone)Instance <id> is <state>`,
 //!   `(Code:InstanceImpaired)Instance <id> failed its status checks at <time>` and
-//!   `(Code:<event code>)EC2 scheduled it for <time>` (a drain)
+//!   `(Code:<event code>)EC2 scheduled it for <time>` (a drain),
+//!   `(Code:NeverRegistered)Held until <time> after boot failures in <group>`
+//! - Slurm: `ResumeTimeout reached` (a node that did not register in time)
 
 const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
 const RESUME_FAILURE: &str = "Failure when resuming nodes";
 const HOLD_MARK: &str = "Held until ";
+const RESUME_TIMEOUT: &str = "ResumeTimeout reached";
+/// The code of a node group held by the breaker: its instances never registered.
+pub const NEVER_REGISTERED: &str = "NeverRegistered";
 
 /// The reason resume gives nodes it could not serve, with the EC2 error code.
 pub fn resume_failure(code: &str) -> String {
@@ -47,7 +52,13 @@ pub fn scheduled_event(code: &str, not_before: Option<i64>) -> String {
     }
 }
 
-fn local_stamp(time: i64) -> String {
+/// Slurm's reason for a node that did not register within ResumeTimeout.
+pub fn is_resume_timeout(reason: &str) -> bool {
+    reason.starts_with(RESUME_TIMEOUT)
+}
+
+/// A time as Slurm writes its own: local, to the second.
+pub fn local_stamp(time: i64) -> String {
     chrono::DateTime::from_timestamp(time, 0)
         .map(|t| {
             t.with_timezone(&chrono::Local)
@@ -61,6 +72,12 @@ fn local_stamp(time: i64) -> String {
 pub fn hold_reason(code: &str, until: i64, group: &str) -> String {
     let until = local_stamp(until);
     format!("(Code:{code}){HOLD_MARK}{until} after insufficient capacity in {group}")
+}
+
+/// The reason of nodes held DOWN by their group's breaker until `until`.
+pub fn boot_hold_reason(until: i64, group: &str) -> String {
+    let until = local_stamp(until);
+    format!("(Code:{NEVER_REGISTERED}){HOLD_MARK}{until} after boot failures in {group}")
 }
 
 pub fn is_hold(reason: &str) -> bool {
@@ -113,6 +130,12 @@ mod tests {
         );
         assert_eq!(code(&instance_gone(None)), Some("InstanceGone"));
         assert_eq!(code(&instance_impaired("i-1", 0)), Some("InstanceImpaired"));
+        let booting = boot_hold_reason(1_800_000_000, "aws-a-");
+        assert_eq!(code(&booting), Some(NEVER_REGISTERED));
+        assert_eq!(hold_end(&booting), Some(1_800_000_000));
+        assert!(is_resume_timeout(
+            "ResumeTimeout reached [slurm@2026-12-05T21:00:00]"
+        ));
         let retirement = scheduled_event("instance-retirement", Some(1_800_000_000));
         assert_eq!(code(&retirement), Some("instance-retirement"));
     }

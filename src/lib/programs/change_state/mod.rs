@@ -3,6 +3,7 @@
 //! [`plan`]. Safe under cron: an exclusive lock, and nothing on a backup
 //! controller while the primary is up.
 
+pub mod breaker;
 pub mod jobs;
 pub mod plan;
 mod rules;
@@ -17,6 +18,7 @@ use crate::ec2::{self, Account, CLUSTER_TAG, Health, InstanceState};
 use crate::events::{About, EventLog, Kind, Why};
 use crate::lock;
 use crate::slurm::{self, NodeInstance, Scontrol, SlurmError};
+use breaker::{BreakerSettings, Breakers};
 pub use plan::{Action, Found, Inputs, Step};
 
 /// How long a run may spend recording instances in Slurm (one call per node
@@ -98,11 +100,14 @@ pub fn run(context: &Context, dry_run: bool) -> Outcome {
         }
     }
     let failures = match make_plan(&run, super::epoch_seconds()) {
-        Ok(steps) if dry_run => {
-            print!("{}", table(&steps));
+        Ok(planned) if dry_run => {
+            print!("{}", table(&planned.steps));
+            for change in &planned.changes {
+                println!("{change}");
+            }
             Some(0)
         }
-        Ok(steps) => Some(execute(&run, &steps, &context.events)),
+        Ok(planned) => Some(carry_out(&run, &planned, &context.events)),
         Err(error) => {
             tracing::error!("{error}");
             None
@@ -119,9 +124,57 @@ pub fn run(context: &Context, dry_run: bool) -> Outcome {
     }
 }
 
+/// A run's plan, and the breakers as they will be once it is carried out.
+pub struct Planned {
+    pub steps: Vec<Step>,
+    pub breakers: Breakers,
+    /// What this run changes in the breakers.
+    pub changes: Vec<breaker::Change>,
+    /// The breakers as read, to write them only when they change.
+    read: Breakers,
+}
+
+/// Carries out the plan and keeps the breakers; returns how many actions failed.
+fn carry_out(run: &Run, planned: &Planned, events: &EventLog) -> usize {
+    for change in &planned.changes {
+        tracing::warn!("{change}");
+    }
+    let mut failures = execute(run, &planned.steps, events);
+    if planned.breakers != planned.read
+        && let Err(error) = breaker::save(run.config, &planned.breakers)
+    {
+        tracing::error!("{error}");
+        failures += 1;
+    }
+    failures
+}
+
+/// The breakers as the last run left them, told what this run's nodes say;
+/// a file that cannot be read is said in a warning and starts afresh.
+pub fn breakers(
+    config: &Config,
+    nodes: &[slurm::NodeInfo],
+    instances: &[Found],
+    now: i64,
+) -> (Breakers, Breakers, Vec<breaker::Change>) {
+    let read = breaker::load(config, now).unwrap_or_else(|error| {
+        tracing::warn!("{error}: the node groups' breakers start afresh");
+        Breakers::default()
+    });
+    let ours: Vec<_> = nodes
+        .iter()
+        .filter_map(|node| Some((node, crate::names::parse(config, &node.name).ok()?.1)))
+        .collect();
+    let signs = breaker::signs(&ours, instances);
+    let mut breakers = read.clone();
+    let changes = breakers.observe(&signs, BreakerSettings::of(config), now);
+    (read, breakers, changes)
+}
+
 /// Reads Slurm and EC2 and returns the plan.
-pub fn make_plan(run: &Run, now: i64) -> Result<Vec<Step>, ChangeStateError> {
+pub fn make_plan(run: &Run, now: i64) -> Result<Planned, ChangeStateError> {
     let (nodes, instances) = observe(run)?;
+    let (read, breakers, changes) = breakers(run.config, &nodes, &instances, now);
     let unnamed = instances
         .iter()
         .any(|f| f.instance.is_live() && f.instance.tag("Name").is_none());
@@ -130,7 +183,7 @@ pub fn make_plan(run: &Run, now: i64) -> Result<Vec<Step>, ChangeStateError> {
         false => BTreeMap::new(),
     };
     let scontrol = &run.scontrol;
-    Ok(plan::plan(&Inputs {
+    let steps = plan::plan(&Inputs {
         config: run.config,
         nodes: &nodes,
         instances: &instances,
@@ -138,7 +191,14 @@ pub fn make_plan(run: &Run, now: i64) -> Result<Vec<Step>, ChangeStateError> {
         record_instances: scontrol.version().is_some_and(|v| v.has_instance_fields()),
         jobs: &jobs,
         health: &health(run, &instances),
-    }))
+        boot_holds: &breakers.holds(now),
+    });
+    Ok(Planned {
+        steps,
+        breakers,
+        changes,
+        read,
+    })
 }
 
 /// EC2's view of the health of this cluster's running instances, in each
@@ -374,7 +434,8 @@ fn record_instances(scontrol: &Scontrol, records: &[NodeInstance]) -> usize {
 }
 
 /// The events of the plan's terminations (but those that failed) and state
-/// changes; a `state=DOWN` that starts or keeps a hold is a capacity hold.
+/// changes; a `state=DOWN` that starts or keeps a hold is a capacity hold
+/// or, for the breaker's, a boot failure hold.
 fn record_events(steps: &[Step], not_terminated: &[String], events: &EventLog) {
     for step in steps {
         let about = |why, code, detail| About {
@@ -404,11 +465,13 @@ fn record_events(steps: &[Step], not_terminated: &[String], events: &EventLog) {
                 events.record(Kind::Termination, about(Some(why), None, Some(&step.why)));
             }
             Action::SetState { state, reason } => {
-                let held = reason.as_deref().is_some_and(slurm::reason::is_hold);
-                let kind = if held {
-                    Kind::CapacityHold
-                } else {
-                    Kind::StateRepair
+                let kind = match reason.as_deref() {
+                    Some(r) if !slurm::reason::is_hold(r) => Kind::StateRepair,
+                    Some(r) if reasons_code(r) == Some(slurm::reason::NEVER_REGISTERED) => {
+                        Kind::BootFailureHold
+                    }
+                    Some(_) => Kind::CapacityHold,
+                    None => Kind::StateRepair,
                 };
                 let detail = reason.as_deref().unwrap_or(&step.why);
                 events.record(kind, about(None, Some(state), Some(detail)));
@@ -420,6 +483,8 @@ fn record_events(steps: &[Step], not_terminated: &[String], events: &EventLog) {
         }
     }
 }
+
+use slurm::reason::code as reasons_code;
 
 pub(crate) fn describe(action: &Action) -> String {
     match action {

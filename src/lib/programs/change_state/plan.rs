@@ -5,6 +5,7 @@
 //! |-----------------------------------------------|-----------------------------|------------------------------------------|
 //! | powered down or powering down, not DOWN       | a live instance             | terminate it (a leak)                    |
 //! | powered down, its group under a capacity hold | —                           | `state=DOWN reason="(Code:…)Held until <time> …"`, kept while the hold lasts |
+//! | powered down, its group's breaker open (boot failures) | —                  | `state=DOWN reason="(Code:NeverRegistered)Held until <time> …"`, kept while the hold lasts |
 //! | DOWN + powered down (ResumeTimeout, resume failure, a hold that ended) | — | terminate any instance; `state=RESUME` (back to idle~) |
 //! | in service (idle, alloc, mixed, completing)   | no live instance            | `state=DOWN` naming the instance, then `state=POWER_DOWN_FORCE` |
 //! | in service                                    | its one instance impaired (status checks) longer than the grace | `state=DOWN reason="(Code:InstanceImpaired)…"`, then `state=POWER_DOWN_FORCE` |
@@ -32,7 +33,7 @@ use super::jobs::JobOnNode;
 use super::rules::{self, NodeView};
 use super::step::young;
 pub use super::step::{
-    Action, Found, STATE_DOWN, STATE_POWER_DOWN_FORCE, STATE_RESUME, STATE_UNDRAIN, Step,
+    Action, Found, Hold, STATE_DOWN, STATE_POWER_DOWN_FORCE, STATE_RESUME, STATE_UNDRAIN, Step,
 };
 use crate::config::{Config, NodeGroup};
 use crate::ec2::{self, Health, Instance, InstanceState};
@@ -55,6 +56,8 @@ pub struct Inputs<'a> {
     pub jobs: &'a BTreeMap<String, JobOnNode>,
     /// EC2's view of running instances that are not healthy, by id.
     pub health: &'a BTreeMap<String, Health>,
+    /// Node groups the breaker holds after boot failures, with the hold's end.
+    pub boot_holds: &'a BTreeMap<String, i64>,
 }
 
 /// The capacity code and the end of the hold that this node's reason starts or carries.
@@ -82,7 +85,7 @@ pub fn plan(inputs: &Inputs) -> Vec<Step> {
                 .map(|(_, group)| (node, group))
         })
         .collect();
-    let holds = capacity_holds(&ours, hold, now);
+    let holds = holds(&ours, hold, inputs.boot_holds, now);
     for (node, group) in ours {
         let instances = by_name.get(node.name.as_str()).cloned().unwrap_or_default();
         let live: Vec<&Found> = instances
@@ -179,31 +182,53 @@ fn recorded_for(config: &Config, instance: &Instance, node: &str) -> bool {
     names::parse(config, node).is_ok_and(|(_, group)| instance.may_be_node(node, group))
 }
 
-/// Node groups under an insufficient-capacity hold, with its code and end:
-/// a node that resume failed with a capacity code less than `hold` seconds
-/// ago, or a node already held, until the end its reason announces.
-fn capacity_holds(
+/// Node groups held DOWN, by their node prefix, with the hold that ends
+/// last: after insufficient capacity, a node that resume failed with a
+/// capacity code less than `hold` seconds ago, or a node already held, until
+/// the end its reason announces; after boot failures, the breaker's holds
+/// (its file is the only record: the breaker that closes releases them).
+fn holds(
     ours: &[(&NodeInfo, &NodeGroup)],
     hold: i64,
+    boot_holds: &BTreeMap<String, i64>,
     now: i64,
-) -> BTreeMap<String, (String, i64)> {
-    let mut holds: BTreeMap<String, (String, i64)> = BTreeMap::new();
-    if hold <= 0 {
-        return holds;
-    }
+) -> BTreeMap<String, Hold> {
+    let mut found: BTreeMap<String, (String, i64)> = BTreeMap::new();
+    let mut keep_later = |group: String, code: String, until: i64| {
+        let entry = found.entry(group).or_insert((code.clone(), until));
+        if until > entry.1 {
+            *entry = (code, until);
+        }
+    };
     for (node, group) in ours {
-        if let Some((code, until)) = node.reason.as_deref().and_then(|r| hold_from(r, hold))
+        let read = node.reason.as_deref().and_then(|r| hold_from(r, hold));
+        if let Some((code, until)) = read
             && until > now
+            && hold > 0
         {
-            let entry = holds
-                .entry(group.node_prefix())
-                .or_insert((code.clone(), until));
-            if until > entry.1 {
-                *entry = (code, until);
-            }
+            keep_later(group.node_prefix(), code, until);
         }
     }
-    holds
+    for (group, until) in boot_holds.iter().filter(|(_, until)| **until > now) {
+        keep_later(group.clone(), reasons::NEVER_REGISTERED.to_string(), *until);
+    }
+    found
+        .into_iter()
+        .map(|(group, (code, until))| {
+            let reason = match code.as_str() {
+                reasons::NEVER_REGISTERED => reasons::boot_hold_reason(until, &group),
+                _ => reasons::hold_reason(&code, until, &group),
+            };
+            (
+                group,
+                Hold {
+                    code,
+                    until,
+                    reason,
+                },
+            )
+        })
+        .collect()
 }
 
 /// The step for a live instance of this cluster whose Name is no node of the
@@ -313,6 +338,7 @@ mod tests {
             jobs: &BTreeMap::new(),
             health,
             record_instances,
+            boot_holds: &BTreeMap::new(),
         })
     }
 
@@ -549,6 +575,58 @@ mod tests {
     }
 
     #[test]
+    fn the_breakers_hold_keeps_the_group_down_and_its_end_brings_it_back() {
+        let config = fixtures::example();
+        let timed_out = format!("ResumeTimeout reached {}", stamp(60));
+        let nodes = [
+            node("aws-spot-1", "DOWN+CLOUD+POWERED_DOWN", Some(&timed_out)),
+            node("aws-spot-5", "IDLE+CLOUD+POWERED_DOWN", None),
+            node("aws-ondemand-5", "IDLE+CLOUD+POWERED_DOWN", None),
+        ];
+        let until = NOW + 300;
+        let plan_with = |nodes: &[NodeInfo], boot_holds: &BTreeMap<String, i64>| {
+            plan(&Inputs {
+                config: &config,
+                nodes,
+                instances: &[],
+                now: NOW,
+                jobs: &BTreeMap::new(),
+                health: &BTreeMap::new(),
+                record_instances: false,
+                boot_holds,
+            })
+            .into_iter()
+            .map(|s| (s.node.unwrap_or_default(), s.action))
+            .collect::<Vec<_>>()
+        };
+        let held_group = BTreeMap::from([("aws-spot-".to_string(), until)]);
+        let held = reasons::boot_hold_reason(until, "aws-spot-");
+        let down = Action::SetState {
+            state: STATE_DOWN,
+            reason: Some(held.clone()),
+        };
+        assert_eq!(
+            plan_with(&nodes, &held_group),
+            [
+                ("aws-spot-1".into(), down.clone()),
+                ("aws-spot-5".into(), down)
+            ]
+        );
+        // Held already: nothing to do; the breaker closed (or its file lost): back to idle~.
+        let stamped = format!("{held} {}", stamp(30));
+        let nodes = [node(
+            "aws-spot-1",
+            "DOWN+CLOUD+POWERED_DOWN",
+            Some(&stamped),
+        )];
+        assert!(plan_with(&nodes, &held_group).is_empty());
+        assert_eq!(
+            plan_with(&nodes, &BTreeMap::new()),
+            [("aws-spot-1".into(), set(STATE_RESUME))]
+        );
+    }
+
+    #[test]
     fn a_zero_hold_disables_the_hold() {
         let mut config = fixtures::example();
         config.settings.capacity_hold = std::time::Duration::ZERO;
@@ -569,6 +647,7 @@ mod tests {
                 jobs: &BTreeMap::new(),
                 health: &BTreeMap::new(),
                 record_instances: false,
+                boot_holds: &BTreeMap::new(),
             })
             .is_empty()
         );
@@ -693,6 +772,7 @@ mod tests {
                 jobs: &BTreeMap::new(),
                 health: &BTreeMap::new(),
                 record_instances: false,
+                boot_holds: &BTreeMap::new(),
             });
             assert_eq!(steps.len(), 1, "{state}");
             assert_eq!(steps[0].action, Action::Keep, "{state}");
@@ -823,6 +903,7 @@ mod tests {
                 jobs: &jobs,
                 health: &BTreeMap::new(),
                 record_instances: false,
+                boot_holds: &BTreeMap::new(),
             });
             let tags = steps
                 .iter()

@@ -4,14 +4,14 @@
 
 use super::jobs::JobOnNode;
 use super::step::{
-    Action, Found, STATE_DOWN, STATE_DRAIN, STATE_POWER_DOWN_FORCE, STATE_RESUME, STATE_UNDRAIN,
-    Step, young,
+    Action, Found, Hold, STATE_DOWN, STATE_DRAIN, STATE_POWER_DOWN_FORCE, STATE_RESUME,
+    STATE_UNDRAIN, Step, young,
 };
 use std::collections::BTreeMap;
 
 use crate::config::NodeGroup;
 use crate::ec2::{Health, InstanceState};
-use crate::slurm::reason::{self as reasons, hold_end, hold_reason, reason_time};
+use crate::slurm::reason::{self as reasons, hold_end, reason_time};
 use crate::slurm::{Flag, NodeInfo};
 
 /// One node of ours as the rules see it.
@@ -23,8 +23,8 @@ pub(super) struct NodeView<'a> {
     pub live: Vec<&'a Found>,
     /// Live and past the launch grace.
     pub old_live: Vec<&'a Found>,
-    /// The group's capacity hold: the code and its end.
-    pub hold: Option<&'a (String, i64)>,
+    /// The group's hold (insufficient capacity, or its breaker).
+    pub hold: Option<&'a Hold>,
     pub now: i64,
     pub grace: i64,
     /// Slurm has InstanceId and InstanceType (23.11+).
@@ -185,19 +185,21 @@ fn leak(view: &NodeView) -> Vec<Step> {
         .collect()
 }
 
-/// Powered down, not drained: held DOWN while its group's capacity hold
-/// lasts; back to power saving when DOWN otherwise.
+/// Powered down, not drained: held DOWN while its group's hold (capacity,
+/// breaker) lasts; back to power saving when DOWN otherwise.
 fn powered_down(view: &NodeView) -> Option<Vec<Step>> {
     let state = &view.node.state;
     if !state.powered_down() || state.has(Flag::Drain) {
         return None;
     }
-    if let Some((code, until)) = view.hold {
-        let held_already = state.is_down() && hold_end(view.reason()) == Some(*until);
+    if let Some(hold) = view.hold {
+        let held_already = state.is_down()
+            && hold_end(view.reason()) == Some(hold.until)
+            && reasons::code(view.reason()) == Some(hold.code.as_str());
         if held_already {
             return Some(Vec::new());
         }
-        let held = hold_reason(code, *until, &view.group.node_prefix());
+        let held = hold.reason.clone();
         return Some(vec![view.set(STATE_DOWN, Some(held.clone()), held)]);
     }
     if !state.is_down() {

@@ -56,3 +56,12 @@ pub struct Found {
 pub(super) fn young(instance: &Instance, now: i64, grace: i64) -> bool {
     instance.launch_time.is_some_and(|t| now - t < grace)
 }
+
+/// A node group held DOWN: why (the code), until when, and the reason its
+/// powered-down nodes carry meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub code: String,
+    pub until: i64,
+    pub reason: String,
+}
