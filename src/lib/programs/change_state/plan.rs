@@ -7,6 +7,7 @@
 //! | powered down, its group under a capacity hold | —                           | `state=DOWN reason="(Code:…)Held until <time> …"`, kept while the hold lasts |
 //! | powered down, its group's breaker open (boot failures) | —                  | `state=DOWN reason="(Code:NeverRegistered)Held until <time> …"`, kept while the hold lasts |
 //! | DOWN + powered down (ResumeTimeout, resume failure, a hold that ended) | — | terminate any instance; `state=RESUME` (back to idle~) |
+//! | IDLE or DOWN + powered down + not responding  | —                           | `state=POWER_DOWN_FORCE` (RESUME would leave it not responding, never powered up) |
 //! | in service (idle, alloc, mixed, completing)   | no live instance            | `state=DOWN` naming the instance, then `state=POWER_DOWN_FORCE` |
 //! | in service                                    | its one instance impaired (status checks) longer than the grace | `state=DOWN reason="(Code:InstanceImpaired)…"`, then `state=POWER_DOWN_FORCE` |
 //! | in service, not drained                       | its one instance has an event EC2 scheduled | `state=DRAIN reason="(Code:<event>)EC2 scheduled it for <time>"` |
@@ -426,24 +427,39 @@ mod tests {
 
     #[test]
     fn resume_timeout_is_repaired_in_both_forms() {
-        // 22.05 keeps NOT_RESPONDING; 23.02.5 and later clear it.
-        for state in [
-            "DOWN+CLOUD+POWERED_DOWN+NOT_RESPONDING",
-            "DOWN+CLOUD+POWERED_DOWN",
+        // 22.05 keeps NOT_RESPONDING, which RESUME would keep too (the node
+        // idle~ but never powered up): a forced power-down clears both.
+        // 23.02.5 and later clear it: RESUME.
+        for (state, repair) in [
+            (
+                "DOWN+CLOUD+POWERED_DOWN+NOT_RESPONDING",
+                STATE_POWER_DOWN_FORCE,
+            ),
+            ("DOWN+CLOUD+POWERED_DOWN", STATE_RESUME),
         ] {
             let timed_out = node("aws-ondemand-5", state, Some("ResumeTimeout reached"));
             let instance = found("i-5", Some("aws-ondemand-5"), "running", OLD);
             let steps = run(&[timed_out], &[instance]);
             let actions: Vec<&Action> = steps.iter().map(|s| &s.2).collect();
             assert!(actions.contains(&&Action::Terminate), "{state}: {steps:?}");
-            assert!(
-                actions.contains(&&Action::SetState {
-                    state: STATE_RESUME,
-                    reason: None
-                }),
-                "{state}: {steps:?}"
-            );
+            assert!(actions.contains(&&set(repair)), "{state}: {steps:?}");
         }
+    }
+
+    #[test]
+    fn a_powered_down_node_that_does_not_respond_is_powered_down_again() {
+        let stuck = node("aws-spot-3", "IDLE+CLOUD+POWERED_DOWN+NOT_RESPONDING", None);
+        assert_eq!(
+            run(&[stuck], &[]),
+            [(Some("aws-spot-3".into()), None, set(STATE_POWER_DOWN_FORCE))]
+        );
+        // Allocated to a job that waits for its power-up: Slurm's.
+        let waiting = node(
+            "aws-spot-3",
+            "MIXED+CLOUD+POWERED_DOWN+NOT_RESPONDING",
+            None,
+        );
+        assert!(run(&[waiting], &[]).is_empty());
     }
 
     fn stamp(seconds_ago: i64) -> String {
@@ -512,7 +528,7 @@ mod tests {
                     Some("i-2".into()),
                     Action::Terminate
                 ),
-                (Some("aws-spot-2".into()), None, set(STATE_RESUME)),
+                (Some("aws-spot-2".into()), None, set(STATE_POWER_DOWN_FORCE)),
             ]
         );
     }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use crate::config::NodeGroup;
 use crate::ec2::{Health, InstanceState};
 use crate::slurm::reason::{self as reasons, hold_end, reason_time};
-use crate::slurm::{Flag, NodeInfo};
+use crate::slurm::{BaseState, Flag, NodeInfo};
 
 /// One node of ours as the rules see it.
 pub(super) struct NodeView<'a> {
@@ -186,7 +186,8 @@ fn leak(view: &NodeView) -> Vec<Step> {
 }
 
 /// Powered down, not drained: held DOWN while its group's hold (capacity,
-/// breaker) lasts; back to power saving when DOWN otherwise.
+/// breaker) lasts; back to power saving when DOWN otherwise, or when not
+/// responding.
 fn powered_down(view: &NodeView) -> Option<Vec<Step>> {
     let state = &view.node.state;
     if !state.powered_down() || state.has(Flag::Drain) {
@@ -202,6 +203,9 @@ fn powered_down(view: &NodeView) -> Option<Vec<Step>> {
         let held = hold.reason.clone();
         return Some(vec![view.set(STATE_DOWN, Some(held.clone()), held)]);
     }
+    if state.has(Flag::NotResponding) {
+        return Some(not_responding_while_powered_down(view));
+    }
     if !state.is_down() {
         return Some(Vec::new());
     }
@@ -211,6 +215,28 @@ fn powered_down(view: &NodeView) -> Option<Vec<Step>> {
     };
     let why = format!("back to power saving after: {after}");
     Some(vec![view.set(STATE_RESUME, None, why)])
+}
+
+/// Slurm never powers up a node it lists as not responding, and never pings
+/// a powered-down one: `IDLE+CLOUD+POWERED_DOWN+NOT_RESPONDING` waits
+/// forever, its jobs pending. `state=RESUME` leaves a DOWN one in that state
+/// on 22.05 (its form after ResumeTimeout). A forced power-down clears both
+/// DOWN and NOT_RESPONDING. A node allocated to a job that waits for its
+/// power-up is left to Slurm.
+fn not_responding_while_powered_down(view: &NodeView) -> Vec<Step> {
+    let base = &view.node.state.base;
+    if !matches!(base, BaseState::Idle | BaseState::Down) {
+        return Vec::new();
+    }
+    let action = Action::SetState {
+        state: STATE_POWER_DOWN_FORCE,
+        reason: None,
+    };
+    let why = format!(
+        "{}, powered down and not responding: Slurm would never power it up",
+        base.as_str()
+    );
+    vec![view.step(action, why, None)]
 }
 
 fn drained_while_powered_down(view: &NodeView) -> Option<Vec<Step>> {
