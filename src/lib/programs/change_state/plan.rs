@@ -6,8 +6,8 @@
 //! | powered down or powering down, not DOWN       | a live instance             | terminate it (a leak)                    |
 //! | powered down, its group under a capacity hold | —                           | `state=DOWN reason="(Code:…)Held until <time> …"`, kept while the hold lasts |
 //! | powered down, its group's breaker open (boot failures) | —                  | `state=DOWN reason="(Code:NeverRegistered)Held until <time> …"`, kept while the hold lasts |
-//! | DOWN + powered down (ResumeTimeout, resume failure, a hold that ended) | — | terminate any instance; `state=RESUME` (back to idle~) |
-//! | IDLE or DOWN + powered down + not responding  | —                           | `state=POWER_DOWN_FORCE` (RESUME would leave it not responding, never powered up) |
+//! | DOWN + powered down (ResumeTimeout, resume failure, a hold that ended) | — | terminate any instance; `state=RESUME`, then `state=POWER_DOWN_FORCE` (RESUME leaves it not responding) |
+//! | IDLE + powered down + not responding          | —                           | `state=POWER_DOWN_FORCE` (Slurm would never power it up) |
 //! | in service (idle, alloc, mixed, completing)   | no live instance            | `state=DOWN` naming the instance, then `state=POWER_DOWN_FORCE` |
 //! | in service                                    | its one instance impaired (status checks) longer than the grace | `state=DOWN reason="(Code:InstanceImpaired)…"`, then `state=POWER_DOWN_FORCE` |
 //! | in service, not drained                       | its one instance has an event EC2 scheduled | `state=DRAIN reason="(Code:<event>)EC2 scheduled it for <time>"` |
@@ -427,22 +427,23 @@ mod tests {
 
     #[test]
     fn resume_timeout_is_repaired_in_both_forms() {
-        // 22.05 keeps NOT_RESPONDING, which RESUME would keep too (the node
-        // idle~ but never powered up): a forced power-down clears both.
-        // 23.02.5 and later clear it: RESUME.
-        for (state, repair) in [
-            (
-                "DOWN+CLOUD+POWERED_DOWN+NOT_RESPONDING",
-                STATE_POWER_DOWN_FORCE,
-            ),
-            ("DOWN+CLOUD+POWERED_DOWN", STATE_RESUME),
+        // 22.05 keeps NOT_RESPONDING, 23.02.5 and later clear it; RESUME
+        // keeps it (22.05) or sets it (24.11): a forced power-down follows.
+        for state in [
+            "DOWN+CLOUD+POWERED_DOWN+NOT_RESPONDING",
+            "DOWN+CLOUD+POWERED_DOWN",
         ] {
             let timed_out = node("aws-ondemand-5", state, Some("ResumeTimeout reached"));
             let instance = found("i-5", Some("aws-ondemand-5"), "running", OLD);
             let steps = run(&[timed_out], &[instance]);
             let actions: Vec<&Action> = steps.iter().map(|s| &s.2).collect();
             assert!(actions.contains(&&Action::Terminate), "{state}: {steps:?}");
-            assert!(actions.contains(&&set(repair)), "{state}: {steps:?}");
+            let repairs: Vec<&Action> = actions[1..].to_vec();
+            assert_eq!(
+                repairs,
+                [&set(STATE_RESUME), &set(STATE_POWER_DOWN_FORCE)],
+                "{state}: {steps:?}"
+            );
         }
     }
 
@@ -528,6 +529,7 @@ mod tests {
                     Some("i-2".into()),
                     Action::Terminate
                 ),
+                (Some("aws-spot-2".into()), None, set(STATE_RESUME)),
                 (Some("aws-spot-2".into()), None, set(STATE_POWER_DOWN_FORCE)),
             ]
         );
@@ -638,7 +640,10 @@ mod tests {
         assert!(plan_with(&nodes, &held_group).is_empty());
         assert_eq!(
             plan_with(&nodes, &BTreeMap::new()),
-            [("aws-spot-1".into(), set(STATE_RESUME))]
+            [
+                ("aws-spot-1".into(), set(STATE_RESUME)),
+                ("aws-spot-1".into(), set(STATE_POWER_DOWN_FORCE))
+            ]
         );
     }
 

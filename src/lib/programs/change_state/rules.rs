@@ -203,40 +203,32 @@ fn powered_down(view: &NodeView) -> Option<Vec<Step>> {
         let held = hold.reason.clone();
         return Some(vec![view.set(STATE_DOWN, Some(held.clone()), held)]);
     }
-    if state.has(Flag::NotResponding) {
-        return Some(not_responding_while_powered_down(view));
-    }
     if !state.is_down() {
-        return Some(Vec::new());
+        return Some(not_responding_while_powered_down(view));
     }
     let after = match view.reason() {
         "" => "DOWN",
         reason => reason,
     };
     let why = format!("back to power saving after: {after}");
-    Some(vec![view.set(STATE_RESUME, None, why)])
+    let again = "then powered down again: RESUME leaves it not responding (22.05 keeps the flag, 24.11 sets it), and Slurm would never power it up";
+    Some(vec![
+        view.set(STATE_RESUME, None, why),
+        view.set(STATE_POWER_DOWN_FORCE, None, again.into()),
+    ])
 }
 
 /// Slurm never powers up a node it lists as not responding, and never pings
 /// a powered-down one: `IDLE+CLOUD+POWERED_DOWN+NOT_RESPONDING` waits
-/// forever, its jobs pending. `state=RESUME` leaves a DOWN one in that state
-/// on 22.05 (its form after ResumeTimeout). A forced power-down clears both
-/// DOWN and NOT_RESPONDING. A node allocated to a job that waits for its
-/// power-up is left to Slurm.
+/// forever, its jobs pending, until a forced power-down clears the flag. A
+/// node allocated to a job that waits for its power-up is left to Slurm.
 fn not_responding_while_powered_down(view: &NodeView) -> Vec<Step> {
-    let base = &view.node.state.base;
-    if !matches!(base, BaseState::Idle | BaseState::Down) {
+    let state = &view.node.state;
+    if state.base != BaseState::Idle || !state.has(Flag::NotResponding) {
         return Vec::new();
     }
-    let action = Action::SetState {
-        state: STATE_POWER_DOWN_FORCE,
-        reason: None,
-    };
-    let why = format!(
-        "{}, powered down and not responding: Slurm would never power it up",
-        base.as_str()
-    );
-    vec![view.step(action, why, None)]
+    let why = "idle, powered down and not responding: Slurm would never power it up";
+    vec![view.set(STATE_POWER_DOWN_FORCE, None, why.into())]
 }
 
 fn drained_while_powered_down(view: &NodeView) -> Option<Vec<Step>> {
