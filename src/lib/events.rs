@@ -24,6 +24,9 @@ pub enum Kind {
     CapacityHold,
     /// change-state holds a node group whose instances never registered.
     BootFailureHold,
+    /// `slurm-ec2 watch` acted on EC2's notice to its instance (`code`):
+    /// drained the node, signalled or requeued its jobs (`detail`).
+    Notice,
 }
 
 /// Why an instance was terminated.

@@ -13,6 +13,23 @@ const REGION: &str = "/latest/meta-data/placement/region";
 const LAUNCH_INDEX: &str = "/latest/meta-data/ami-launch-index";
 /// The instance's tags, one path per key, when its launch template exposes them.
 const TAGS: &str = "/latest/meta-data/tags/instance";
+/// A Spot interruption notice: `{"action": "terminate", "time": "…Z"}`, two minutes ahead.
+const SPOT_INSTANCE_ACTION: &str = "/latest/meta-data/spot/instance-action";
+/// A rebalance recommendation: `{"noticeTime": "…Z"}`.
+const REBALANCE: &str = "/latest/meta-data/events/recommendations/rebalance";
+/// Scheduled events: `[{"Code": "instance-stop", "NotBefore": "21 Jan 2019 09:00:43 GMT", "State": "active", …}]`.
+const SCHEDULED_EVENTS: &str = "/latest/meta-data/events/maintenance/scheduled";
+/// The most a notice may hold: more is not a notice.
+const MAX_NOTICE_BYTES: usize = 64 * 1024;
+
+/// What the metadata says of EC2's plans for this instance, as served:
+/// each path's text, None where EC2 has nothing (404).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawNotices {
+    pub instance_action: Option<String>,
+    pub rebalance: Option<String>,
+    pub scheduled_events: Option<String>,
+}
 
 /// A metadata path that could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +100,28 @@ impl InstanceMetadata {
             Ok(value) => Ok(Some(value.as_ref().trim().to_string())),
             Err(error) if is_not_found(&error) => Ok(None),
             Err(error) => Err(MetadataError::of(&path, &error)),
+        }
+    }
+
+    /// The three notice paths.
+    pub async fn notices(&self) -> Result<RawNotices, MetadataError> {
+        Ok(RawNotices {
+            instance_action: self.optional(SPOT_INSTANCE_ACTION).await?,
+            rebalance: self.optional(REBALANCE).await?,
+            scheduled_events: self.optional(SCHEDULED_EVENTS).await?,
+        })
+    }
+
+    /// A path's text, None on 404; a text beyond the notice limit is an error.
+    async fn optional(&self, path: &str) -> Result<Option<String>, MetadataError> {
+        match self.client.get(path).await {
+            Ok(value) if value.as_ref().len() > MAX_NOTICE_BYTES => Err(MetadataError {
+                path: path.to_string(),
+                message: format!("more than {MAX_NOTICE_BYTES} bytes"),
+            }),
+            Ok(value) => Ok(Some(value.as_ref().trim().to_string())),
+            Err(error) if is_not_found(&error) => Ok(None),
+            Err(error) => Err(MetadataError::of(path, &error)),
         }
     }
 

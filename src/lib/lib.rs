@@ -23,6 +23,7 @@ pub mod lock;
 pub mod logging;
 pub mod names;
 pub mod node_specs;
+pub mod notices;
 pub mod programs;
 pub mod rates;
 pub mod runtime;

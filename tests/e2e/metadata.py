@@ -1,12 +1,17 @@
 """The instance metadata stand-in: one per played instance (IMDSv2 tokens,
-tags, IAM credentials)."""
+tags, IAM credentials, and EC2's notices on demand: D/notices.json maps an
+instance id to {"instance_action": {...}, "rebalance": {...}, "scheduled": [...]},
+served as EC2 serves them)."""
 
 import http.server
 import json
 import threading
 import time
 
-from common import REGION, ROLE
+from common import REGION, ROLE, load
+
+NOTICE_PATHS = {"spot/instance-action": "instance_action", "events/recommendations/rebalance": "rebalance",
+                "events/maintenance/scheduled": "scheduled"}
 
 
 class Metadata(http.server.BaseHTTPRequestHandler):
@@ -33,12 +38,17 @@ class Metadata(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.headers.get("x-aws-ec2-metadata-token") != "e2e-token":
             return self.reply(401, "")
+        base = "/latest/meta-data/"
+        key = self.path[len(base):] if self.path.startswith(base) else None
+        # The watcher asks every few seconds: answered without asking moto.
+        if key in NOTICE_PATHS:
+            notice = load(self.server.notices_path, {}).get(self.server.instance_id, {}).get(NOTICE_PATHS[key])
+            return self.reply(200, json.dumps(notice)) if notice is not None else self.reply(404, "")
         instance = self.server.describe()
         if instance is None:
             return self.reply(404, "")
         tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])
                 if not (self.server.name_hidden and t["Key"] == "Name")}
-        base = "/latest/meta-data/"
         fixed = {
             "instance-id": instance["InstanceId"],
             "instance-type": instance.get("InstanceType", ""),
@@ -48,7 +58,6 @@ class Metadata(http.server.BaseHTTPRequestHandler):
             "placement/availability-zone": instance.get("Placement", {}).get("AvailabilityZone", ""),
             "ami-launch-index": str(instance.get("AmiLaunchIndex", 0)),
         }
-        key = self.path[len(base):] if self.path.startswith(base) else None
         if key in fixed:
             return self.reply(200, fixed[key])
         # The instance profile's credentials, as EC2 serves them (the
@@ -72,8 +81,10 @@ class Metadata(http.server.BaseHTTPRequestHandler):
         self.reply(404, "")
 
 
-def start_metadata(ec2, instance_id, tags_exposed, name_hidden=False):
+def start_metadata(ec2, instance_id, tags_exposed, name_hidden=False, notices_path=""):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Metadata)
+    server.notices_path = notices_path
+    server.instance_id = instance_id
     server.tags_exposed = tags_exposed
     server.name_hidden = name_hidden
 

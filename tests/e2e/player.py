@@ -23,7 +23,8 @@ def run_player(args):
         control = load(os.path.join(args.dir, "player.json"), {})
         partition = tags.get("slurm-ec2:partition")
         metadata = start_metadata(ec2, instance_id, partition not in control.get("hide_tags_partitions", []),
-                                  partition in control.get("hide_name_partitions", []))
+                                  partition in control.get("hide_name_partitions", []),
+                                  os.path.join(args.dir, "notices.json"))
         booting[instance_id]["metadata"] = metadata
         env = {"PATH": "/usr/bin:/bin", "AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://127.0.0.1:{metadata.server_port}/",
                "AWS_ENDPOINT_URL_EC2": f"http://127.0.0.1:{world['moto_port']}", "AWS_ACCESS_KEY_ID": "testing",
@@ -55,6 +56,11 @@ def run_player(args):
                                   stderr=open(os.path.join(args.dir, "log", f"slurmd-{name}.err"), "a"))
         booting[instance_id]["slurmd"] = slurmd
         log.write(f"{instance_id}: slurmd for {name} pid {slurmd.pid}\n")
+        # The notice watcher, as slurm-ec2-watch.service runs it beside slurmd.
+        booting[instance_id]["watch"] = subprocess.Popen(
+            world["prefix"] + [os.path.join(world["bin"], "slurm-ec2"), "--config-dir", world["bin"], "watch"],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(args.dir, "log", f"watch-{name}.log"), "a"),
+            env=dict(env, SLURM_CONF=world["slurm_conf"]))
 
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
@@ -91,12 +97,15 @@ def run_player(args):
                 if state.get("slurmd"):
                     state["slurmd"].terminate()
                     log.write(f"{instance_id}: terminated, slurmd stopped\n")
+                if state.get("watch"):
+                    state["watch"].terminate()
                 if state.get("metadata"):
                     state["metadata"].shutdown()
         time.sleep(0.5)
     for state in booting.values():
-        if state.get("slurmd"):
-            state["slurmd"].terminate()
+        for process in ("slurmd", "watch"):
+            if state.get(process):
+                state[process].terminate()
 
 
 # ---------------------------------------------------------------- world

@@ -243,6 +243,7 @@ def write_plugin_config(world, partitions_path):
         "LaunchGraceSeconds": 5,
         "InsufficientCapacityHoldSeconds": 30,
         "BootFailureHoldSeconds": 20,
+        "InterruptionRequeueSeconds": 15,
         "Environment": {
             "AWS_ENDPOINT_URL_EC2": f"http://127.0.0.1:{world['proxy_port']}",
             "AWS_ACCESS_KEY_ID": "testing",

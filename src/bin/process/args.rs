@@ -85,6 +85,16 @@ pub enum Command {
     Validate,
     /// Terminate every instance of this cluster, whatever Slurm says: for the end of a cluster
     Teardown,
+    /// On a compute node: act on EC2's notices to this instance (Spot interruption,
+    /// scheduled stop, rebalance recommendation) before it goes
+    Watch {
+        /// Look once, then exit
+        #[arg(long)]
+        once: bool,
+        /// Seconds between looks (1 to 60; AWS advises 5)
+        #[arg(long, default_value_t = 5, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=60))]
+        interval: u64,
+    },
 }
 
 /// Which rows `slurm-ec2 status` shows.

@@ -197,6 +197,25 @@ fn memory_headroom(w: &mut Walker, root: &Map<String, Value>) -> MemoryHeadroom 
     }
 }
 
+/// The signals a job may be sent for a notice, by the names `scancel --signal` takes.
+pub const INTERRUPTION_SIGNALS: [&str; 6] = ["TERM", "USR1", "USR2", "INT", "HUP", "CONT"];
+
+fn interruption_signal(w: &mut Walker, root: &Map<String, Value>, default: &str) -> String {
+    let Some(name) = w.optional_string(root, "", "InterruptionSignal") else {
+        return default.to_string();
+    };
+    let bare = name.trim_start_matches("SIG").to_string();
+    if !INTERRUPTION_SIGNALS.contains(&bare.as_str()) {
+        let names = INTERRUPTION_SIGNALS.join(", ");
+        w.problem(
+            "InterruptionSignal",
+            format!("must be one of {names}; got {name:?}"),
+        );
+        return default.to_string();
+    }
+    bare
+}
+
 fn settings(
     w: &mut Walker,
     root: &Map<String, Value>,
@@ -233,6 +252,12 @@ fn settings(
         );
     }
     let memory_headroom = memory_headroom(w, root);
+    let interruption_requeue = w
+        .optional_integer(root, "", "InterruptionRequeueSeconds", (0, 110))
+        .map_or(defaults.interruption_requeue, |n| {
+            Duration::from_secs(n.unsigned_abs())
+        });
+    let interruption_signal = interruption_signal(w, root, &defaults.interruption_signal);
     let mut count_or = |key: &'static str, high: i64, default: usize| {
         w.optional_integer(root, "", key, (1, high))
             .and_then(|n| usize::try_from(n).ok())
@@ -256,6 +281,8 @@ fn settings(
             .unwrap_or(defaults.boot_failures_before_hold),
         boot_failure_hold,
         boot_failure_hold_max,
+        interruption_signal,
+        interruption_requeue,
         launch_grace,
         job_tags,
         on_demand_prices: prices(w, root),

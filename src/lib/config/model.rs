@@ -87,6 +87,13 @@ pub struct Settings {
     /// (default 3600).
     pub boot_failure_hold: Duration,
     pub boot_failure_hold_max: Duration,
+    /// The signal `slurm-ec2 watch` sends the jobs of a node whose instance
+    /// EC2 will interrupt (`InterruptionSignal`, default `TERM`).
+    pub interruption_signal: String,
+    /// How long after the notice `slurm-ec2 watch` requeues those jobs
+    /// (`InterruptionRequeueSeconds`, default 60, at most 110: EC2 gives two
+    /// minutes, and a job that ignores the requeue's SIGTERM ends KillWait later).
+    pub interruption_requeue: Duration,
     /// Instances younger than this are left alone by change-state
     /// (`LaunchGraceSeconds`; default `SlurmConf.ResumeTimeout`).
     pub launch_grace: Duration,
@@ -140,6 +147,8 @@ impl Default for Settings {
             boot_failures_before_hold: 3,
             boot_failure_hold: Duration::from_secs(300),
             boot_failure_hold_max: Duration::from_secs(3600),
+            interruption_signal: "TERM".to_string(),
+            interruption_requeue: Duration::from_secs(60),
             launch_grace: Duration::from_secs(300),
             job_tags: true,
             on_demand_prices: Default::default(),
@@ -216,6 +225,27 @@ pub struct NodeGroup {
     pub subnet_ids: Vec<String>,
     pub tags: Vec<Tag>,
     pub job_level_scaling: JobLevelScaling,
+    /// What `slurm-ec2 watch` does on a rebalance recommendation (`RebalanceRecommendation`).
+    pub on_rebalance: OnRebalance,
+}
+
+/// `RebalanceRecommendation`: `drain` (the default: running work finishes,
+/// nothing new lands) or `ignore`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnRebalance {
+    #[default]
+    Drain,
+    Ignore,
+}
+
+impl OnRebalance {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "drain" => Some(Self::Drain),
+            "ignore" => Some(Self::Ignore),
+            _ => None,
+        }
+    }
 }
 
 /// How the nodes of one job in a node group are launched (`JobLevelScaling`).

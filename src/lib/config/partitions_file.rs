@@ -166,6 +166,7 @@ fn node_group(
         path,
         on_demand_options.as_ref().or(spot_options.as_ref()),
     );
+    let on_rebalance = on_rebalance(w, map, path);
     w.unread_keys(map, path, "ignored");
     Some(NodeGroup {
         partition: partition?.clone(),
@@ -182,7 +183,29 @@ fn node_group(
         subnet_ids: subnet_ids?,
         tags: tags?,
         job_level_scaling: job_level_scaling?,
+        on_rebalance: on_rebalance?,
     })
+}
+
+/// `RebalanceRecommendation`: what `slurm-ec2 watch` does when EC2 recommends
+/// moving off an instance of the group.
+fn on_rebalance(
+    w: &mut Walker,
+    map: &serde_json::Map<String, Value>,
+    path: &str,
+) -> Option<OnRebalance> {
+    let Some(name) = w.optional_string(map, path, "RebalanceRecommendation") else {
+        return w
+            .get(map, path, "RebalanceRecommendation")
+            .is_none()
+            .then_some(OnRebalance::Drain);
+    };
+    let parsed = OnRebalance::parse(&name);
+    if parsed.is_none() {
+        let why = format!("must be \"drain\" or \"ignore\", got {name:?}");
+        w.problem(&join(path, "RebalanceRecommendation"), why);
+    }
+    parsed
 }
 
 /// `JobLevelScaling`; all-or-nothing needs EC2's `SingleAvailabilityZone` (sent

@@ -12,6 +12,7 @@ pub mod suspend;
 mod table;
 pub mod teardown;
 pub mod validate;
+pub mod watch;
 
 pub use run::{Run, RunError, tally};
 

@@ -250,6 +250,12 @@ impl World {
         self.set_in("health.json", instance, health);
     }
 
+    /// What the metadata of `instance` announces from now on:
+    /// `{"instance_action": {...}, "rebalance": {...}, "scheduled": [...]}`.
+    pub fn notice(&self, instance: &str, notices: Value) {
+        self.set_in("notices.json", instance, notices);
+    }
+
     /// Queues faults for a node group (`<partition>-<group>`) at the proxy.
     pub fn faults(&self, group: &str, faults: Value) {
         self.set_in("faults.json", group, faults);
