@@ -113,6 +113,9 @@ configure_part() {
     systemctl restart munge
     systemctl enable slurmd
     systemctl restart slurmd
+    # The notice watcher (Spot interruptions, scheduled stops, rebalance
+    # recommendations); without systemd (the deployment's test) it is not started.
+    systemctl enable --now slurm-ec2-watch.service
 }
 
 case "${1:-all}" in

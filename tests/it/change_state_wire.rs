@@ -70,10 +70,28 @@ async fn dry_run_prints_the_plan_and_a_real_run_carries_it_out() {
     };
     assert!(has(&["nodename=aws-od-1", "state=RESUME"]), "{updates:?}");
     assert!(has(&["nodename=aws-od-2", "state=DOWN"]), "{updates:?}");
-    assert!(
-        has(&["nodename=aws-od-2", "state=POWER_DOWN_FORCE"]),
-        "{updates:?}"
-    );
+    // Both powered down after their state: aws-od-2 under its job (DOWN),
+    // aws-od-1 after RESUME, which would leave it not responding.
+    let powered_down = |node: &str| {
+        updates.iter().position(|u| {
+            u.contains(&"state=POWER_DOWN_FORCE".to_string())
+                && u.iter().any(|a| {
+                    a.strip_prefix("nodename=")
+                        .and_then(|list| slurm_ec2::hostlist::expand(list).ok())
+                        .is_some_and(|nodes| nodes.iter().any(|n| n == node))
+                })
+        })
+    };
+    for node in ["aws-od-1", "aws-od-2"] {
+        let state_set = updates
+            .iter()
+            .position(|u| u.contains(&format!("nodename={node}")));
+        let power_down = powered_down(node);
+        assert!(
+            power_down.is_some() && state_set < power_down,
+            "{node}: {updates:?}"
+        );
+    }
     assert_eq!(fake.live().len(), 1, "only the stranger is left");
 }
 

@@ -829,6 +829,40 @@ proptest::proptest! {
 }
 
 #[test]
+fn notice_settings_are_validated() {
+    let mut config = example_config();
+    let mut partitions = example_partitions();
+    let loaded = fixtures::load(&config.to_string(), &partitions.to_string()).unwrap();
+    let group = loaded.node_group("aws", "ondemand").unwrap();
+    assert_eq!(group.on_rebalance, crate::config::OnRebalance::Drain);
+    assert_eq!(loaded.settings.interruption_signal, "TERM");
+    group_mut(&mut partitions, 0, 0).insert("RebalanceRecommendation".into(), json!("wait"));
+    config["InterruptionSignal"] = json!("SIGKILL");
+    config["InterruptionRequeueSeconds"] = json!(120);
+    let found = problems(&config, &partitions);
+    for expected in [
+        "Partitions[0].NodeGroups[0].RebalanceRecommendation: must be \"drain\" or \"ignore\", got \"wait\"",
+        "InterruptionSignal: must be one of TERM, USR1, USR2, INT, HUP, CONT; got \"SIGKILL\"",
+        "InterruptionRequeueSeconds",
+    ] {
+        assert!(
+            found.iter().any(|p| p.starts_with(expected)),
+            "{expected}: {found:#?}"
+        );
+    }
+    group_mut(&mut partitions, 0, 0).insert("RebalanceRecommendation".into(), json!("ignore"));
+    config["InterruptionSignal"] = json!("SIGUSR1");
+    config["InterruptionRequeueSeconds"] = json!(30);
+    let loaded = fixtures::load(&config.to_string(), &partitions.to_string()).unwrap();
+    assert_eq!(
+        loaded.node_group("aws", "ondemand").unwrap().on_rebalance,
+        crate::config::OnRebalance::Ignore
+    );
+    assert_eq!(loaded.settings.interruption_signal, "USR1");
+    assert_eq!(loaded.settings.interruption_requeue.as_secs(), 30);
+}
+
+#[test]
 fn job_level_scaling_and_job_tags_are_validated() {
     let config = example_config();
     let mut partitions = example_partitions();
