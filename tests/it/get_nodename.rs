@@ -366,3 +366,90 @@ async fn a_tag_that_is_no_node_name_reaches_no_environment_file() {
         );
     }
 }
+
+/// `slurm-ec2 watch --once`: silent while the metadata has no notice; on a
+/// Spot notice, the node drained with the notice's code and its jobs
+/// signalled, and a second look (a restarted watcher) does neither again.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_watcher_drains_and_signals_once_on_a_spot_notice() {
+    let imds = metadata("i-0123", Some("aws-od-3"), 0).await;
+    let workspace = workspace();
+    let bin = workspace.path().join("bin");
+    let scancel = bin.join("scancel");
+    let record = "#!/bin/sh\necho \"$*\" >> \"$(dirname \"$0\")/scancel.calls\"\n";
+    std::fs::write(&scancel, record).unwrap();
+    std::fs::set_permissions(
+        &scancel,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let watch = |workspace: &Workspace| {
+        let env = vec![
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT".to_string(), imds.uri()),
+            (
+                "AWS_ENDPOINT_URL_EC2".to_string(),
+                "http://127.0.0.1:1".to_string(),
+            ),
+        ];
+        let dir = workspace.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            run_binary_with_env(&dir, "slurm-ec2", &["watch", "--once"], &env)
+        })
+    };
+    let output = watch(&workspace).await.unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(workspace.scontrol_calls().is_empty(), "no notice, no Slurm");
+
+    let time = (chrono::Utc::now() + chrono::Duration::seconds(120)).format("%Y-%m-%dT%H:%M:%SZ");
+    Mock::given(method("GET"))
+        .and(path("/latest/meta-data/spot/instance-action"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(format!(r#"{{"action": "terminate", "time": "{time}"}}"#)),
+        )
+        .mount(&imds)
+        .await;
+    let nodes = workspace.path().join("bin/nodes.txt");
+    std::fs::write(
+        &nodes,
+        "NodeName=aws-od-3 State=ALLOCATED+CLOUD Reason=(null)\n",
+    )
+    .unwrap();
+    let output = watch(&workspace).await.unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let updates = workspace.scontrol_updates();
+    assert_eq!(updates.len(), 2, "{updates:?}");
+    assert!(
+        updates
+            .iter()
+            .all(|u| u[1] == "nodename=aws-od-3" && u[2] == "state=DRAIN")
+    );
+    assert!(
+        updates[0][3]
+            .starts_with("reason=(Code:spot-interruption)EC2 will terminate its instance at ")
+    );
+    assert!(
+        updates[1][3].ends_with("; jobs sent SIGTERM"),
+        "{updates:?}"
+    );
+    let signalled = std::fs::read_to_string(bin.join("scancel.calls")).unwrap();
+    assert_eq!(signalled, "--signal=TERM --full --nodelist=aws-od-3\n");
+
+    let reason = updates[1][3].trim_start_matches("reason=");
+    // Slurm's stamp of the drain: just now, so the requeue is not due yet.
+    let stamp = chrono::Local::now().format("%Y-%m-%dT%H:%M:%S");
+    let drained =
+        format!("NodeName=aws-od-3 State=ALLOCATED+CLOUD+DRAIN Reason={reason} [root@{stamp}]\n");
+    std::fs::write(&nodes, drained).unwrap();
+    let output = watch(&workspace).await.unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let after = workspace.scontrol_updates();
+    assert_eq!(after.len(), 2, "a second look acts again: {after:?}");
+    assert_eq!(
+        std::fs::read_to_string(bin.join("scancel.calls"))
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
+}

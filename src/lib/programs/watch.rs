@@ -124,7 +124,8 @@ impl Node<'_> {
     fn read(&self) -> Result<Option<NodeInfo>, SlurmError> {
         let args = ["show", "node", &self.name, "-o"].map(String::from);
         let output = self.scontrol.run(&args)?;
-        Ok(crate::slurm::parse_nodes(&output).into_iter().next())
+        let nodes = crate::slurm::parse_nodes(&output);
+        Ok(nodes.into_iter().find(|n| n.name == self.name))
     }
 
     fn drain(&self, reason: &str) -> Result<(), SlurmError> {

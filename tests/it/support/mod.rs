@@ -19,7 +19,7 @@ here="$(dirname "$0")"
 (IFS=$'\t'; echo "$*") >> "$here/scontrol.calls"
 if [ "$1" = --version ]; then echo "slurm $(cat "$here/version" 2>/dev/null || echo 22.05.8)"; exit 0; fi
 if [ "$1" = show ] && [ "$2" = config ]; then echo "ClusterName             = testcluster"; exit 0; fi
-if [ "$1" = show ] && [ "$2" = nodes ]; then cat "$here/nodes.txt" 2>/dev/null; exit 0; fi
+if [ "$1" = show ] && { [ "$2" = nodes ] || [ "$2" = node ]; }; then cat "$here/nodes.txt" 2>/dev/null; exit 0; fi
 if [ "$1" = update ] && [ -s "$here/timeouts" ] && [ "$(cat "$here/timeouts")" -gt 0 ]; then
     echo $(( $(cat "$here/timeouts") - 1 )) > "$here/timeouts"
     echo "slurm_update error: Socket timed out on send/recv operation" >&2; exit 1
