@@ -144,7 +144,7 @@ pub fn run(context: &Context, filters: &Filters, json: bool) -> Outcome {
     let jobs = running_jobs(config, scontrol, &nodes);
     let now = super::epoch_seconds();
     let record_instances = scontrol.version().is_some_and(|v| v.has_instance_fields());
-    let (_, breakers, _) = change_state::breakers(config, &nodes, &instances, now);
+    let breakers = change_state::breakers(config, &nodes, &instances, now).now;
     let inputs = Inputs {
         config,
         nodes: &nodes,

@@ -58,6 +58,16 @@ pub enum Act {
     Requeue { reason: String },
 }
 
+impl Act {
+    fn name(&self) -> &'static str {
+        match self {
+            Act::Drain { .. } => "drain",
+            Act::Signal { .. } => "signal",
+            Act::Requeue { .. } => "requeue",
+        }
+    }
+}
+
 /// What a notice asks of a node in the state Slurm holds, at `now`.
 pub fn acts(notice: &Notice, node: &NodeInfo, settings: &Settings, now: i64) -> Vec<Act> {
     let reason = node.reason.as_deref().unwrap_or_default();
@@ -236,13 +246,14 @@ pub fn run(config: Option<&Config>, options: &Options) -> Outcome {
     };
     tracing::info!("Watching EC2's notices for node {}", node.name);
     let mut unreachable = false;
+    let mut handled = None;
     loop {
         let failed = match runtime.block_on(metadata.notices()) {
             Ok(raw) => {
                 if std::mem::take(&mut unreachable) {
                     tracing::info!("Instance metadata answers again");
                 }
-                look(&node, &raw, &settings, on_rebalance)
+                look(&node, &raw, &settings, on_rebalance, &mut handled)
             }
             Err(error) => {
                 if !std::mem::replace(&mut unreachable, true) {
@@ -262,12 +273,15 @@ pub fn run(config: Option<&Config>, options: &Options) -> Outcome {
     }
 }
 
-/// One look: the notices, and what they ask of the node. True when something failed.
+/// One look: the notices, and what they ask of the node. `handled` is the
+/// notice this process has done all it asks for: Slurm is not asked again
+/// while it stays the notice. True when something failed.
 fn look(
     node: &Node,
     raw: &crate::imds::RawNotices,
     settings: &Settings,
     on_rebalance: OnRebalance,
+    handled: &mut Option<Notice>,
 ) -> bool {
     let now = super::epoch_seconds();
     let (found, problems) = notices::read(raw, now);
@@ -278,7 +292,7 @@ fn look(
         .into_iter()
         .filter(|n| !matches!(n, Notice::Rebalance { .. }) || on_rebalance == OnRebalance::Drain)
         .collect();
-    let Some(notice) = found.first() else {
+    let Some(notice) = found.first().filter(|n| handled.as_ref() != Some(*n)) else {
         return false;
     };
     let info = match node.read() {
@@ -292,15 +306,25 @@ fn look(
             return true;
         }
     };
-    let mut failed = false;
-    for act in acts(notice, &info, settings, now) {
-        if let Err(error) = node.act(notice, &act) {
-            tracing::error!("{}: {act:?} failed: {error}", node.name);
-            failed = true;
-            break;
+    let acts = acts(notice, &info, settings, now);
+    let reason = info.reason.as_deref().unwrap_or_default();
+    let last = match notice {
+        Notice::Rebalance { .. } => acts.is_empty() || matches!(acts[..], [Act::Drain { .. }]),
+        Notice::Interruption { .. } => {
+            (acts.is_empty() && reason.contains(REQUEUED))
+                || matches!(acts.last(), Some(Act::Requeue { .. }))
+        }
+    };
+    for act in &acts {
+        if let Err(error) = node.act(notice, act) {
+            tracing::error!("{}: the {} failed: {error}", node.name, act.name());
+            return true;
         }
     }
-    failed
+    if last {
+        *handled = Some(notice.clone());
+    }
+    false
 }
 
 /// `EventLogFile` where this node has it; none (said once) where it cannot be opened.

@@ -490,6 +490,9 @@ fn failed_status_checks_and_a_scheduled_retirement() {
         "2030-01-01T00:00:00.000Z",
     ];
     w.health(&retiring, json!({"events": [event]}));
+    // Instances younger than LaunchGraceSeconds (5 s) are left alone: the
+    // job may run sooner than that.
+    std::thread::sleep(Duration::from_secs(6));
     let output = w.run("change-state", &[]);
     assert!(output.status.success(), "{}", w.plugin_log());
     // Slurm is told at once (the event log says what); its reason may be

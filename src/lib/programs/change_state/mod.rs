@@ -102,7 +102,7 @@ pub fn run(context: &Context, dry_run: bool) -> Outcome {
     let failures = match make_plan(&run, super::epoch_seconds()) {
         Ok(planned) if dry_run => {
             print!("{}", table(&planned.steps));
-            for change in &planned.changes {
+            for change in &planned.breakers.changes {
                 println!("{change}");
             }
             Some(0)
@@ -127,21 +127,27 @@ pub fn run(context: &Context, dry_run: bool) -> Outcome {
 /// A run's plan, and the breakers as they will be once it is carried out.
 pub struct Planned {
     pub steps: Vec<Step>,
-    pub breakers: Breakers,
-    /// What this run changes in the breakers.
+    pub breakers: Observed,
+}
+
+/// The breakers as read, and as this run's nodes leave them.
+pub struct Observed {
+    /// As the last run left them: written again only when they change.
+    pub read: Breakers,
+    pub now: Breakers,
+    /// What this run changes in them.
     pub changes: Vec<breaker::Change>,
-    /// The breakers as read, to write them only when they change.
-    read: Breakers,
 }
 
 /// Carries out the plan and keeps the breakers; returns how many actions failed.
 fn carry_out(run: &Run, planned: &Planned, events: &EventLog) -> usize {
-    for change in &planned.changes {
+    let breakers = &planned.breakers;
+    for change in &breakers.changes {
         tracing::warn!("{change}");
     }
     let mut failures = execute(run, &planned.steps, events);
-    if planned.breakers != planned.read
-        && let Err(error) = breaker::save(run.config, &planned.breakers)
+    if breakers.now != breakers.read
+        && let Err(error) = breaker::save(run.config, &breakers.now)
     {
         tracing::error!("{error}");
         failures += 1;
@@ -156,7 +162,7 @@ pub fn breakers(
     nodes: &[slurm::NodeInfo],
     instances: &[Found],
     now: i64,
-) -> (Breakers, Breakers, Vec<breaker::Change>) {
+) -> Observed {
     let read = breaker::load(config, now).unwrap_or_else(|error| {
         tracing::warn!("{error}: the node groups' breakers start afresh");
         Breakers::default()
@@ -168,13 +174,17 @@ pub fn breakers(
     let signs = breaker::signs(&ours, instances);
     let mut breakers = read.clone();
     let changes = breakers.observe(&signs, BreakerSettings::of(config), now);
-    (read, breakers, changes)
+    Observed {
+        read,
+        now: breakers,
+        changes,
+    }
 }
 
 /// Reads Slurm and EC2 and returns the plan.
 pub fn make_plan(run: &Run, now: i64) -> Result<Planned, ChangeStateError> {
     let (nodes, instances) = observe(run)?;
-    let (read, breakers, changes) = breakers(run.config, &nodes, &instances, now);
+    let observed = breakers(run.config, &nodes, &instances, now);
     let unnamed = instances
         .iter()
         .any(|f| f.instance.is_live() && f.instance.tag("Name").is_none());
@@ -191,13 +201,11 @@ pub fn make_plan(run: &Run, now: i64) -> Result<Planned, ChangeStateError> {
         record_instances: scontrol.version().is_some_and(|v| v.has_instance_fields()),
         jobs: &jobs,
         health: &health(run, &instances),
-        boot_holds: &breakers.holds(now),
+        boot_holds: &observed.now.holds(now),
     });
     Ok(Planned {
         steps,
-        breakers,
-        changes,
-        read,
+        breakers: observed,
     })
 }
 
