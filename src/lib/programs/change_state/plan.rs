@@ -448,6 +448,25 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_node_slurm_is_about_to_power_down_keeps_its_capacity_code() {
+        let failed = format!(
+            "(Code:InsufficientInstanceCapacity)Failure when resuming nodes {}",
+            stamp(1)
+        );
+        let pending = node(
+            "aws-spot-1",
+            "DOWN+CLOUD+NOT_RESPONDING+POWER_DOWN",
+            Some(&failed),
+        );
+        assert!(run(&[pending], &[]).is_empty());
+        let unattended = node("aws-spot-1", "DOWN+CLOUD+NOT_RESPONDING", Some(&failed));
+        assert_eq!(
+            run(&[unattended], &[]),
+            [(Some("aws-spot-1".into()), None, set(STATE_POWER_DOWN_FORCE))]
+        );
+    }
+
+    #[test]
     fn a_powered_down_node_that_does_not_respond_is_powered_down_again() {
         let stuck = node("aws-spot-3", "IDLE+CLOUD+POWERED_DOWN+NOT_RESPONDING", None);
         assert_eq!(

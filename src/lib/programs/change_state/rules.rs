@@ -306,9 +306,16 @@ fn event_scheduled(view: &NodeView) -> Option<Vec<Step>> {
     Some(vec![view.step(action, reason, Some(found))])
 }
 
+/// DOWN and not responding, neither powering up nor with a power-down Slurm
+/// already has pending (24.11 powers a node resume failed down in steps:
+/// forcing it then would clear the capacity code its group's hold is read
+/// from): powered down.
 fn down_and_not_responding(view: &NodeView) -> Option<Vec<Step>> {
     let state = &view.node.state;
-    let applies = state.is_down() && state.has(Flag::NotResponding) && !state.powering_up();
+    let applies = state.is_down()
+        && state.has(Flag::NotResponding)
+        && !state.powering_up()
+        && !state.has(Flag::PowerDown);
     applies.then(|| {
         let action = Action::SetState {
             state: STATE_POWER_DOWN_FORCE,
