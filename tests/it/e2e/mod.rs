@@ -1063,6 +1063,9 @@ fn a_node_that_leaves_the_configuration_under_a_job_keeps_its_instance() {
     });
     let instance = w.live_named("shrink-a-1");
     assert_eq!(instance.len(), 1);
+    // change-state leaves instances younger than LaunchGraceSeconds (5 s)
+    // alone, and the job may run sooner than that.
+    std::thread::sleep(Duration::from_secs(6));
     let shrunk = w.edited_config(
         "shrunk",
         |_| {},
