@@ -15,6 +15,14 @@ fn idle_powered_down(node: &NodeInfo) -> bool {
     node.state.base == "IDLE" && node.state.powered_down()
 }
 
+/// Waits for `job` to end (`what` names the wait); its final state.
+fn job_end(w: &world::World, job: &str, what: &str, timeout: Duration) -> String {
+    wait_for(what, timeout, || {
+        let state = w.job_field(job, "JobState");
+        job_done(&state).then_some(state)
+    })
+}
+
 fn job_done(state: &str) -> bool {
     matches!(
         state,
@@ -58,10 +66,7 @@ fn burst_cycle_from_idle_to_idle() {
         let node = w.node(instance["tags"]["Name"].as_str().unwrap());
         assert_eq!(node.address.as_deref(), instance["ip"].as_str());
     }
-    let state = wait_for("the job to end", Duration::from_secs(120), || {
-        let state = w.job_field(&job, "JobState");
-        job_done(&state).then_some(state)
-    });
+    let state = job_end(&w, &job, "the job to end", Duration::from_secs(120));
     assert_eq!(state, "COMPLETED", "{}", w.plugin_log());
     let player = w.player_log();
     for instance in &instances {
@@ -178,10 +183,7 @@ fn partial_capacity_fails_fast_and_the_job_runs_later() {
     });
     // Slurm holds a requeued job back for the credential lifetime first (the
     // world sets AuthInfo cred_expire=30; Slurm's default is 120 s).
-    let state = wait_for("the job to end", Duration::from_secs(300), || {
-        let state = w.job_field(&job, "JobState");
-        job_done(&state).then_some(state)
-    });
+    let state = job_end(&w, &job, "the job to end", Duration::from_secs(300));
     assert_eq!(state, "COMPLETED", "{}", w.plugin_log());
     wait_for("no instance left", Duration::from_secs(90), || {
         ["part-a-0", "part-a-1", "part-a-2"]
@@ -318,10 +320,7 @@ fn powered_down_nodes_that_do_not_respond_are_repaired() {
         "{}",
         w.plugin_log()
     );
-    let state = wait_for("the job on numb-a-0", Duration::from_secs(120), || {
-        let state = w.job_field(&job, "JobState");
-        job_done(&state).then_some(state)
-    });
+    let state = job_end(&w, &job, "the job on numb-a-0", Duration::from_secs(120));
     assert_eq!(state, "COMPLETED");
     wait_for(
         "numb-a-1 back to idle~, responding",
@@ -617,10 +616,7 @@ fn a_group_whose_instances_never_register_is_held_and_the_rest_serve() {
     let served = w.sbatch(&[
         "-p", "boot", "-N", "1", "-w", "boot-b-0", "--wrap", "hostname",
     ]);
-    let state = wait_for("the job on boot-b-0", Duration::from_secs(120), || {
-        let state = w.job_field(&served, "JobState");
-        job_done(&state).then_some(state)
-    });
+    let state = job_end(&w, &served, "the job on boot-b-0", Duration::from_secs(120));
     assert_eq!(state, "COMPLETED");
     wait_for(
         "boot-a back to idle~ after the hold",
@@ -703,13 +699,11 @@ fn a_spot_notice_signals_and_requeues_the_job_which_completes_elsewhere() {
     let wait = (noticed + 60).saturating_sub(requeued_at);
     std::thread::sleep(Duration::from_secs(wait));
     assert_eq!(w.terminate_named(&first).len(), 1, "EC2 takes the instance");
-    let state = wait_for(
+    let state = job_end(
+        &w,
+        &job,
         "the job to complete elsewhere",
         Duration::from_secs(240),
-        || {
-            let state = w.job_field(&job, "JobState");
-            job_done(&state).then_some(state)
-        },
     );
     assert_eq!(state, "COMPLETED");
     // The second run, on another instance (the node may be the same name:
@@ -771,10 +765,7 @@ fn a_spot_notice_signals_and_requeues_the_job_which_completes_elsewhere() {
 fn get_nodename_without_tags_in_metadata() {
     let w = world();
     let job = w.sbatch(&["-p", "notag", "-N", "1", "--wrap", "hostname"]);
-    let state = wait_for("the job to end", Duration::from_secs(120), || {
-        let state = w.job_field(&job, "JobState");
-        job_done(&state).then_some(state)
-    });
+    let state = job_end(&w, &job, "the job to end", Duration::from_secs(120));
     assert_eq!(state, "COMPLETED");
     assert!(
         w.player_log().contains("name 'notag-a-0'"),
@@ -1242,10 +1233,7 @@ fn an_all_or_nothing_job_fails_over_to_the_next_node_group() {
         assert_eq!(tags["slurm-ec2:user"], "root", "{instance}");
         assert_eq!(tags["slurm-ec2:account"], "physics", "{instance}");
     }
-    let state = wait_for("the job to end", Duration::from_secs(180), || {
-        let state = w.job_field(&job, "JobState");
-        job_done(&state).then_some(state)
-    });
+    let state = job_end(&w, &job, "the job to end", Duration::from_secs(180));
     assert_eq!(state, "COMPLETED", "{}", w.plugin_log());
     assert_eq!(w.job_field(&job, "NodeList"), "aon-b-[0-2]");
     // Lift the long hold, as its end would.
@@ -1358,10 +1346,12 @@ fn a_failing_all_or_nothing_job_leaves_the_other_jobs_of_its_resume_alone() {
         "both jobs in one resume call: {log}"
     );
     w.cancel(&failing);
-    let state = wait_for("the fitting job to end", Duration::from_secs(120), || {
-        let state = w.job_field(&fitting, "JobState");
-        job_done(&state).then_some(state)
-    });
+    let state = job_end(
+        &w,
+        &fitting,
+        "the fitting job to end",
+        Duration::from_secs(120),
+    );
     assert_eq!(state, "COMPLETED", "{}", w.plugin_log());
     w.faults("aon-a", json!([]));
     wait_for("aon-a powered down", Duration::from_secs(60), || {
