@@ -23,6 +23,10 @@ pub enum ReadError {
     TooLarge { limit: u64 },
     #[error("is not UTF-8 text")]
     NotText,
+    #[error(
+        "is a symbolic link: refused, since whoever can write its folder could point it anywhere"
+    )]
+    Link,
 }
 
 fn kind_of(file_type: std::fs::FileType) -> &'static str {
@@ -60,6 +64,21 @@ pub fn open_regular(path: &Path) -> Result<File, ReadError> {
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)?;
+    check_regular(file.metadata()?.file_type())?;
+    Ok(file)
+}
+
+/// Opens a shared file (the event log) for reading: never through a link in
+/// its last component, never waiting on a FIFO, and only a regular file.
+pub fn open_shared_for_reading(path: &Path) -> Result<File, ReadError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|error| match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_symlink() => ReadError::Link,
+            _ => ReadError::Io(error),
+        })?;
     check_regular(file.metadata()?.file_type())?;
     Ok(file)
 }
@@ -185,6 +204,36 @@ pub fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), SharedFileEr
             path: path.to_path_buf(),
             source,
         })
+}
+
+/// Replaces the file at `path` with `text` so that a reader sees the old
+/// file or the new one, never half of one: written to a new file beside it
+/// (created, never opened through a link), made `mode`, then renamed over it.
+pub fn replace_whole(path: &Path, text: &str, mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("names no file"))?;
+    let temporary = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&temporary)?;
+    let written = file
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .and_then(|_| file.write_all(text.as_bytes()))
+        .and_then(|_| file.sync_all())
+        .and_then(|_| std::fs::rename(&temporary, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
 }
 
 /// The folder a path names its file in (`.` for a bare name).

@@ -81,6 +81,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The metrics change-state writes to MetricsFile, in Prometheus' text format
+    Metrics,
+    /// Instance-hours and their estimated cost by job, user, account or node group, from EventLogFile
+    Cost(CostArgs),
     /// Everything --check does, then the configuration against EC2: the same as --check --aws
     Validate,
     /// Terminate every instance of this cluster, whatever Slurm says: for the end of a cluster
@@ -95,6 +99,43 @@ pub enum Command {
         #[arg(long, default_value_t = 5, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=60))]
         interval: u64,
     },
+}
+
+/// What `slurm-ec2 cost` reports.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CostArgs {
+    /// From this time: 2026-12-01 (00:00 UTC) or 2026-12-01T08:00:00Z [default: the log's start]
+    #[arg(long, value_name = "DATE")]
+    since: Option<String>,
+    /// Up to this time [default: now]
+    #[arg(long, value_name = "DATE")]
+    until: Option<String>,
+    /// One row per job, user, account, node group or instance
+    #[arg(long, default_value = "job", value_parser = ["job", "user", "account", "group", "instance"])]
+    by: String,
+    /// JSON for scripts: {"rows": [...], "total": {...}, ...}
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// CSV, with a header line
+    #[arg(long)]
+    csv: bool,
+}
+
+impl From<CostArgs> for slurm_ec2::programs::cost::Options {
+    fn from(given: CostArgs) -> Self {
+        use slurm_ec2::programs::cost::Format;
+        let format = match (given.json, given.csv) {
+            (true, _) => Format::Json,
+            (_, true) => Format::Csv,
+            _ => Format::Table,
+        };
+        slurm_ec2::programs::cost::Options {
+            since: given.since,
+            until: given.until,
+            by: given.by,
+            format,
+        }
+    }
 }
 
 /// Which rows `slurm-ec2 status` shows.

@@ -57,6 +57,15 @@ impl HostlistArgs {
 }
 
 impl CommonArgs {
+    /// `--check --aws`: what `slurm-ec2 validate` does.
+    pub fn validating(self) -> CommonArgs {
+        CommonArgs {
+            check: true,
+            aws: true,
+            ..self
+        }
+    }
+
     pub fn config_dir(&self) -> PathBuf {
         config::find_config_dir(
             self.config_dir.as_deref(),

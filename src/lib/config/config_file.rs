@@ -48,6 +48,9 @@ pub(super) fn config_file(w: &mut Walker, dir: &Path, json: &Value) -> Option<Co
     let event_log_file = w
         .get(root, "", "EventLogFile")
         .and_then(|value| absolute_path(w, value, "EventLogFile"));
+    let metrics_file = w
+        .get(root, "", "MetricsFile")
+        .and_then(|value| absolute_path(w, value, "MetricsFile"));
     if let (Some(log), Some(events)) = (&log_file, &event_log_file)
         && log == events
     {
@@ -75,6 +78,7 @@ pub(super) fn config_file(w: &mut Walker, dir: &Path, json: &Value) -> Option<Co
         .map(|map| environment(w, map))
         .unwrap_or_default();
     let mut settings = settings(w, root, &slurm_conf);
+    (settings.on_demand_prices, settings.spot_prices) = prices(w, root);
     settings.pace_dir = state_dir.clone();
     w.unread_keys(root, "", "ignored");
     Some(Config {
@@ -82,6 +86,7 @@ pub(super) fn config_file(w: &mut Walker, dir: &Path, json: &Value) -> Option<Co
         log_level: log_level?,
         log_file: log_file?,
         event_log_file,
+        metrics_file,
         state_dir: state_dir?,
         slurm_bin: slurm_bin?,
         slurm_conf,
@@ -285,7 +290,8 @@ fn settings(
         interruption_requeue,
         launch_grace,
         job_tags,
-        on_demand_prices: prices(w, root),
+        on_demand_prices: Default::default(),
+        spot_prices: Default::default(),
         memory_headroom,
         rate_limits: rate_limits(w, root),
         pace_dir: None,
@@ -343,28 +349,67 @@ fn rate_limits(w: &mut Walker, root: &Map<String, Value>) -> RateLimits {
     limits
 }
 
-fn prices(w: &mut Walker, root: &Map<String, Value>) -> std::collections::BTreeMap<String, f64> {
+type PriceTable = std::collections::BTreeMap<String, f64>;
+
+/// `OnDemandHourlyPrices` (instance type to dollars an hour) and `Prices`
+/// (instance type to `{"OnDemand": …, "Spot": …}`): the On-Demand and the
+/// Spot prices. A type priced differently by the two keys is refused.
+fn prices(w: &mut Walker, root: &Map<String, Value>) -> (PriceTable, PriceTable) {
     let key = "OnDemandHourlyPrices";
-    let Some(map) = w.get(root, "", key).and_then(|value| w.object(value, key)) else {
-        return Default::default();
-    };
-    let mut prices = std::collections::BTreeMap::new();
-    for (kind, value) in map {
-        let path = join(key, kind);
-        match value.as_f64() {
-            Some(price) if price.is_finite() && price >= 0.0 => {
-                prices.insert(kind.clone(), price);
+    let mut on_demand = PriceTable::new();
+    if let Some(map) = w.get(root, "", key).and_then(|value| w.object(value, key)) {
+        for (kind, value) in map {
+            if let Some(price) = price(w, &join(key, kind), value) {
+                on_demand.insert(kind.clone(), price);
             }
-            _ => w.problem(
-                &path,
-                format!(
-                    "must be a price in dollars an hour, got {}",
-                    describe(value)
-                ),
-            ),
         }
     }
-    prices
+    let mut spot = PriceTable::new();
+    let Some(map) = w
+        .get(root, "", "Prices")
+        .and_then(|value| w.object(value, "Prices"))
+    else {
+        return (on_demand, spot);
+    };
+    for (kind, value) in map {
+        let path = join("Prices", kind);
+        let Some(options) = w.object(value, &path) else {
+            continue;
+        };
+        for (option, value) in options {
+            let path = join(&path, option);
+            let Some(price) = price(w, &path, value) else {
+                continue;
+            };
+            let table = match option.as_str() {
+                "OnDemand" => &mut on_demand,
+                "Spot" => &mut spot,
+                _ => {
+                    w.problem(&path, "is no purchasing option: use OnDemand or Spot");
+                    continue;
+                }
+            };
+            if table.get(kind).is_some_and(|earlier| *earlier != price) {
+                w.problem(&path, format!("differs from OnDemandHourlyPrices.{kind}"));
+            }
+            table.insert(kind.clone(), price);
+        }
+    }
+    (on_demand, spot)
+}
+
+fn price(w: &mut Walker, path: &str, value: &Value) -> Option<f64> {
+    match value.as_f64() {
+        Some(price) if price.is_finite() && price >= 0.0 => Some(price),
+        _ => {
+            let got = describe(value);
+            w.problem(
+                path,
+                format!("must be a price in dollars an hour, got {got}"),
+            );
+            None
+        }
+    }
 }
 
 fn environment(w: &mut Walker, map: &Map<String, Value>) -> Vec<(String, String)> {

@@ -56,6 +56,16 @@ pub enum Purchasing {
     OnDemand,
 }
 
+impl Purchasing {
+    /// As the event log and the metrics name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Purchasing::Spot => "spot",
+            Purchasing::OnDemand => "on_demand",
+        }
+    }
+}
+
 /// Tunable behaviour, each an optional key of `config.json` with a default.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -102,6 +112,9 @@ pub struct Settings {
     /// `OnDemandHourlyPrices`: instance type to US dollars an hour, for the
     /// estimate in `slurm-ec2 status` (optional).
     pub on_demand_prices: std::collections::BTreeMap<String, f64>,
+    /// Spot prices from `Prices` (`{"c5.large": {"OnDemand": 0.085, "Spot":
+    /// 0.034}}`, which sets On-Demand prices too), for `slurm-ec2 cost`.
+    pub spot_prices: std::collections::BTreeMap<String, f64>,
     /// What `generate-conf --from-ec2` leaves to the OS of an instance's memory.
     pub memory_headroom: MemoryHeadroom,
     /// The sizes of EC2's request buckets that the programs pace themselves
@@ -152,6 +165,7 @@ impl Default for Settings {
             launch_grace: Duration::from_secs(300),
             job_tags: true,
             on_demand_prices: Default::default(),
+            spot_prices: Default::default(),
             memory_headroom: MemoryHeadroom {
                 percent: 5,
                 mib: 1024,
@@ -337,6 +351,9 @@ pub struct Config {
     pub log_file: PathBuf,
     /// `EventLogFile`: JSON lines of launches, failures, terminations, repairs.
     pub event_log_file: Option<PathBuf>,
+    /// `MetricsFile`: where change-state writes the metrics at the end of
+    /// each run, for node_exporter's textfile collector (off when unset).
+    pub metrics_file: Option<PathBuf>,
     /// `StateDirectory` (default: the log's folder): the locks and the pacing
     /// state, in a folder that only SlurmUser and root may write.
     pub state_dir: PathBuf,

@@ -12,20 +12,47 @@ use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use super::{Ec2Error, INSTANCE_NOT_FOUND, pace};
 use crate::budget::{Backoff, Deadline};
 
-/// EC2 requests made by one program run, by action, for the summary line.
+/// EC2 requests made by one program run, by action, for the summary line;
+/// and those EC2 throttled or that were tried again, for the event log.
 #[derive(Debug, Default)]
-pub struct CallCounter(Mutex<BTreeMap<&'static str, usize>>);
+pub struct CallCounter {
+    attempts: Mutex<BTreeMap<&'static str, usize>>,
+    trouble: Mutex<BTreeMap<&'static str, Trouble>>,
+}
+
+/// One action's attempts that EC2 throttled, and its retries, in one run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Trouble {
+    pub throttled: u64,
+    pub retried: u64,
+}
 
 impl CallCounter {
     pub fn count(&self, action: &'static str) {
-        if let Ok(mut map) = self.0.lock() {
+        if let Ok(mut map) = self.attempts.lock() {
             *map.entry(action).or_default() += 1;
         }
     }
 
+    /// An attempt failed: throttled or not, and tried again or not.
+    pub fn failed(&self, action: &'static str, throttled: bool, retried: bool) {
+        if let Ok(mut map) = self.trouble.lock() {
+            let trouble = map.entry(action).or_default();
+            trouble.throttled += u64::from(throttled);
+            trouble.retried += u64::from(retried);
+        }
+    }
+
+    /// The actions with throttled or retried attempts in this run.
+    pub fn trouble(&self) -> BTreeMap<&'static str, Trouble> {
+        let mut map = self.trouble.lock().map(|m| m.clone()).unwrap_or_default();
+        map.retain(|_, t| *t != Trouble::default());
+        map
+    }
+
     /// `CreateFleet=1 CreateTags=2 …`, or `none`.
     pub fn summary(&self) -> String {
-        let map = self.0.lock().map(|m| m.clone()).unwrap_or_default();
+        let map = self.attempts.lock().map(|m| m.clone()).unwrap_or_default();
         if map.is_empty() {
             return "none".to_string();
         }
@@ -144,9 +171,12 @@ impl Meter {
                 Err(error) => Ec2Error::from_sdk(action, context, error),
             };
             let again = error.retryable || not_yet(&error);
+            let throttled = super::is_throttling(error.code.as_str());
             if !again || attempt >= self.max_attempts || !backoff.wait(&deadline).await {
+                self.calls.failed(action, throttled, false);
                 return Err(error);
             }
+            self.calls.failed(action, throttled, true);
             tracing::info!("Retrying {action} {context} after {}", error.code);
             attempt += 1;
         }

@@ -22,12 +22,12 @@ pub use fleet::{FleetOutcome, LaunchRequest, fleet_request_plan, new_client_toke
 pub use handle::{Clients, Ec2};
 pub use health::{Health, MAX_STATUS_IDS, ScheduledEvent};
 pub use inspect::{DryRun, InstanceTypeSpec, Subnet, TemplateVersion};
-pub use meter::CallCounter;
 pub(crate) use meter::Meter;
+pub use meter::{CallCounter, Trouble};
 pub use state::InstanceState;
 pub use tags::{
-    CLUSTER_TAG, NODE_GROUP_TAG, NODES_TAG, PARTITION_TAG, launch_tags, node_in_nodes_tags,
-    node_list_room, node_tags, nodes_tag_keys, nodes_tags,
+    ACCOUNT_TAG, CLUSTER_TAG, JOB_ID_TAG, NODE_GROUP_TAG, NODES_TAG, PARTITION_TAG, USER_TAG,
+    launch_tags, node_in_nodes_tags, node_list_room, node_tags, nodes_tag_keys, nodes_tags,
 };
 
 /// An instance id and the tags it is to get.

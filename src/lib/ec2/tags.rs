@@ -13,6 +13,10 @@ pub const CLUSTER_TAG: &str = "slurm-ec2:cluster";
 pub const PARTITION_TAG: &str = "slurm-ec2:partition";
 /// Tag on every instance slurm-ec2 launches: its node group.
 pub const NODE_GROUP_TAG: &str = "slurm-ec2:node-group";
+/// Tags of an instance launched for a job (`JobTags`): its job, and who runs it.
+pub const JOB_ID_TAG: &str = "slurm-ec2:job-id";
+pub const USER_TAG: &str = "slurm-ec2:user";
+pub const ACCOUNT_TAG: &str = "slurm-ec2:account";
 /// Tag on every instance of a reservation, written in one call: the nodes
 /// of the reservation as a hostlist, in the order of the instances'
 /// `AmiLaunchIndex`. Longer lists go on in `slurm-ec2:nodes.1`, `.2`, …

@@ -3,8 +3,10 @@
 //! code, and own everything process-wide (environment, logging set-up).
 
 pub mod change_state;
+pub mod cost;
 pub mod generate_conf;
 pub mod get_nodename;
+pub mod metrics;
 pub mod resume;
 mod run;
 pub mod status;
@@ -51,6 +53,19 @@ impl<'a> Context<'a> {
             started: Instant::now(),
         }
     }
+}
+
+/// Records how a run of `program` ended, for the metrics' last runs (a
+/// failure to is a warning), and returns `outcome`.
+pub fn finish(context: &Context, program: &str, outcome: Outcome) -> Outcome {
+    let seconds = context.started.elapsed().as_secs_f64();
+    let succeeded = outcome == Outcome::Done;
+    if let Err(error) =
+        crate::last_run::record(context.config, program, epoch_seconds(), seconds, succeeded)
+    {
+        tracing::warn!("{error}");
+    }
+    outcome
 }
 
 /// The hostlist slurmctld passes to resume and suspend, and whatever follows it.

@@ -76,6 +76,20 @@ impl<'a> Run<'a> {
     pub fn tally(&self) -> String {
         tally(&self.calls, self.scontrol.runs(), self.started)
     }
+
+    /// One `retries` event per EC2 action that EC2 throttled or that was
+    /// tried again in this run: the metrics' counters of both.
+    pub fn record_trouble(&self, events: &crate::events::EventLog) {
+        for (action, trouble) in self.calls.trouble() {
+            let about = crate::events::About {
+                code: Some(action),
+                throttled: Some(trouble.throttled),
+                retried: Some(trouble.retried),
+                ..Default::default()
+            };
+            events.record(crate::events::Kind::Retries, about);
+        }
+    }
 }
 
 /// The end of a summary line: EC2 calls by action, scontrol calls, seconds.

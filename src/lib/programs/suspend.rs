@@ -61,11 +61,12 @@ pub fn run(context: &Context, hostlist: &Hostlist) -> Outcome {
     let recorded = recorded_instances(&run.scontrol, &sorted);
     let report = run.block_on(suspend(&run, &sorted, &recorded, &context.events));
     tracing::info!("{}", summary(&report, &run.tally()));
-    if report.succeeded() {
-        Outcome::Done
-    } else {
-        Outcome::Failed
-    }
+    run.record_trouble(&context.events);
+    let outcome = match report.succeeded() {
+        true => Outcome::Done,
+        false => Outcome::Failed,
+    };
+    super::finish(context, "suspend", outcome)
 }
 
 /// The InstanceId that Slurm (23.11+) records for each node of ours in

@@ -99,7 +99,10 @@ pub fn run(context: &Context, dry_run: bool) -> Outcome {
             return Outcome::Failed;
         }
     }
-    let failures = match make_plan(&run, super::epoch_seconds()) {
+    let planned = make_plan(&run, super::epoch_seconds()).inspect_err(|error| {
+        tracing::error!("{error}");
+    });
+    let failures = match &planned {
         Ok(planned) if dry_run => {
             print!("{}", table(&planned.steps));
             for change in &planned.breakers.changes {
@@ -107,27 +110,41 @@ pub fn run(context: &Context, dry_run: bool) -> Outcome {
             }
             Some(0)
         }
-        Ok(planned) => Some(carry_out(&run, &planned, &context.events)),
-        Err(error) => {
-            tracing::error!("{error}");
-            None
-        }
+        Ok(planned) => Some(carry_out(&run, planned, &context.events)),
+        Err(_) => None,
     };
     tracing::info!(
         "Change-state summary: failed actions {}; {}",
         failures.map_or("all".to_string(), |f| f.to_string()),
         run.tally()
     );
-    match failures {
+    let outcome = match failures {
         Some(0) => Outcome::Done,
         _ => Outcome::Failed,
+    };
+    if !dry_run {
+        report(context, &run, planned.ok().as_ref(), outcome);
     }
+    outcome
+}
+
+/// What a run leaves for the administrator besides its log: its EC2
+/// trouble in the event log, its last run, and the metrics.
+fn report(context: &Context, run: &Run, planned: Option<&Planned>, outcome: Outcome) {
+    run.record_trouble(&context.events);
+    super::finish(context, "change_state", outcome);
+    let seen = planned.map(|planned| super::metrics::Seen {
+        observation: &planned.observation,
+        steps: &planned.steps,
+    });
+    super::metrics::write_file(run.config, seen.as_ref());
 }
 
 /// A run's plan, and the breakers as they will be once it is carried out.
 pub struct Planned {
     pub steps: Vec<Step>,
     pub breakers: Observed,
+    pub observation: Observation,
 }
 
 /// The breakers as read, and as this run's nodes leave them.
@@ -181,6 +198,32 @@ pub fn breakers(
     }
 }
 
+/// What a run read from Slurm and EC2, from which its plan was made.
+pub struct Observation {
+    pub nodes: Vec<slurm::NodeInfo>,
+    pub instances: Vec<Found>,
+    pub jobs: BTreeMap<String, jobs::JobOnNode>,
+    pub health: BTreeMap<String, Health>,
+    pub boot_holds: BTreeMap<String, i64>,
+    pub record_instances: bool,
+    pub now: i64,
+}
+
+impl Observation {
+    pub fn inputs<'a>(&'a self, config: &'a Config) -> Inputs<'a> {
+        Inputs {
+            config,
+            nodes: &self.nodes,
+            instances: &self.instances,
+            now: self.now,
+            record_instances: self.record_instances,
+            jobs: &self.jobs,
+            health: &self.health,
+            boot_holds: &self.boot_holds,
+        }
+    }
+}
+
 /// Reads Slurm and EC2 and returns the plan.
 pub fn make_plan(run: &Run, now: i64) -> Result<Planned, ChangeStateError> {
     let (nodes, instances) = observe(run)?;
@@ -192,20 +235,22 @@ pub fn make_plan(run: &Run, now: i64) -> Result<Planned, ChangeStateError> {
         true => jobs::running_jobs(run.config, &run.scontrol),
         false => BTreeMap::new(),
     };
-    let scontrol = &run.scontrol;
-    let steps = plan::plan(&Inputs {
-        config: run.config,
-        nodes: &nodes,
-        instances: &instances,
+    let observation = Observation {
+        health: health(run, &instances),
+        boot_holds: observed.now.holds(now),
+        record_instances: run
+            .scontrol
+            .version()
+            .is_some_and(|v| v.has_instance_fields()),
+        nodes,
+        instances,
+        jobs,
         now,
-        record_instances: scontrol.version().is_some_and(|v| v.has_instance_fields()),
-        jobs: &jobs,
-        health: &health(run, &instances),
-        boot_holds: &observed.now.holds(now),
-    });
+    };
     Ok(Planned {
-        steps,
+        steps: plan::plan(&observation.inputs(run.config)),
         breakers: observed,
+        observation,
     })
 }
 

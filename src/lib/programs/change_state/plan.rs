@@ -77,15 +77,7 @@ pub fn plan(inputs: &Inputs) -> Vec<Step> {
     let hold = i64::try_from(config.settings.capacity_hold.as_secs()).unwrap_or(i64::MAX);
     let now = inputs.now;
     let (by_name, mut steps) = sort_instances(inputs, grace);
-    let ours: Vec<(&NodeInfo, &NodeGroup)> = inputs
-        .nodes
-        .iter()
-        .filter_map(|node| {
-            names::parse(config, &node.name)
-                .ok()
-                .map(|(_, group)| (node, group))
-        })
-        .collect();
+    let ours = ours(inputs);
     let holds = holds(&ours, hold, inputs.boot_holds, now);
     for (node, group) in ours {
         let instances = by_name.get(node.name.as_str()).cloned().unwrap_or_default();
@@ -181,6 +173,25 @@ pub(crate) fn node_of(
 /// and node group are the node's, and its Name, when it has one, is the node.
 fn recorded_for(config: &Config, instance: &Instance, node: &str) -> bool {
     names::parse(config, node).is_ok_and(|(_, group)| instance.may_be_node(node, group))
+}
+
+/// The nodes of the configuration's node groups, with their group.
+fn ours<'a>(inputs: &Inputs<'a>) -> Vec<(&'a NodeInfo, &'a NodeGroup)> {
+    inputs
+        .nodes
+        .iter()
+        .filter_map(|node| {
+            names::parse(inputs.config, &node.name)
+                .ok()
+                .map(|(_, group)| (node, group))
+        })
+        .collect()
+}
+
+/// The node groups held DOWN now, by their node prefix: what [`plan`] holds.
+pub fn group_holds(inputs: &Inputs) -> BTreeMap<String, Hold> {
+    let hold = i64::try_from(inputs.config.settings.capacity_hold.as_secs()).unwrap_or(i64::MAX);
+    holds(&ours(inputs), hold, inputs.boot_holds, inputs.now)
 }
 
 /// Node groups held DOWN, by their node prefix, with the hold that ends

@@ -214,10 +214,7 @@ pub struct Jobs {
     pub priorities: BTreeMap<u64, u64>,
 }
 
-/// The tag keys of an instance launched for a job.
-pub const JOB_ID_TAG: &str = "slurm-ec2:job-id";
-pub const USER_TAG: &str = "slurm-ec2:user";
-pub const ACCOUNT_TAG: &str = "slurm-ec2:account";
+pub use crate::ec2::{ACCOUNT_TAG, JOB_ID_TAG, USER_TAG};
 
 impl Jobs {
     pub fn new(file: &ResumeFile, owners: BTreeMap<u64, JobOwner>, tag: bool) -> Jobs {

@@ -86,11 +86,12 @@ pub fn run(context: &Context, hostlist: &Hostlist, resume_file: &ResumeFileRead)
     let jobs = Jobs::new(file, owners(&run, file), config.settings.job_tags);
     let report = resume(&run, &jobs, &context.events, &names);
     tracing::info!("{}", report.summary(&run.tally()));
-    if report.failed_count() == 0 {
-        Outcome::Done
-    } else {
-        Outcome::Failed
-    }
+    run.record_trouble(&context.events);
+    let outcome = match report.failed_count() {
+        0 => Outcome::Done,
+        _ => Outcome::Failed,
+    };
+    super::finish(context, "resume", outcome)
 }
 
 /// Who runs the resume file's jobs: one `squeue` call for all of them, when
@@ -135,7 +136,7 @@ pub fn resume(run: &Run, jobs: &Jobs, events: &EventLog, names: &[String]) -> Re
         deferred_tags,
     } = run.block_on(serve_groups(run, jobs, &sorted, &mut report));
     let (refused, placed) = tell_slurm(&run.scontrol, served, &mut report);
-    record_launches(events, jobs, &placed);
+    record_launches(run.config, events, jobs, &placed);
     for (account, id) in refused {
         to_terminate.entry(account).or_default().push(id);
     }
@@ -195,14 +196,24 @@ async fn serve_groups(
     gather(tasks, nodes_of_task, report).await
 }
 
-/// One `launch` event per node that got its instance.
-fn record_launches(events: &EventLog, jobs: &Jobs, placed: &[NodeInstance]) {
+/// One `launch` event per node that got its instance: what it is, how it
+/// is paid for and for whom, for `slurm-ec2 cost`.
+fn record_launches(config: &Config, events: &EventLog, jobs: &Jobs, placed: &[NodeInstance]) {
     for one in placed {
-        let job_ids: Vec<u64> = jobs.job_of(&one.node).into_iter().collect();
+        let job_id = jobs.job_of(&one.node);
+        let owner = job_id.and_then(|id| jobs.owners.get(&id));
+        let purchasing = names::parse(config, &one.node)
+            .ok()
+            .map(|(_, group)| group.purchasing.label());
+        let job_ids: Vec<u64> = job_id.into_iter().collect();
         let about = About {
             node: Some(&one.node),
             instance: Some(&one.instance_id),
             job_ids: &job_ids,
+            instance_type: Some(one.instance_type.as_str()).filter(|t| !t.is_empty()),
+            purchasing_option: purchasing,
+            user: owner.map(|o| o.user.as_str()).filter(|u| !u.is_empty()),
+            account: owner.map(|o| o.account.as_str()).filter(|a| !a.is_empty()),
             ..Default::default()
         };
         events.record(Kind::Launch, about);

@@ -1,15 +1,20 @@
 //! `EventLogFile`: one JSON object a line for each thing the programs do to
 //! a node or an instance, for a log pipeline or a dashboard. The text log
 //! stays as it is; this one has stable field names (README, "Events").
+//! [`read`] gives them back, for `slurm-ec2 metrics` and `slurm-ec2 cost`.
+
+mod read;
+
+pub use read::{ReadEventsError, read_events};
 
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What happened. The names are part of the file's format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// resume served a node: its instance and address are in Slurm.
@@ -27,10 +32,14 @@ pub enum Kind {
     /// `slurm-ec2 watch` acted on EC2's notice to its instance (`code`):
     /// drained the node, signalled or requeued its jobs (`detail`).
     Notice,
+    /// One run's EC2 calls of one action (`code`) that EC2 throttled
+    /// (`throttled`) or that were tried again (`retried`); written at the
+    /// run's end, only when either is not zero.
+    Retries,
 }
 
 /// Why an instance was terminated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Why {
     /// Slurm powered the node down (SuspendProgram, ResumeFailProgram).
@@ -47,8 +56,9 @@ pub enum Why {
     Teardown,
 }
 
-/// One line of the file.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// One line of the file. The fields after `detail` are written only when
+/// they are known (a launch: what was launched and for whom).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Event {
     /// RFC 3339, UTC, milliseconds.
     pub time: String,
@@ -63,6 +73,19 @@ pub struct Event {
     pub why: Option<Why>,
     /// Free text: what was done, or the reason given to Slurm.
     pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    /// `on_demand` or `spot`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purchasing_option: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttled: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retried: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +110,12 @@ pub struct About<'a> {
     pub code: Option<&'a str>,
     pub why: Option<Why>,
     pub detail: Option<&'a str>,
+    pub instance_type: Option<&'a str>,
+    pub purchasing_option: Option<&'a str>,
+    pub user: Option<&'a str>,
+    pub account: Option<&'a str>,
+    pub throttled: Option<u64>,
+    pub retried: Option<u64>,
 }
 
 impl EventLog {
@@ -138,6 +167,12 @@ impl EventLog {
             code: about.code.map(str::to_string),
             why: about.why,
             detail: about.detail.map(str::to_string),
+            instance_type: about.instance_type.map(str::to_string),
+            purchasing_option: about.purchasing_option.map(str::to_string),
+            user: about.user.map(str::to_string),
+            account: about.account.map(str::to_string),
+            throttled: about.throttled,
+            retried: about.retried,
         };
         let mut text = match serde_json::to_string(&line) {
             Ok(text) => text,
