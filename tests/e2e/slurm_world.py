@@ -110,10 +110,11 @@ def lay_out_as_installed(d, uid, gid):
     """The package's folders: slurmctld runs resume and suspend as SlurmUser,
     the tests run change-state as root. The log folder is root's and group
     slurm's, writable by both (/var/log/slurm-ec2, 2775); the state folder
-    (/var/lib/slurm-ec2) is SlurmUser's alone; slurmctld's own state is its."""
+    (/var/lib/slurm-ec2) is SlurmUser's alone; slurmctld's own state is its;
+    the metrics folder is root's, as node_exporter's textfile folder is."""
     os.chmod(d, 0o755)
     for sub, owner, mode in (("log", (0, gid), 0o2775), ("ec2-state", (uid, gid), 0o755),
-                             ("state", (uid, gid), 0o755)):
+                             ("state", (uid, gid), 0o755), ("metrics", (0, 0), 0o755)):
         path = os.path.join(d, sub)
         os.makedirs(path, exist_ok=True)
         os.chown(path, *owner)
@@ -237,6 +238,8 @@ def write_plugin_config(world, partitions_path):
         "LogFileName": f"{d}/log/slurm-ec2.log",
         "EventLogFile": f"{d}/log/events.jsonl",
         "StateDirectory": f"{d}/ec2-state",
+        "MetricsFile": f"{d}/metrics/slurm-ec2.prom",
+        "Prices": {"t3.micro": {"OnDemand": 36.0, "Spot": 12.0}},
         "SlurmBinPath": "/usr/bin",
         "ClusterName": CLUSTER,
         "ResumeBudgetSeconds": 20,
