@@ -23,6 +23,9 @@ pub enum Source {
     Running,
     /// Neither terminated in the log nor running in EC2: counted up to now.
     Missing,
+    /// Terminated in the log, but launched neither in the log nor known to
+    /// EC2 any more: its hours are unknown, and not counted.
+    Unknown,
 }
 
 /// One instance's time, and whom it served.
@@ -56,6 +59,8 @@ pub fn event_millis(time: &str) -> Option<i64> {
 pub struct Ledger {
     usages: Vec<Usage>,
     by_instance: BTreeMap<String, usize>,
+    /// Terminations of instances the log never launched: their time and node.
+    unlaunched: BTreeMap<String, (i64, Option<String>)>,
 }
 
 impl Ledger {
@@ -80,23 +85,50 @@ impl Ledger {
                     end_from: Source::Missing,
                 });
             }
-            Kind::Termination => {
-                if let Some(usage) = self.by_instance.get(instance).map(|i| &mut self.usages[*i])
-                    && usage.end_from == Source::Missing
-                {
-                    usage.end = time.max(usage.start);
-                    usage.end_from = Source::EventLog;
+            Kind::Termination => match self.by_instance.get(instance) {
+                Some(at) => {
+                    let usage = &mut self.usages[*at];
+                    if usage.end_from == Source::Missing {
+                        usage.end = time.max(usage.start);
+                        usage.end_from = Source::EventLog;
+                    }
                 }
-            }
+                None => {
+                    let node = event.node.clone();
+                    self.unlaunched
+                        .entry(instance.clone())
+                        .or_insert((time, node));
+                }
+            },
             _ => {}
         }
     }
 
-    /// The usages, completed with EC2's view: a live instance the log never
-    /// launched counts from its `LaunchTime`, one the log never ended counts
-    /// up to `now` (running, or missing when EC2 no longer lists it live).
-    pub fn usages(mut self, live: &[Instance], now_millis: i64) -> Vec<Usage> {
-        let live_ids: BTreeMap<&str, &Instance> = live.iter().map(|i| (i.id.as_str(), i)).collect();
+    /// The usages, completed with EC2's view of this cluster's instances
+    /// (`found`, in any state): an instance the log never launched counts
+    /// from its `LaunchTime`, one the log never ended counts up to `now`
+    /// (running, or missing when EC2 no longer lists it live); one the log
+    /// only ended and EC2 no longer knows is listed, with no hours.
+    pub fn usages(mut self, found: &[Instance], now_millis: i64) -> Vec<Usage> {
+        let known: BTreeMap<&str, &Instance> = found.iter().map(|i| (i.id.as_str(), i)).collect();
+        for (id, (ended, node)) in std::mem::take(&mut self.unlaunched) {
+            let mut usage = match known.get(id.as_str()) {
+                Some(instance) => from_ec2(instance, now_millis),
+                None => Usage::unknown(id, ended),
+            };
+            usage.end = ended.max(usage.start);
+            usage.end_from = match usage.start_from {
+                Source::Unknown => Source::Unknown,
+                _ => Source::EventLog,
+            };
+            usage.node = usage.node.or(node);
+            self.by_instance
+                .insert(usage.instance.clone(), self.usages.len());
+            self.usages.push(usage);
+        }
+        let live: Vec<&Instance> = found.iter().filter(|i| i.is_live()).collect();
+        let live_ids: BTreeMap<&str, &Instance> =
+            live.iter().map(|i| (i.id.as_str(), *i)).collect();
         for usage in self
             .usages
             .iter_mut()
@@ -121,7 +153,26 @@ impl Ledger {
     }
 }
 
-/// A live instance the event log does not have: what its tags say.
+impl Usage {
+    /// An instance whose launch nobody knows any more.
+    fn unknown(instance: String, ended: i64) -> Usage {
+        Usage {
+            instance,
+            instance_type: None,
+            purchasing_option: None,
+            node: None,
+            job: None,
+            user: None,
+            account: None,
+            start: ended,
+            end: ended,
+            start_from: Source::Unknown,
+            end_from: Source::Unknown,
+        }
+    }
+}
+
+/// An instance the event log did not see launched: what EC2 and its tags say.
 fn from_ec2(instance: &Instance, now_millis: i64) -> Usage {
     let node = instance.node_name();
     let purchasing = match instance.lifecycle.as_deref() {
@@ -146,5 +197,90 @@ fn from_ec2(instance: &Instance, now_millis: i64) -> Usage {
         end: now_millis,
         start_from: Source::Ec2LaunchTime,
         end_from: Source::Running,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: Kind, instance: &str, time: &str) -> Event {
+        let mut event: Event = serde_json::from_str(&format!(
+            r#"{{"time":"{time}","program":"resume","pid":1,"event":"launch","node":"aws-a-0","instance":"{instance}","job_ids":[7],"code":null,"why":null,"detail":null,"instance_type":"c5.large","user":"alice"}}"#
+        ))
+        .unwrap();
+        event.event = kind;
+        event
+    }
+
+    fn instance(id: &str, state: &str, launched: i64) -> Instance {
+        Instance {
+            id: id.into(),
+            state: crate::ec2::InstanceState::parse(state),
+            address: None,
+            private_dns_name: None,
+            tags: vec![(crate::ec2::USER_TAG.into(), "bob".into())],
+            launch_time: Some(launched),
+            instance_type: Some("m5.large".into()),
+            availability_zone: None,
+            lifecycle: Some("spot".into()),
+            reservation_id: None,
+            launch_index: None,
+        }
+    }
+
+    #[test]
+    fn every_instance_is_counted_and_says_where_its_hours_come_from() {
+        let mut ledger = Ledger::default();
+        let at = |minute: u32| format!("2026-12-01T00:{minute:02}:00.000Z");
+        ledger.add(&event(Kind::Launch, "i-ended", &at(0)));
+        ledger.add(&event(Kind::Termination, "i-ended", &at(30)));
+        ledger.add(&event(Kind::Launch, "i-running", &at(10)));
+        ledger.add(&event(Kind::Launch, "i-lost", &at(10)));
+        ledger.add(&event(Kind::Termination, "i-reaped", &at(20)));
+        ledger.add(&event(Kind::Termination, "i-forgotten", &at(20)));
+        let now = event_millis(&at(50)).unwrap();
+        let start = event_millis(&at(0)).unwrap() / 1000;
+        let found = [
+            instance("i-running", "running", start + 600),
+            instance("i-planted", "running", start + 2400),
+            instance("i-reaped", "terminated", start + 900),
+        ];
+        let usages = ledger.usages(&found, now);
+        let of = |id: &str| usages.iter().find(|u| u.instance == id).unwrap();
+        let minutes = |u: &Usage| (u.end - u.start) / 60_000;
+        assert_eq!(
+            (minutes(of("i-ended")), of("i-ended").end_from),
+            (30, Source::EventLog)
+        );
+        assert_eq!(
+            (minutes(of("i-running")), of("i-running").end_from),
+            (40, Source::Running)
+        );
+        assert_eq!(
+            (minutes(of("i-lost")), of("i-lost").end_from),
+            (40, Source::Missing)
+        );
+        let reaped = of("i-reaped");
+        assert_eq!(
+            (minutes(reaped), reaped.start_from),
+            (5, Source::Ec2LaunchTime)
+        );
+        assert_eq!(reaped.end_from, Source::EventLog);
+        let planted = of("i-planted");
+        assert_eq!(
+            (minutes(planted), planted.start_from),
+            (10, Source::Ec2LaunchTime)
+        );
+        assert_eq!(planted.user.as_deref(), Some("bob"));
+        assert_eq!(planted.purchasing_option.as_deref(), Some("spot"));
+        assert_eq!(of("i-forgotten").start_from, Source::Unknown);
+        assert_eq!(usages.len(), 6);
+        let config = crate::fixtures::example();
+        let report = report::report(&config, &usages, By::Instance, None, now);
+        assert_eq!(report.total.instances, 6, "nothing dropped: {report:#?}");
+        let forgotten = report.rows.iter().find(|r| r.key == "i-forgotten").unwrap();
+        assert_eq!(forgotten.instance_hours, 0.0);
+        assert!(forgotten.notes[0].contains("not counted"), "{forgotten:?}");
     }
 }

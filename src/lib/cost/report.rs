@@ -127,8 +127,14 @@ impl Sums {
             None => self.unpriced += hours,
         }
         let mut note = |what| *self.notes.entry(what).or_default() += 1;
-        if usage.start_from == Source::Ec2LaunchTime {
-            note("launch not in the event log: counted from EC2's LaunchTime");
+        match usage.start_from {
+            Source::Ec2LaunchTime => {
+                note("launch not in the event log: counted from EC2's LaunchTime")
+            }
+            Source::Unknown => note(
+                "terminated, but launched neither in the event log nor known to EC2: not counted",
+            ),
+            _ => {}
         }
         match usage.end_from {
             Source::Running => note("still running: counted up to now"),
@@ -137,7 +143,7 @@ impl Sums {
             }
             _ => {}
         }
-        if price.is_none() {
+        if price.is_none() && usage.start_from != Source::Unknown {
             note("no price for its type and purchasing option");
         }
     }
@@ -165,7 +171,8 @@ pub fn report(config: &Config, usages: &[Usage], by: By, since: Option<i64>, unt
     let mut rows: BTreeMap<String, Sums> = BTreeMap::new();
     let mut total = Sums::default();
     for usage in usages {
-        if usage.end <= since.unwrap_or(i64::MIN) || usage.start >= until {
+        let outside = usage.end < since.unwrap_or(i64::MIN) || usage.start >= until;
+        if outside || (usage.end == usage.start && usage.start_from != Source::Unknown) {
             continue;
         }
         let hours = hours_within(usage, since, until);

@@ -88,8 +88,8 @@ pub fn run(context: &Context, options: &Options) -> Outcome {
             return Outcome::Failed;
         }
     }
-    let live = live_instances(context);
-    let report = crate::cost::report(config, &ledger.usages(&live, now), by, since, until);
+    let known = known_instances(context);
+    let report = crate::cost::report(config, &ledger.usages(&known, now), by, since, until);
     let text = match options.format {
         Format::Table => render_table(&report),
         Format::Csv => crate::cost::render_csv(&report),
@@ -102,19 +102,15 @@ pub fn run(context: &Context, options: &Options) -> Outcome {
     Outcome::Done
 }
 
-/// This cluster's live instances in EC2; none, said on stderr, when EC2
-/// cannot be read (the report then rests on the event log alone).
-fn live_instances(context: &Context) -> Vec<crate::ec2::Instance> {
+/// This cluster's instances in EC2, in any state; none, said on stderr,
+/// when EC2 cannot be read (the report then rests on the event log alone).
+fn known_instances(context: &Context) -> Vec<crate::ec2::Instance> {
     let budget = super::Budget::both(super::LOOKUP_BUDGET);
     let observed = Run::begin(context.config, context.started, budget)
         .map_err(|error| error.to_string())
         .and_then(|run| super::change_state::observe(&run).map_err(|error| error.to_string()));
     match observed {
-        Ok((_, instances)) => instances
-            .into_iter()
-            .map(|found| found.instance)
-            .filter(|instance| instance.is_live())
-            .collect(),
+        Ok((_, instances)) => instances.into_iter().map(|found| found.instance).collect(),
         Err(error) => {
             eprintln!(
                 "slurm-ec2 cost: {error}: running instances are counted from the event log alone"

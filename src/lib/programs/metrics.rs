@@ -238,3 +238,93 @@ fn last_runs(config: &Config, now: i64) -> Vec<Family> {
         .with(each(&|r| r.last_success.map(|t| t as f64))),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// Every family slurm-ec2 writes, whatever it observed.
+    fn written_names() -> BTreeSet<&'static str> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::fixtures::example();
+        let events = dir.path().join("events.jsonl");
+        std::fs::write(&events, "").unwrap();
+        config.event_log_file = Some(events);
+        config.state_dir = dir.path().to_path_buf();
+        let observation = Observation {
+            nodes: Vec::new(),
+            instances: Vec::new(),
+            jobs: BTreeMap::new(),
+            health: BTreeMap::new(),
+            boot_holds: BTreeMap::new(),
+            record_instances: false,
+            now: 0,
+        };
+        let seen = Seen {
+            observation: &observation,
+            steps: &[],
+        };
+        families(&config, Some(&seen), 0)
+            .iter()
+            .map(|f| f.name)
+            .collect()
+    }
+
+    /// The `slurm_ec2_…` names a text uses.
+    fn used_names(text: &str) -> BTreeSet<String> {
+        text.match_indices("slurm_ec2_")
+            .map(|(at, _)| {
+                text[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_dashboard_the_alerts_and_the_readme_name_only_metrics_that_are_written() {
+        let written = written_names();
+        let files = [
+            (
+                "dashboard",
+                include_str!("../../../deploy/monitoring/slurm-ec2-dashboard.json"),
+            ),
+            (
+                "alerts",
+                include_str!("../../../deploy/monitoring/slurm-ec2-alerts.yml"),
+            ),
+            (
+                "alert tests",
+                include_str!("../../../deploy/monitoring/slurm-ec2-alerts.test.yml"),
+            ),
+        ];
+        for (what, text) in files {
+            let used = used_names(text);
+            assert!(!used.is_empty(), "{what} uses no metric");
+            for name in used {
+                assert!(
+                    written.contains(name.as_str()),
+                    "the {what} uses {name}, which is not written"
+                );
+            }
+        }
+        let readme = used_names(include_str!("../../../README.md"));
+        for name in &written {
+            assert!(readme.contains(*name), "the README does not list {name}");
+        }
+    }
+
+    #[test]
+    fn without_an_observation_the_counters_and_last_runs_are_still_written() {
+        let config = crate::fixtures::example();
+        let text = crate::metrics::render(&families(&config, None, 0));
+        assert!(text.contains("slurm_ec2_observed 0\n"), "{text}");
+        assert!(!text.contains("slurm_ec2_nodes"), "{text}");
+        assert!(
+            text.contains("# TYPE slurm_ec2_last_run_success gauge"),
+            "{text}"
+        );
+    }
+}
