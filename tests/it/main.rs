@@ -11,6 +11,7 @@ mod get_nodename;
 mod hardening;
 mod isolation_wire;
 mod jobs_wire;
+mod metrics_wire;
 pub mod resume_wire;
 mod slurm_versions_wire;
 mod status_wire;
