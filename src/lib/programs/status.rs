@@ -404,19 +404,8 @@ fn summarise(config: &Config, instances: &[Found], rows: &[Row], steps: &[Step])
         }
     }
     summary.estimated_hourly_cost = cost;
-    (summary.orphans, summary.leaks) = reaped(steps);
+    (summary.orphans, summary.leaks) = change_state::gauges::reaped(steps);
     summary
-}
-
-/// The orphans and the leaks the plan terminates.
-pub fn reaped(steps: &[Step]) -> (usize, usize) {
-    let terminated = steps.iter().filter(|s| s.action == Action::Terminate);
-    let (orphans, rest): (Vec<&Step>, Vec<&Step>) =
-        terminated.partition(|s| s.why.contains("orphan"));
-    (
-        orphans.len(),
-        rest.iter().filter(|s| s.why.contains("leak")).count(),
-    )
 }
 
 /// The rows as a table, then the footer.

@@ -4,6 +4,7 @@
 //! controller while the primary is up.
 
 pub mod breaker;
+pub mod gauges;
 pub mod jobs;
 pub mod plan;
 mod rules;
@@ -133,11 +134,8 @@ pub fn run(context: &Context, dry_run: bool) -> Outcome {
 fn report(context: &Context, run: &Run, planned: Option<&Planned>, outcome: Outcome) {
     run.record_trouble(&context.events);
     super::finish(context, "change_state", outcome);
-    let seen = planned.map(|planned| super::metrics::Seen {
-        observation: &planned.observation,
-        steps: &planned.steps,
-    });
-    super::metrics::write_file(run.config, seen.as_ref());
+    let gauges = planned.map(|p| gauges::gauges(run.config, &p.observation, &p.steps));
+    crate::metrics::write_file(run.config, gauges.as_ref(), super::epoch_seconds());
 }
 
 /// A run's plan, and the breakers as they will be once it is carried out.
