@@ -163,3 +163,16 @@ fn cost_refuses_a_bad_window_and_a_configuration_without_an_event_log() {
         );
     }
 }
+
+#[test]
+fn a_change_state_that_cannot_read_ec2_says_so_in_the_metrics_file() {
+    let workspace = watched("http://127.0.0.1:9");
+    std::fs::create_dir(workspace.path().join("metrics")).unwrap();
+    let output = workspace.run("change-state", &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", workspace.log());
+    let text = std::fs::read_to_string(workspace.path().join("metrics/slurm-ec2.prom")).unwrap();
+    assert_eq!(sample(&text, "slurm_ec2_observed"), Some(0.0), "{text}");
+    assert!(!text.contains("slurm_ec2_nodes"), "{text}");
+    let success = r#"slurm_ec2_last_run_success{program="change_state"}"#;
+    assert_eq!(sample(&text, success), Some(0.0), "{text}");
+}

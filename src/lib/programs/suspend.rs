@@ -32,6 +32,11 @@ impl SuspendReport {
 
 /// The program: `suspend <hostlist>`.
 pub fn run(context: &Context, hostlist: &Hostlist) -> Outcome {
+    let outcome = suspend_hostlist(context, hostlist);
+    super::finish(context, "suspend", outcome)
+}
+
+fn suspend_hostlist(context: &Context, hostlist: &Hostlist) -> Outcome {
     let config = context.config;
     let names = match hostlist.expand() {
         Ok(names) => names,
@@ -62,11 +67,10 @@ pub fn run(context: &Context, hostlist: &Hostlist) -> Outcome {
     let report = run.block_on(suspend(&run, &sorted, &recorded, &context.events));
     tracing::info!("{}", summary(&report, &run.tally()));
     run.record_trouble(&context.events);
-    let outcome = match report.succeeded() {
+    match report.succeeded() {
         true => Outcome::Done,
         false => Outcome::Failed,
-    };
-    super::finish(context, "suspend", outcome)
+    }
 }
 
 /// The InstanceId that Slurm (23.11+) records for each node of ours in

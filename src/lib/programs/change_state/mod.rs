@@ -85,7 +85,7 @@ pub fn run(context: &Context, dry_run: bool) -> Outcome {
         Ok(run) => run,
         Err(error) => {
             tracing::error!("{error}");
-            return Outcome::Failed;
+            return failed_before_reading(context, dry_run);
         }
     };
     let hostname = super::hostname().unwrap_or_default();
@@ -97,7 +97,7 @@ pub fn run(context: &Context, dry_run: bool) -> Outcome {
         Ok(_) => {}
         Err(error) => {
             tracing::error!("Cannot reach slurmctld: {error}");
-            return Outcome::Failed;
+            return failed_before_reading(context, dry_run);
         }
     }
     let planned = make_plan(&run, super::epoch_seconds()).inspect_err(|error| {
@@ -127,6 +127,16 @@ pub fn run(context: &Context, dry_run: bool) -> Outcome {
         report(context, &run, planned.ok().as_ref(), outcome);
     }
     outcome
+}
+
+/// A run that could not start reading Slurm and EC2: recorded as failed,
+/// and the metrics say so (`slurm_ec2_observed 0`).
+fn failed_before_reading(context: &Context, dry_run: bool) -> Outcome {
+    if !dry_run {
+        super::finish(context, "change_state", Outcome::Failed);
+        crate::metrics::write_file(context.config, None, super::epoch_seconds());
+    }
+    Outcome::Failed
 }
 
 /// What a run leaves for the administrator besides its log: its EC2

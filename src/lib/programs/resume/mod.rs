@@ -37,6 +37,15 @@ pub type ResumeFileRead = Option<(OsString, Result<ResumeFile, String>)>;
 
 /// The program: `resume <hostlist>`.
 pub fn run(context: &Context, hostlist: &Hostlist, resume_file: &ResumeFileRead) -> Outcome {
+    let outcome = resume_hostlist(context, hostlist, resume_file);
+    super::finish(context, "resume", outcome)
+}
+
+fn resume_hostlist(
+    context: &Context,
+    hostlist: &Hostlist,
+    resume_file: &ResumeFileRead,
+) -> Outcome {
     let config = context.config;
     let none = ResumeFile::default();
     let file = match resume_file {
@@ -87,11 +96,10 @@ pub fn run(context: &Context, hostlist: &Hostlist, resume_file: &ResumeFileRead)
     let report = resume(&run, &jobs, &context.events, &names);
     tracing::info!("{}", report.summary(&run.tally()));
     run.record_trouble(&context.events);
-    let outcome = match report.failed_count() {
+    match report.failed_count() {
         0 => Outcome::Done,
         _ => Outcome::Failed,
-    };
-    super::finish(context, "resume", outcome)
+    }
 }
 
 /// Who runs the resume file's jobs: one `squeue` call for all of them, when
