@@ -1,8 +1,10 @@
 //! When each head-node program last ran, how long it took and how it ended,
 //! and when it last succeeded: one small file per program in
-//! `StateDirectory` (`last-run-<program>.json`, owned by whoever created it
-//! first, root or SlurmUser, mode 0644), read by the metrics. Concurrent
-//! runs of one program each write theirs; the last to end stays.
+//! `StateDirectory` (`last-run-<program>.json`, mode 0644, owned by the
+//! program's user: SlurmUser for resume and suspend, root for change-state),
+//! read by the metrics. Each run replaces the file whole (a new file, then
+//! a rename), so concurrent runs of one program never mix their lines: the
+//! last to end stays.
 
 use std::path::{Path, PathBuf};
 
@@ -44,7 +46,7 @@ impl LastRun {
 pub struct LastRunError {
     path: PathBuf,
     #[source]
-    source: crate::files::SharedFileError,
+    source: std::io::Error,
 }
 
 fn path_of(state_dir: &Path, program: &str) -> PathBuf {
@@ -77,7 +79,7 @@ pub fn record(
     };
     let path = path_of(&config.state_dir, program);
     let text = serde_json::to_string(&run).unwrap_or_default() + "\n";
-    crate::files::write_file(&path, &text, 0o644).map_err(|source| LastRunError { path, source })
+    crate::files::replace_whole(&path, &text, 0o644).map_err(|source| LastRunError { path, source })
 }
 
 #[cfg(test)]

@@ -936,3 +936,50 @@ fn resume_timeout_infinite_keeps_the_defaults_and_no_kill_time() {
     let loaded = fixtures::load(&config.to_string(), fixtures::EXAMPLE_1).unwrap();
     assert!(about_timeout(&loaded), "{:?}", loaded.warnings);
 }
+
+#[test]
+fn prices_and_the_metrics_file() {
+    let partitions = example_partitions();
+    let mut config = example_config();
+    config["OnDemandHourlyPrices"] = json!({"c5.large": 0.085});
+    config["Prices"] =
+        json!({"c5.large": {"OnDemand": 0.085, "Spot": 0.03}, "m5.large": {"Spot": 0.04}});
+    config["MetricsFile"] = json!("/var/lib/prometheus/node-exporter/slurm-ec2.prom");
+    let loaded = crate::config::load_texts(
+        std::path::Path::new("/etc/slurm-ec2"),
+        &config.to_string(),
+        &partitions.to_string(),
+    )
+    .expect("valid");
+    assert_eq!(loaded.settings.on_demand_prices["c5.large"], 0.085);
+    assert_eq!(loaded.settings.spot_prices["c5.large"], 0.03);
+    assert_eq!(loaded.settings.spot_prices["m5.large"], 0.04);
+    assert!(!loaded.settings.on_demand_prices.contains_key("m5.large"));
+    assert_eq!(
+        loaded.metrics_file.as_deref(),
+        Some(std::path::Path::new(
+            "/var/lib/prometheus/node-exporter/slurm-ec2.prom"
+        ))
+    );
+
+    config["Prices"] = json!({"c5.large": {"OnDemand": 0.1, "Reserved": 0.05}, "m5.large": {"Spot": -1}, "t3.micro": 3});
+    config["MetricsFile"] = json!("slurm-ec2.prom");
+    assert_problems(
+        &config,
+        &partitions,
+        &[
+            "Prices.c5.large.OnDemand: differs from OnDemandHourlyPrices.c5.large",
+            "Prices.c5.large.Reserved: is no purchasing option: use OnDemand or Spot",
+            "Prices.m5.large.Spot: must be a price in dollars an hour, got the number -1",
+        ],
+    );
+    let found = problems(&config, &partitions);
+    assert!(
+        found.iter().any(|p| p.starts_with("Prices.t3.micro: ")),
+        "{found:#?}"
+    );
+    assert!(
+        found.iter().any(|p| p.starts_with("MetricsFile: ")),
+        "{found:#?}"
+    );
+}
