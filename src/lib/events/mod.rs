@@ -5,7 +5,7 @@
 
 mod read;
 
-pub use read::{ReadEventsError, read_events};
+pub use read::{MAX_EVENT_LOG_BYTES, ReadEventsError, ReadSummary, read_events};
 
 use std::io::Write;
 use std::path::Path;

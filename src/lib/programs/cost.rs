@@ -76,13 +76,7 @@ pub fn run(context: &Context, options: &Options) -> Outcome {
     };
     let mut ledger = Ledger::default();
     match crate::events::read_events(path, |event| ledger.add(&event)) {
-        Ok(summary) if summary.truncated => {
-            eprintln!(
-                "slurm-ec2 cost: {} is longer than 4 GiB: its end was not read; rotate it",
-                path.display()
-            );
-        }
-        Ok(_) => {}
+        Ok(summary) => say_what_was_not_read(path, &summary),
         Err(error) => {
             eprintln!("slurm-ec2 cost: {error}");
             return Outcome::Failed;
@@ -100,6 +94,24 @@ pub fn run(context: &Context, options: &Options) -> Outcome {
         return Outcome::Failed;
     }
     Outcome::Done
+}
+
+/// Lines of the event log that were skipped, or its end left unread, on stderr.
+fn say_what_was_not_read(path: &std::path::Path, summary: &crate::events::ReadSummary) {
+    if summary.skipped > 0 {
+        eprintln!(
+            "slurm-ec2 cost: {} line(s) of {} are not events: skipped",
+            summary.skipped,
+            path.display()
+        );
+    }
+    if summary.truncated {
+        eprintln!(
+            "slurm-ec2 cost: {} is longer than {} bytes: its end was not read; rotate it",
+            path.display(),
+            crate::events::MAX_EVENT_LOG_BYTES
+        );
+    }
 }
 
 /// This cluster's instances in EC2, in any state; none, said on stderr,
