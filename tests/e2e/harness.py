@@ -49,6 +49,9 @@ def main():
     parser.add_argument("--cluster", default="")
     parser.add_argument("--no-boot", action="store_true", help="add-instance: the player never boots it")
     parser.add_argument("--port", type=int, default=0, help="moto: its port")
+    parser.add_argument("--port-offset", type=int, default=0,
+                        help="up: added to every node's slurmd port of partitions.json, so that several "
+                             "worlds (one per Slurm version) run at once")
     parser.add_argument("--partitions", default=os.path.join(os.path.dirname(__file__), "partitions.json"))
     args = parser.parse_args()
     commands = {"up": up, "down": down, "instances": instances, "proxy": run_proxy, "player": run_player,

@@ -176,7 +176,7 @@ def up(args):
     seed(world)
     world["pids"]["proxy"] = spawn([sys.executable, HARNESS, "proxy", "--dir", d], f"{d}/log/proxy.log")
     wait_port(world["proxy_port"])
-    write_plugin_config(world, args.partitions)
+    write_plugin_config(world, args.partitions, args.port_offset)
     host = socket.gethostname().split(".")[0]
     base = SLURM_CONF.format(cluster=CLUSTER, host=host, dir=d, slurm_user=world["slurm_user"],
                              **{k: world[k] for k in ("ctld_port", "slurmd_port")})
@@ -231,7 +231,15 @@ def seed(world, large=False):
     world["launch_template"] = template["LaunchTemplate"]["LaunchTemplateId"]
 
 
-def write_plugin_config(world, partitions_path):
+def shifted_ports(port, offset):
+    """A node group's `Port` (`21000` or `[21000-21003]`) moved by `offset`."""
+    if port.startswith("["):
+        low, high = port.strip("[]").split("-")
+        return f"[{int(low) + offset}-{int(high) + offset}]"
+    return str(int(port) + offset)
+
+
+def write_plugin_config(world, partitions_path, port_offset=0):
     d = world["dir"]
     config = {
         "LogLevel": "DEBUG",
@@ -270,6 +278,9 @@ def write_plugin_config(world, partitions_path):
         for group in partition["NodeGroups"]:
             group["SubnetIds"] = world["subnets"]
             group["LaunchTemplateSpecification"] = {"LaunchTemplateId": world["launch_template"], "Version": "$Latest"}
+            specifications = group.get("SlurmSpecifications", {})
+            if "Port" in specifications:
+                specifications["Port"] = shifted_ports(specifications["Port"], port_offset)
     with open(os.path.join(world["bin"], "config.json"), "w") as f:
         json.dump(config, f, indent=2)
     with open(os.path.join(world["bin"], "partitions.json"), "w") as f:
