@@ -51,6 +51,15 @@ pub(super) fn config_file(w: &mut Walker, dir: &Path, json: &Value) -> Option<Co
     let metrics_file = w
         .get(root, "", "MetricsFile")
         .and_then(|value| absolute_path(w, value, "MetricsFile"));
+    if metrics_file
+        .as_ref()
+        .is_some_and(|path| path.extension().is_none_or(|e| e != "prom"))
+    {
+        w.warning(
+            "MetricsFile",
+            "does not end in .prom: node_exporter's textfile collector reads only *.prom files",
+        );
+    }
     if let (Some(log), Some(events)) = (&log_file, &event_log_file)
         && log == events
     {

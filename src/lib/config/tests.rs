@@ -982,4 +982,18 @@ fn prices_and_the_metrics_file() {
         found.iter().any(|p| p.starts_with("MetricsFile: ")),
         "{found:#?}"
     );
+
+    let mut config = example_config();
+    config["MetricsFile"] = json!("/var/lib/prometheus/node-exporter/slurm-ec2.txt");
+    let loaded = crate::config::load_texts(
+        std::path::Path::new("/etc/slurm-ec2"),
+        &config.to_string(),
+        &partitions.to_string(),
+    )
+    .expect("a warning, not a refusal");
+    assert!(
+        loaded.warnings.iter().any(|w| w.message.contains(".prom")),
+        "{:?}",
+        loaded.warnings
+    );
 }
