@@ -937,6 +937,16 @@ fn resume_timeout_infinite_keeps_the_defaults_and_no_kill_time() {
     assert!(about_timeout(&loaded), "{:?}", loaded.warnings);
 }
 
+/// The configuration these documents make, which must be valid.
+fn valid(config: &Value, partitions: &Value) -> crate::config::Config {
+    crate::config::load_texts(
+        std::path::Path::new("/etc/slurm-ec2"),
+        &config.to_string(),
+        &partitions.to_string(),
+    )
+    .expect("valid")
+}
+
 #[test]
 fn prices_and_the_metrics_file() {
     let partitions = example_partitions();
@@ -945,12 +955,7 @@ fn prices_and_the_metrics_file() {
     config["Prices"] =
         json!({"c5.large": {"OnDemand": 0.085, "Spot": 0.03}, "m5.large": {"Spot": 0.04}});
     config["MetricsFile"] = json!("/var/lib/prometheus/node-exporter/slurm-ec2.prom");
-    let loaded = crate::config::load_texts(
-        std::path::Path::new("/etc/slurm-ec2"),
-        &config.to_string(),
-        &partitions.to_string(),
-    )
-    .expect("valid");
+    let loaded = valid(&config, &partitions);
     assert_eq!(loaded.settings.on_demand_prices["c5.large"], 0.085);
     assert_eq!(loaded.settings.spot_prices["c5.large"], 0.03);
     assert_eq!(loaded.settings.spot_prices["m5.large"], 0.04);
@@ -985,12 +990,7 @@ fn prices_and_the_metrics_file() {
 
     let mut config = example_config();
     config["MetricsFile"] = json!("/var/lib/prometheus/node-exporter/slurm-ec2.txt");
-    let loaded = crate::config::load_texts(
-        std::path::Path::new("/etc/slurm-ec2"),
-        &config.to_string(),
-        &partitions.to_string(),
-    )
-    .expect("a warning, not a refusal");
+    let loaded = valid(&config, &partitions);
     assert!(
         loaded.warnings.iter().any(|w| w.message.contains(".prom")),
         "{:?}",
