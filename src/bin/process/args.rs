@@ -111,7 +111,7 @@ pub struct CostArgs {
     #[arg(long, value_name = "DATE")]
     until: Option<String>,
     /// One row per job, user, account, node group or instance
-    #[arg(long, default_value = "job", value_parser = ["job", "user", "account", "group", "instance"])]
+    #[arg(long, default_value = "job", value_parser = clap::builder::PossibleValuesParser::new(slurm_ec2::cost::By::NAMES))]
     by: String,
     /// JSON for scripts: {"rows": [...], "total": {...}, ...}
     #[arg(long, conflicts_with = "csv")]

@@ -126,16 +126,18 @@ impl Ledger {
                 .insert(usage.instance.clone(), self.usages.len());
             self.usages.push(usage);
         }
-        let live: Vec<&Instance> = found.iter().filter(|i| i.is_live()).collect();
-        let live_ids: BTreeMap<&str, &Instance> =
-            live.iter().map(|i| (i.id.as_str(), *i)).collect();
+        let live: BTreeMap<&str, &Instance> = found
+            .iter()
+            .filter(|i| i.is_live())
+            .map(|i| (i.id.as_str(), i))
+            .collect();
         for usage in self
             .usages
             .iter_mut()
             .filter(|u| u.end_from == Source::Missing)
         {
             usage.end = now_millis.max(usage.start);
-            if let Some(instance) = live_ids.get(usage.instance.as_str()) {
+            if let Some(instance) = live.get(usage.instance.as_str()) {
                 usage.end_from = Source::Running;
                 usage.instance_type = usage
                     .instance_type
@@ -144,7 +146,7 @@ impl Ledger {
             }
         }
         for instance in live
-            .iter()
+            .values()
             .filter(|i| !self.by_instance.contains_key(&i.id))
         {
             self.usages.push(from_ec2(instance, now_millis));
@@ -175,11 +177,7 @@ impl Usage {
 /// An instance the event log did not see launched: what EC2 and its tags say.
 fn from_ec2(instance: &Instance, now_millis: i64) -> Usage {
     let node = instance.node_name();
-    let purchasing = match instance.lifecycle.as_deref() {
-        Some("spot") => Some("spot".to_string()),
-        Some(_) => None,
-        None => Some("on_demand".to_string()),
-    };
+    let purchasing = instance.purchasing().map(|p| p.label().to_string());
     let tag = |key: &str| instance.tag(key).map(str::to_string);
     let start = instance
         .launch_time

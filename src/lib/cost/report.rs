@@ -19,17 +19,13 @@ pub enum By {
 }
 
 impl By {
+    const ALL: [By; 5] = [By::Job, By::User, By::Account, By::Group, By::Instance];
+    /// `--by`'s words, in the order of [`By::ALL`].
     pub const NAMES: [&'static str; 5] = ["job", "user", "account", "group", "instance"];
 
     pub fn parse(name: &str) -> Option<By> {
-        Some(match name {
-            "job" => By::Job,
-            "user" => By::User,
-            "account" => By::Account,
-            "group" => By::Group,
-            "instance" => By::Instance,
-            _ => return None,
-        })
+        let at = Self::NAMES.iter().position(|known| *known == name)?;
+        Some(Self::ALL[at])
     }
 
     fn name(self) -> &'static str {
@@ -239,6 +235,14 @@ mod tests {
             start_from: Source::EventLog,
             end_from: Source::EventLog,
         }
+    }
+
+    #[test]
+    fn each_word_of_by_names_one_grouping() {
+        for name in By::NAMES {
+            assert_eq!(By::parse(name).map(By::name), Some(name));
+        }
+        assert_eq!(By::parse("planet"), None);
     }
 
     #[test]

@@ -56,6 +56,16 @@ impl Instance {
         self.state.is_live()
     }
 
+    /// How it is paid for, from its `InstanceLifecycle`: none is On-Demand,
+    /// `spot` is Spot; another (`scheduled`, `capacity-block`) is neither.
+    pub fn purchasing(&self) -> Option<crate::config::Purchasing> {
+        match self.lifecycle.as_deref() {
+            None => Some(crate::config::Purchasing::OnDemand),
+            Some("spot") => Some(crate::config::Purchasing::Spot),
+            Some(_) => None,
+        }
+    }
+
     /// The first label of `PrivateDnsName`, else `ip-a-b-c-d` from the address.
     pub fn hostname(&self) -> Option<String> {
         if let Some(label) = self

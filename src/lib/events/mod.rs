@@ -56,6 +56,20 @@ pub enum Why {
     Teardown,
 }
 
+impl Why {
+    /// As the file writes it (the metrics' `why` label too).
+    pub fn name(self) -> &'static str {
+        match self {
+            Why::Suspend => "suspend",
+            Why::Orphan => "orphan",
+            Why::Leak => "leak",
+            Why::Duplicate => "duplicate",
+            Why::Unserved => "unserved",
+            Why::Teardown => "teardown",
+        }
+    }
+}
+
 /// One line of the file. The fields after `detail` are written only when
 /// they are known (a launch: what was launched and for whom).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -230,6 +244,21 @@ mod tests {
         assert_eq!(lines[1]["node"], serde_json::Value::Null);
         assert!(lines[0]["time"].as_str().unwrap().ends_with('Z'));
         assert_eq!(lines[0]["pid"], std::process::id());
+    }
+
+    #[test]
+    fn a_why_is_named_as_the_file_writes_it() {
+        let all = [
+            Why::Suspend,
+            Why::Orphan,
+            Why::Leak,
+            Why::Duplicate,
+            Why::Unserved,
+            Why::Teardown,
+        ];
+        for why in all {
+            assert_eq!(serde_json::to_value(why).unwrap(), why.name());
+        }
     }
 
     #[test]

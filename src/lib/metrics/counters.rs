@@ -41,7 +41,7 @@ impl Counters {
             Kind::Launch => *self.launches.entry(group()).or_default() += 1,
             Kind::Failure => *self.failures.entry((group(), code())).or_default() += 1,
             Kind::Termination => {
-                let why = event.why.map(why_label).unwrap_or("unknown");
+                let why = event.why.map_or("unknown", crate::events::Why::name);
                 *self.terminations.entry(why.to_string()).or_default() += 1;
             }
             Kind::StateRepair => *self.repairs.entry(code()).or_default() += 1,
@@ -117,18 +117,6 @@ impl Counters {
             Family::new("slurm_ec2_event_log_skipped_lines", Type::Gauge, "Lines of EventLogFile that are not events.")
                 .with([Sample::new(&[], self.skipped_lines as f64)]),
         ]
-    }
-}
-
-fn why_label(why: crate::events::Why) -> &'static str {
-    use crate::events::Why;
-    match why {
-        Why::Suspend => "suspend",
-        Why::Orphan => "orphan",
-        Why::Leak => "leak",
-        Why::Duplicate => "duplicate",
-        Why::Unserved => "unserved",
-        Why::Teardown => "teardown",
     }
 }
 

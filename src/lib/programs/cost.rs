@@ -118,11 +118,11 @@ fn say_what_was_not_read(path: &std::path::Path, summary: &crate::events::ReadSu
 /// when EC2 cannot be read (the report then rests on the event log alone).
 fn known_instances(context: &Context) -> Vec<crate::ec2::Instance> {
     let budget = super::Budget::both(super::LOOKUP_BUDGET);
-    let observed = Run::begin(context.config, context.started, budget)
+    let found = Run::begin(context.config, context.started, budget)
         .map_err(|error| error.to_string())
-        .and_then(|run| super::change_state::observe(&run).map_err(|error| error.to_string()));
-    match observed {
-        Ok((_, instances)) => instances.into_iter().map(|found| found.instance).collect(),
+        .and_then(|run| super::change_state::instances(&run).map_err(|error| error.to_string()));
+    match found {
+        Ok(instances) => instances.into_iter().map(|found| found.instance).collect(),
         Err(error) => {
             eprintln!(
                 "slurm-ec2 cost: {error}: running instances are counted from the event log alone"

@@ -22,11 +22,7 @@ pub fn gauges(config: &Config, observation: &Observation, steps: &[Step]) -> Gau
     let unterminated = observation.instances.iter().map(|f| &f.instance);
     for instance in unterminated.filter(|i| i.state != InstanceState::Terminated) {
         let tag = |key| instance.tag(key).unwrap_or("unknown").to_string();
-        let option = match instance.lifecycle.as_deref() {
-            Some("spot") => "spot",
-            Some(_) => "other",
-            None => "on_demand",
-        };
+        let option = instance.purchasing().map_or("other", |p| p.label());
         let state = instance.state.to_string();
         let key = [
             tag(PARTITION_TAG),

@@ -296,7 +296,12 @@ pub fn observe(run: &Run) -> Result<(Vec<slurm::NodeInfo>, Vec<Found>), ChangeSt
         .scontrol
         .run(&["show".into(), "nodes".into(), "-o".into()])?;
     let nodes = slurm::parse_nodes(&output);
-    let instances = run.block_on(async {
+    Ok((nodes, instances(run)?))
+}
+
+/// Every instance of this cluster, in every account of the configuration.
+pub fn instances(run: &Run) -> Result<Vec<Found>, ChangeStateError> {
+    run.block_on(async {
         let mut instances = Vec::new();
         for account in run.config.accounts() {
             let ec2 = run.clients.get(&account).await;
@@ -313,8 +318,7 @@ pub fn observe(run: &Run) -> Result<(Vec<slurm::NodeInfo>, Vec<Found>), ChangeSt
             }));
         }
         Ok::<_, ChangeStateError>(instances)
-    })?;
-    Ok((nodes, instances))
+    })
 }
 
 /// The plan's actions, batched: by account, by (state, reason).
