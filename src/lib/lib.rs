@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod names;
 pub mod node_specs;
 pub mod notices;
+pub mod pool;
 pub mod programs;
 pub mod rates;
 pub mod runtime;

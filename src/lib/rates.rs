@@ -12,16 +12,19 @@ pub enum Bucket {
     Tags,
     /// TerminateInstances requests.
     Terminate,
+    /// StartInstances requests: a bucket of their own, as RunInstances has.
+    Start,
     /// DescribeInstances with filters or pagination, and the other
     /// non-mutating calls.
     NonMutating,
 }
 
 impl Bucket {
-    pub const ALL: [Bucket; 4] = [
+    pub const ALL: [Bucket; 5] = [
         Bucket::Mutating,
         Bucket::Tags,
         Bucket::Terminate,
+        Bucket::Start,
         Bucket::NonMutating,
     ];
 
@@ -30,7 +33,8 @@ impl Bucket {
         match action {
             "CreateTags" | "DeleteTags" => Bucket::Tags,
             "TerminateInstances" => Bucket::Terminate,
-            "CreateFleet" | "RunInstances" => Bucket::Mutating,
+            "CreateFleet" | "RunInstances" | "StopInstances" => Bucket::Mutating,
+            "StartInstances" => Bucket::Start,
             _ => Bucket::NonMutating,
         }
     }
@@ -41,6 +45,7 @@ impl Bucket {
             Bucket::Mutating => "CreateFleet",
             Bucket::Tags => "CreateTags",
             Bucket::Terminate => "TerminateInstances",
+            Bucket::Start => "StartInstances",
             Bucket::NonMutating => "DescribeInstances",
         }
     }
@@ -69,6 +74,7 @@ impl Default for RateLimits {
             (Bucket::Mutating, rate(50.0, 5.0)),
             (Bucket::Tags, rate(100.0, 10.0)),
             (Bucket::Terminate, rate(100.0, 5.0)),
+            (Bucket::Start, rate(5.0, 2.0)),
             (Bucket::NonMutating, rate(100.0, 20.0)),
         ]))
     }

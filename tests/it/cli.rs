@@ -180,7 +180,7 @@ fn extra_arguments_and_runs_with_nothing_of_ours_are_reported() {
     );
     assert!(
         log.contains(
-            "Suspend summary: asked 0, terminated 0, without instance 0, failed 0, not ours 1048576"
+            "Suspend summary: asked 0, terminated 0, pooled 0, without instance 0, failed 0, not ours 1048576"
         ),
         "{log}"
     );

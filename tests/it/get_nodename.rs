@@ -342,6 +342,42 @@ async fn before_its_name_it_reads_its_node_from_the_reservation_s_list() {
     );
 }
 
+/// An instance restarted from a warm pool keeps the launch index of its
+/// first launch: resume names its reservation's restarted instances by a node
+/// list and the launch indexes that list names (`slurm-ec2:indexes`), and its
+/// pooled `Name` is empty. It must print its new node, never the one at its
+/// launch index in the list.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_pooled_instance_prints_its_new_node() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    for (p, body) in [
+        ("/latest/meta-data/instance-id", "i-0456"),
+        (
+            "/latest/meta-data/tags/instance",
+            "Name\nslurm-ec2:cluster\nslurm-ec2:nodes\nslurm-ec2:indexes",
+        ),
+        ("/latest/meta-data/tags/instance/Name", ""),
+        (
+            "/latest/meta-data/tags/instance/slurm-ec2:nodes",
+            "aws-od-[7-9]",
+        ),
+        ("/latest/meta-data/tags/instance/slurm-ec2:indexes", "0,2,5"),
+        ("/latest/meta-data/ami-launch-index", "2"),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(p))
+            .and(header("x-aws-ec2-metadata-token", TOKEN))
+            .respond_with(ResponseTemplate::new(200).set_body_string(body))
+            .mount(&server)
+            .await;
+    }
+    let workspace = workspace();
+    let output = get_nodename(&workspace, &server.uri(), "http://127.0.0.1:1", &[]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout(&output), "aws-od-8\n", "index 2 is the list's second");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tag_that_is_no_node_name_reaches_no_environment_file() {
     // The documented mode without a configuration on the node: no name is

@@ -407,7 +407,7 @@ fn prices(w: &mut Walker, root: &Map<String, Value>) -> (PriceTable, PriceTable)
     (on_demand, spot)
 }
 
-fn price(w: &mut Walker, path: &str, value: &Value) -> Option<f64> {
+pub(super) fn price(w: &mut Walker, path: &str, value: &Value) -> Option<f64> {
     match value.as_f64() {
         Some(price) if price.is_finite() && price >= 0.0 => Some(price),
         _ => {

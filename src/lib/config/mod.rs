@@ -17,7 +17,7 @@ mod walker;
 pub use locate::{DEFAULT_CONFIG_DIR, find_config_dir};
 pub use model::*;
 pub use name::{ClusterName, NodeGroupName, PartitionName};
-pub use partitions_file::MAX_CUSTOM_TAGS;
+pub use partitions_file::{MAX_CUSTOM_TAGS, WARM_POOL_TAGS};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

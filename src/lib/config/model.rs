@@ -241,6 +241,19 @@ pub struct NodeGroup {
     pub job_level_scaling: JobLevelScaling,
     /// What `slurm-ec2 watch` does on a rebalance recommendation (`RebalanceRecommendation`).
     pub on_rebalance: OnRebalance,
+    /// Stopped instances kept for the group's next nodes (`WarmPool`); none by default.
+    pub warm_pool: Option<WarmPool>,
+}
+
+/// `WarmPool`: how many of a group's instances suspend stops instead of
+/// terminating, for resume to start again; change-state trims the rest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WarmPool {
+    pub size: u32,
+    /// A pooled instance first launched longer ago than this is terminated.
+    pub max_age: std::time::Duration,
+    /// What one stopped instance costs an hour (its volumes), when given.
+    pub volume_cost_per_hour: Option<f64>,
 }
 
 /// `RebalanceRecommendation`: `drain` (the default: running work finishes,

@@ -26,6 +26,9 @@ pub const MAX_NODES_LIMIT: i64 = 10_000;
 /// partition, node group, the reservation's node list, and a job's id, user
 /// and account.
 pub const MAX_CUSTOM_TAGS: usize = 42;
+/// The tags a warm pool adds to its instances: the pool, when pooled, the
+/// first launch, and the launch indexes a restarted reservation's node list names.
+pub const WARM_POOL_TAGS: usize = 4;
 /// EC2's limit on a tag value.
 const MAX_TAG_VALUE: usize = 256;
 /// The longest text each placeholder may stand for: an IPv6 address, a
@@ -167,6 +170,17 @@ fn node_group(
         on_demand_options.as_ref().or(spot_options.as_ref()),
     );
     let on_rebalance = on_rebalance(w, map, path);
+    let warm_pool = match w.get(map, path, "WarmPool") {
+        None => Some(None),
+        Some(value) => {
+            let pooled = PoolOf {
+                purchasing,
+                max_nodes,
+                custom_tags: tags.as_ref().map_or(0, Vec::len),
+            };
+            warm_pool(w, value, &join(path, "WarmPool"), pooled).map(Some)
+        }
+    };
     w.unread_keys(map, path, "ignored");
     Some(NodeGroup {
         partition: partition?.clone(),
@@ -184,6 +198,62 @@ fn node_group(
         tags: tags?,
         job_level_scaling: job_level_scaling?,
         on_rebalance: on_rebalance?,
+        warm_pool: warm_pool?,
+    })
+}
+
+/// What a warm pool depends on in its node group.
+struct PoolOf {
+    purchasing: Option<Purchasing>,
+    max_nodes: Option<i64>,
+    custom_tags: usize,
+}
+
+/// The most hours a pooled instance may be kept (a year).
+const MAX_POOL_AGE_HOURS: i64 = 8760;
+/// The hours a pooled instance is kept when `MaxAgeHours` is not given.
+const DEFAULT_POOL_AGE_HOURS: i64 = 24;
+
+/// `WarmPool`: `{"Size": n, "MaxAgeHours": h, "VolumeCostPerHour": d}`. An
+/// instant fleet's Spot instance cannot be stopped, so Spot groups have none.
+fn warm_pool(w: &mut Walker, value: &Value, path: &str, of: PoolOf) -> Option<WarmPool> {
+    let map = w.object(value, path)?;
+    let most = of.max_nodes.unwrap_or(MAX_NODES_LIMIT);
+    let size = w
+        .required(map, path, "Size")
+        .and_then(|v| w.integer(v, &join(path, "Size"), 1, most));
+    let hours = w
+        .optional_integer(map, path, "MaxAgeHours", (1, MAX_POOL_AGE_HOURS))
+        .or_else(|| {
+            w.get(map, path, "MaxAgeHours")
+                .is_none()
+                .then_some(DEFAULT_POOL_AGE_HOURS)
+        });
+    let volume_cost_per_hour = match w.get(map, path, "VolumeCostPerHour") {
+        None => Some(None),
+        Some(v) => super::config_file::price(w, &join(path, "VolumeCostPerHour"), v).map(Some),
+    };
+    w.unread_keys(map, path, "ignored");
+    if of.purchasing == Some(Purchasing::Spot) {
+        w.problem(
+            path,
+            "a Spot group cannot have a warm pool: an instant fleet's Spot instance cannot be stopped",
+        );
+        return None;
+    }
+    let room = MAX_CUSTOM_TAGS - WARM_POOL_TAGS;
+    if of.custom_tags > room {
+        w.problem(
+            path,
+            format!("a warm pool's instances carry 4 more tags of slurm-ec2's: at most {room} custom tags in its group, got {}", of.custom_tags),
+        );
+        return None;
+    }
+    let hours = u64::try_from(hours?).ok()?;
+    Some(WarmPool {
+        size: u32::try_from(size?).ok()?,
+        max_age: std::time::Duration::from_secs(hours.checked_mul(3600)?),
+        volume_cost_per_hour: volume_cost_per_hour?,
     })
 }
 

@@ -235,7 +235,7 @@ fn ec2_rate_limits_override_only_the_buckets_named() {
         &config,
         &partitions,
         &[
-            "Ec2RateLimits.CreateTag: is not a bucket: one of CreateFleet, CreateTags, TerminateInstances, DescribeInstances",
+            "Ec2RateLimits.CreateTag: is not a bucket: one of CreateFleet, CreateTags, TerminateInstances, StartInstances, DescribeInstances",
             "Ec2RateLimits.CreateFleet.Burst: must be a number from 2 to 1000000 (a smaller bucket cannot serve a run's calls within its budget), got the number 0",
             "Ec2RateLimits.CreateFleet.PerSecond: must be a number from 1 to 1000000 (a smaller bucket cannot serve a run's calls within its budget), got the string \"fast\"",
             "Ec2RateLimits.CreateTags.Burst: must be a number from 2 to 1000000 (a smaller bucket cannot serve a run's calls within its budget), got the number 1",

@@ -64,12 +64,21 @@ pub struct Ledger {
 }
 
 impl Ledger {
+    /// Whether the instance's latest time has not ended yet; None when the
+    /// log never launched it.
+    fn is_open(&self, instance: &str) -> Option<bool> {
+        let at = *self.by_instance.get(instance)?;
+        Some(self.usages[at].end_from == Source::Missing)
+    }
+
     pub fn add(&mut self, event: &Event) {
         let (Some(instance), Some(time)) = (&event.instance, event_millis(&event.time)) else {
             return;
         };
         match event.event {
-            Kind::Launch if !self.by_instance.contains_key(instance) => {
+            // A launch starts the instance's time; a start from the warm pool
+            // (a launch of an instance whose time ended) starts another.
+            Kind::Launch if self.is_open(instance) != Some(true) => {
                 self.by_instance.insert(instance.clone(), self.usages.len());
                 self.usages.push(Usage {
                     instance: instance.clone(),
@@ -85,7 +94,7 @@ impl Ledger {
                     end_from: Source::Missing,
                 });
             }
-            Kind::Termination => match self.by_instance.get(instance) {
+            Kind::Termination | Kind::Pooled => match self.by_instance.get(instance) {
                 Some(at) => {
                     let usage = &mut self.usages[*at];
                     if usage.end_from == Source::Missing {
@@ -224,6 +233,7 @@ mod tests {
             lifecycle: Some("spot".into()),
             reservation_id: None,
             launch_index: None,
+            image_id: None,
         }
     }
 

@@ -23,6 +23,7 @@ pub struct Instance {
     /// The reservation of its launch, and its `AmiLaunchIndex` there.
     pub reservation_id: Option<String>,
     pub launch_index: Option<u32>,
+    pub image_id: Option<String>,
 }
 
 impl Instance {
@@ -36,9 +37,12 @@ impl Instance {
     }
 
     /// The node this instance serves: its `Name`, else its place in the node
-    /// list its reservation was tagged with at launch.
+    /// list its reservation was tagged with at launch; none while pooled.
     pub fn node_name(&self) -> Option<String> {
-        if let Some(name) = self.tag("Name") {
+        if self.is_pooled() {
+            return None;
+        }
+        if let Some(name) = self.tag("Name").filter(|name| !name.is_empty()) {
             return Some(name.to_string());
         }
         let index = usize::try_from(self.launch_index?).ok()?;
@@ -135,6 +139,7 @@ impl Instance {
             launch_index: instance
                 .ami_launch_index()
                 .and_then(|i| u32::try_from(i).ok()),
+            image_id: instance.image_id().map(str::to_string),
         })
     }
 }

@@ -9,7 +9,10 @@ use tokio::sync::Mutex;
 use super::fleet::{self, FleetOutcome};
 use super::inspect::{self, DryRun, InstanceTypeSpec, Subnet, TemplateVersion};
 use super::pace::Pacer;
-use super::{Account, CallCounter, Ec2Error, Instance, Meter, client, describe, tags, terminate};
+use super::{
+    Account, CallCounter, Ec2Error, Instance, Meter, Started, client, describe, power, tags,
+    terminate,
+};
 use crate::budget::Deadline;
 use crate::config::LaunchTemplate;
 use crate::config::{NodeGroup, Settings};
@@ -135,6 +138,37 @@ impl Ec2 {
         ids: &[String],
     ) -> Result<BTreeMap<String, super::Health>, Ec2Error> {
         super::health::describe_health(&self.client, ids, &self.calls).await
+    }
+
+    /// Starts the stopped `ids`, 1000 a call: those EC2 accepted, with the
+    /// state each was in, and the calls that failed.
+    pub async fn start(&self, ids: &[String]) -> (Vec<Started>, Vec<(Vec<String>, Ec2Error)>) {
+        power::power(&self.client, ids, power::Move::Start, &self.calls).await
+    }
+
+    /// Stops `ids`, 1000 a call; returns the calls that failed.
+    pub async fn stop(&self, ids: &[String]) -> Vec<(Vec<String>, Ec2Error)> {
+        power::power(&self.client, ids, power::Move::Stop, &self.calls)
+            .await
+            .1
+    }
+
+    /// This cluster's instances in the warm pool of `group`, any state but
+    /// terminated, compared exactly on the cluster, group and pool tags.
+    pub async fn find_pooled(
+        &self,
+        group: &NodeGroup,
+        cluster: &str,
+    ) -> Result<Vec<Instance>, Ec2Error> {
+        let prefix = group.node_prefix();
+        let tags = [
+            (super::CLUSTER_TAG, cluster),
+            (super::PARTITION_TAG, group.partition.as_str()),
+            (super::NODE_GROUP_TAG, group.name.as_str()),
+            (super::POOL_TAG, prefix.as_str()),
+        ];
+        self.find(&tags, Some(super::InstanceState::live()), None)
+            .await
     }
 
     /// Terminates `ids`, 1000 a call; returns what could not be terminated.

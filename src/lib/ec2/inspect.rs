@@ -21,6 +21,8 @@ pub struct TemplateVersion {
     pub version_number: i64,
     /// The template's own instance type, used by overrides that name none.
     pub instance_type: Option<String>,
+    /// The template's own image, when it names one.
+    pub image_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +117,10 @@ pub(super) async fn template_version(
                 .launch_template_data()
                 .and_then(|d| d.instance_type())
                 .map(|t| t.as_str().to_string()),
+            image_id: v
+                .launch_template_data()
+                .and_then(|d| d.image_id())
+                .map(str::to_string),
         }))
 }
 

@@ -10,6 +10,8 @@ mod health;
 mod inspect;
 mod meter;
 mod pace;
+mod pool_tags;
+mod power;
 mod state;
 mod tags;
 mod terminate;
@@ -24,6 +26,11 @@ pub use health::{Health, MAX_STATUS_IDS, ScheduledEvent};
 pub use inspect::{DryRun, InstanceTypeSpec, Subnet, TemplateVersion};
 pub(crate) use meter::Meter;
 pub use meter::{CallCounter, Trouble};
+pub use pool_tags::{
+    FIRST_LAUNCH_TAG, INDEXES_TAG, POOL_TAG, POOLED_AT_TAG, indexes_text, pooling_tags,
+    unpooling_tags,
+};
+pub use power::Started;
 pub use state::InstanceState;
 pub use tags::{
     ACCOUNT_TAG, CLUSTER_TAG, JOB_ID_TAG, NODE_GROUP_TAG, NODES_TAG, PARTITION_TAG, USER_TAG,

@@ -76,9 +76,16 @@ pub fn nodes_tags(nodes: &[String], max_parts: usize) -> Option<Vec<(String, Str
     )
 }
 
-/// The node that `nodes_tags` give the instance of launch index `index`.
+/// The node that `nodes_tags` give the instance of launch index `index`:
+/// the list's entry at that index, or, on an instance restarted from a warm
+/// pool, at the index's place among the launch indexes its
+/// `slurm-ec2:indexes` tag names (empty there: none).
 pub fn node_in_nodes_tags(tags: &[(String, String)], index: usize) -> Option<String> {
     let value = |key: &str| tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let index = match value(super::INDEXES_TAG) {
+        Some(indexes) => super::pool_tags::position_in_indexes(indexes, index)?,
+        None => index,
+    };
     let parts: Vec<&str> = (0..MAX_NODES_TAGS)
         .map_while(|i| value(&nodes_tag_key(i)))
         .collect();
@@ -106,8 +113,12 @@ const ADDED_TAGS: usize = 7;
 /// How many `slurm-ec2:nodes` tags an instance of `group` has room for,
 /// within EC2's 50, beside its custom tags and the others slurm-ec2 adds.
 pub fn node_list_room(group: &NodeGroup) -> usize {
+    let pool = match group.warm_pool {
+        Some(_) => crate::config::WARM_POOL_TAGS,
+        None => 0,
+    };
     MAX_INSTANCE_TAGS
-        .saturating_sub(ADDED_TAGS + group.tags.len())
+        .saturating_sub(ADDED_TAGS + pool + group.tags.len())
         .clamp(1, MAX_NODES_TAGS)
 }
 

@@ -36,6 +36,9 @@ pub enum Kind {
     /// (`throttled`) or that were tried again (`retried`); written at the
     /// run's end, only when either is not zero.
     Retries,
+    /// suspend stopped a node's instance and put it in its group's warm
+    /// pool instead of terminating it; its time in the cost report ends.
+    Pooled,
 }
 
 /// Why an instance was terminated.
@@ -54,6 +57,9 @@ pub enum Why {
     Unserved,
     /// `slurm-ec2 teardown`: the cluster ends.
     Teardown,
+    /// change-state trimmed a warm pool: too old, from an older launch
+    /// template or image, beyond the pool's size, or running without a node.
+    Pool,
 }
 
 impl Why {
@@ -66,6 +72,7 @@ impl Why {
             Why::Duplicate => "duplicate",
             Why::Unserved => "unserved",
             Why::Teardown => "teardown",
+            Why::Pool => "pool",
         }
     }
 }

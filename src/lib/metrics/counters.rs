@@ -15,6 +15,8 @@ type Group = (String, String);
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Counters {
     pub launches: BTreeMap<Group, u64>,
+    /// Instances suspend put in a warm pool instead of terminating them.
+    pub pooled: BTreeMap<Group, u64>,
     /// By group and EC2 error code (or slurm-ec2's own code).
     pub failures: BTreeMap<(Group, String), u64>,
     /// By why: suspend, orphan, leak, duplicate, unserved, teardown.
@@ -39,6 +41,7 @@ impl Counters {
         let code = || event.code.clone().unwrap_or_else(|| "unknown".to_string());
         match event.event {
             Kind::Launch => *self.launches.entry(group()).or_default() += 1,
+            Kind::Pooled => *self.pooled.entry(group()).or_default() += 1,
             Kind::Failure => *self.failures.entry((group(), code())).or_default() += 1,
             Kind::Termination => {
                 let why = event.why.map_or("unknown", crate::events::Why::name);
@@ -100,9 +103,11 @@ impl Counters {
         vec![
             Family::new("slurm_ec2_launches_total", Type::Counter, "Nodes resume gave an instance to.")
                 .with(by_group(&self.launches)),
+            Family::new("slurm_ec2_pooled_total", Type::Counter, "Instances suspend stopped into their group's warm pool instead of terminating them.")
+                .with(by_group(&self.pooled)),
             Family::new("slurm_ec2_launch_failures_total", Type::Counter, "Nodes resume could not give an instance to, by error code.")
                 .with(failures),
-            Family::new("slurm_ec2_terminations_total", Type::Counter, "Instances terminated, by why (suspend, orphan, leak, duplicate, unserved, teardown).")
+            Family::new("slurm_ec2_terminations_total", Type::Counter, "Instances terminated, by why (suspend, orphan, leak, duplicate, unserved, teardown, pool).")
                 .with(by("why", &self.terminations)),
             Family::new("slurm_ec2_repairs_total", Type::Counter, "Node states change-state set in Slurm, by the state set.")
                 .with(by("state", &self.repairs)),

@@ -297,6 +297,11 @@ async fn name_from_node_list(metadata: &InstanceMetadata) -> Option<String> {
     if tags.is_empty() {
         return None;
     }
+    // An instance restarted from a warm pool: its place among the launch
+    // indexes its node list names, never the list of its first launch.
+    if let Ok(Some(indexes)) = metadata.tag(crate::ec2::INDEXES_TAG).await {
+        tags.push((crate::ec2::INDEXES_TAG.to_string(), indexes));
+    }
     let index = metadata.launch_index().await.ok()?;
     crate::ec2::node_in_nodes_tags(&tags, index)
 }

@@ -154,6 +154,7 @@ pub fn run(context: &Context, filters: &Filters, json: bool) -> Outcome {
         jobs: &BTreeMap::new(),
         health: &change_state::health(&run, &instances),
         boot_holds: &breakers.holds(now),
+        pools: &change_state::pools::observe(&run, &instances, now),
     };
     let status = status(&inputs, &change_state::plan::plan(&inputs), &jobs, filters);
     if status.rows.is_empty() && filters.any() {

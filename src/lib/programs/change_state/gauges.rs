@@ -61,7 +61,9 @@ pub fn gauges(config: &Config, observation: &Observation, steps: &[Step]) -> Gau
 
 /// The orphans and the leaks the plan terminates.
 pub fn reaped(steps: &[Step]) -> (usize, usize) {
-    let terminated = steps.iter().filter(|s| s.action == Action::Terminate);
+    let terminated = steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Terminate | Action::TrimPool { .. }));
     let (orphans, rest): (Vec<&Step>, Vec<&Step>) =
         terminated.partition(|s| s.why.contains("orphan"));
     let leaks = rest.iter().filter(|s| s.why.contains("leak")).count();

@@ -7,6 +7,7 @@ pub mod breaker;
 pub mod gauges;
 pub mod jobs;
 pub mod plan;
+pub mod pools;
 mod rules;
 mod step;
 
@@ -215,6 +216,7 @@ pub struct Observation {
     pub boot_holds: BTreeMap<String, i64>,
     pub record_instances: bool,
     pub now: i64,
+    pub pools: pools::PoolInputs,
 }
 
 impl Observation {
@@ -228,6 +230,7 @@ impl Observation {
             jobs: &self.jobs,
             health: &self.health,
             boot_holds: &self.boot_holds,
+            pools: &self.pools,
         }
     }
 }
@@ -246,6 +249,7 @@ pub fn make_plan(run: &Run, now: i64) -> Result<Planned, ChangeStateError> {
     let observation = Observation {
         health: health(run, &instances),
         boot_holds: observed.now.holds(now),
+        pools: pools::observe(run, &instances, now),
         record_instances: run
             .scontrol
             .version()
@@ -353,7 +357,7 @@ impl Batches {
         let in_account = step.account.clone().zip(step.instance.clone());
         match &step.action {
             Action::Keep => {}
-            Action::Terminate => {
+            Action::Terminate | Action::TrimPool { .. } => {
                 if let Some((account, id)) = in_account {
                     self.terminations.entry(account).or_default().push(id);
                 }
@@ -397,6 +401,8 @@ impl Batches {
 /// Carries out the plan: one TerminateInstances per account per 1000 ids, one
 /// scontrol call per (state, reason) per 100 nodes. Returns how many actions failed.
 pub fn execute(run: &Run, steps: &[Step], events: &EventLog) -> usize {
+    let (steps, _pools) = pools::hold_trims(run, steps, super::epoch_seconds());
+    let steps = steps.as_slice();
     let batches = Batches::of(steps);
     let not_terminated = run.block_on(terminate(run, &batches.terminations));
     record_events(steps, &not_terminated, events);
@@ -512,7 +518,7 @@ fn record_events(steps: &[Step], not_terminated: &[String], events: &EventLog) {
             ..Default::default()
         };
         match &step.action {
-            Action::Terminate => {
+            Action::Terminate | Action::TrimPool { .. } => {
                 if step
                     .instance
                     .as_ref()
@@ -520,7 +526,9 @@ fn record_events(steps: &[Step], not_terminated: &[String], events: &EventLog) {
                 {
                     continue;
                 }
-                let why = if step.why.starts_with("duplicate") {
+                let why = if matches!(step.action, Action::TrimPool { .. }) {
+                    Why::Pool
+                } else if step.why.starts_with("duplicate") {
                     Why::Duplicate
                 } else if step.why.starts_with("orphan") {
                     Why::Orphan
@@ -554,6 +562,7 @@ use slurm::reason::code as reasons_code;
 pub(crate) fn describe(action: &Action) -> String {
     match action {
         Action::Terminate => "terminate instance".into(),
+        Action::TrimPool { pool } => format!("terminate pooled instance of {pool}"),
         Action::Keep => "keep instance".into(),
         Action::SetState {
             state,

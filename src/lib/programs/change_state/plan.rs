@@ -59,6 +59,8 @@ pub struct Inputs<'a> {
     pub health: &'a BTreeMap<String, Health>,
     /// Node groups the breaker holds after boot failures, with the hold's end.
     pub boot_holds: &'a BTreeMap<String, i64>,
+    /// The warm pools' claims and launch templates.
+    pub pools: &'a super::pools::PoolInputs,
 }
 
 /// The capacity code and the end of the hold that this node's reason starts or carries.
@@ -108,6 +110,13 @@ pub fn plan(inputs: &Inputs) -> Vec<Step> {
         };
         steps.extend(rules::steps_for(&view));
     }
+    steps.extend(super::pools::steps(
+        config,
+        inputs.instances,
+        inputs.pools,
+        now,
+        grace,
+    ));
     steps
 }
 
@@ -129,6 +138,9 @@ fn sort_instances<'i>(
     for found in inputs.instances {
         let instance = &found.instance;
         let shutting_down = instance.state == InstanceState::ShuttingDown;
+        if instance.is_pooled() {
+            continue; // no node's: the pool's rows are its own
+        }
         match node_of(inputs.config, instance, &by_instance_id) {
             Some(name) if names::parse(inputs.config, &name).is_ok() => {
                 by_name.entry(name).or_default().push(found)
@@ -331,6 +343,7 @@ mod tests {
                 lifecycle: None,
                 reservation_id: None,
                 launch_index: None,
+                image_id: None,
             },
         }
     }
@@ -351,6 +364,7 @@ mod tests {
             health,
             record_instances,
             boot_holds: &BTreeMap::new(),
+            pools: &Default::default(),
         })
     }
 
@@ -642,6 +656,7 @@ mod tests {
                 health: &BTreeMap::new(),
                 record_instances: false,
                 boot_holds,
+                pools: &Default::default(),
             })
             .into_iter()
             .map(|s| (s.node.unwrap_or_default(), s.action))
@@ -699,6 +714,7 @@ mod tests {
                 health: &BTreeMap::new(),
                 record_instances: false,
                 boot_holds: &BTreeMap::new(),
+                pools: &Default::default(),
             })
             .is_empty()
         );
@@ -824,6 +840,7 @@ mod tests {
                 health: &BTreeMap::new(),
                 record_instances: false,
                 boot_holds: &BTreeMap::new(),
+                pools: &Default::default(),
             });
             assert_eq!(steps.len(), 1, "{state}");
             assert_eq!(steps[0].action, Action::Keep, "{state}");
@@ -955,6 +972,7 @@ mod tests {
                 health: &BTreeMap::new(),
                 record_instances: false,
                 boot_holds: &BTreeMap::new(),
+                pools: &Default::default(),
             });
             let tags = steps
                 .iter()

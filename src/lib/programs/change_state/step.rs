@@ -25,6 +25,10 @@ pub enum Action {
     RecordInstance {
         instance_type: String,
     },
+    /// Terminate a pooled instance of the pool of this node prefix, under the pool's lock.
+    TrimPool {
+        pool: String,
+    },
     /// CreateTags of the `Name` (and placeholder tags) that resume had no
     /// time for: the instance is known by its reservation's node list.
     NameInstance {

@@ -12,6 +12,7 @@ pub(crate) mod jobs;
 mod launch;
 mod report;
 mod serve;
+mod warm;
 
 pub use file::{parse_resume_file, read_resume_file};
 pub use jobs::{ACCOUNT_TAG, JOB_ID_TAG, JobOwner, Jobs, ResumeFile, USER_TAG};
@@ -185,6 +186,7 @@ async fn serve_groups(
             &format!("resume-{}-{}", group.partition, group.name),
         );
         let names: Vec<String> = nodes.iter().map(NodeName::to_string).collect();
+        let state_dir = run.config.state_dir.clone();
         let task = tasks.spawn(async move {
             // Another resume of this group (Slurm runs several) must not look
             // up, launch and tag the same nodes at the same time.
@@ -196,6 +198,7 @@ async fn serve_groups(
                 settings: &settings,
                 jobs: &jobs,
                 deadline,
+                state_dir: &state_dir,
             };
             (ec2.account().clone(), group_run.serve(&nodes).await)
         });
@@ -368,6 +371,7 @@ async fn gather(
         };
         report.launched += outcome.launched;
         report.reused += outcome.reused;
+        report.from_pool += outcome.from_pool;
         for failure in outcome.failed {
             report.fail(failure.code, [failure.node.to_string()]);
         }
@@ -406,11 +410,11 @@ fn tell_slurm(
     for (account, one) in served {
         let node = one.address.node.clone();
         if !refused.contains(&node) {
-            tracing::info!(
-                "Launched node {node} {} {}",
-                one.instance_id,
-                one.address.address
-            );
+            let how = match one.from_pool {
+                true => "Started pooled node",
+                false => "Launched node",
+            };
+            tracing::info!("{how} {node} {} {}", one.instance_id, one.address.address);
             placed.push(NodeInstance {
                 node,
                 instance_id: one.instance_id,

@@ -7,6 +7,8 @@ pub struct ResumeReport {
     pub asked: usize,
     pub launched: usize,
     pub reused: usize,
+    /// Nodes served by an instance started from a warm pool.
+    pub from_pool: usize,
     /// Nodes that got no instance, by error code.
     pub failed: BTreeMap<Code, Vec<String>>,
     /// Nodes that kept the instance an earlier run gave them, but whose
@@ -41,8 +43,8 @@ impl ResumeReport {
             format!("{} ({})", self.failed_count(), codes.join(", "))
         };
         format!(
-            "Resume summary: asked {}, launched {}, reused {}, failed {failed}, not ours {}; {tally}",
-            self.asked, self.launched, self.reused, self.foreign,
+            "Resume summary: asked {}, launched {}, reused {}, failed {failed}, from warm pools {}, not ours {}; {tally}",
+            self.asked, self.launched, self.reused, self.from_pool, self.foreign,
         )
     }
 }

@@ -23,8 +23,10 @@ pub(super) struct Served {
     pub address: NodeAddress,
     pub instance_id: String,
     pub instance_type: String,
-    /// Launched by this run (else found running from an earlier one).
+    /// Launched or started by this run (else found running from an earlier one).
     pub launched_now: bool,
+    /// Started from the group's warm pool.
+    pub from_pool: bool,
 }
 
 /// A node that got no instance, with the code that says why.
@@ -47,6 +49,8 @@ pub(super) struct GroupOutcome {
     pub deferred_tags: Vec<crate::ec2::TagRequest>,
     pub launched: usize,
     pub reused: usize,
+    /// Nodes served by an instance started from the warm pool.
+    pub from_pool: usize,
 }
 
 impl GroupOutcome {
@@ -86,6 +90,8 @@ pub(super) struct GroupRun<'a> {
     pub settings: &'a Settings,
     pub jobs: &'a Jobs,
     pub deadline: Deadline,
+    /// Where the warm pool's lock and claims are (`StateDirectory`).
+    pub state_dir: &'a std::path::Path,
 }
 
 /// The nodes of one all-or-nothing job in this group.
@@ -130,6 +136,7 @@ impl GroupRun<'_> {
             .enumerate()
             .map(|(i, node)| (node.clone(), i))
             .collect();
+        let to_launch = self.start_pooled(to_launch, &mut outcome).await;
         let (job_sets, rest) = self.split_by_job(to_launch);
         let mut batches = self.launch(&rest, &order, &mut outcome).await;
         batches.extend(self.launch_jobs(&job_sets, &mut outcome).await);
@@ -436,6 +443,7 @@ impl GroupRun<'_> {
                 instance_type: instance.instance_type.clone().unwrap_or_default(),
                 instance_id: instance.id,
                 launched_now,
+                from_pool: false,
             });
         }
     }
@@ -462,7 +470,10 @@ fn all_or_nothing(sets: &[JobSet], outcome: &mut GroupOutcome) {
             continue; // the launch failed whole, and said so
         }
         for served in partial {
-            outcome.launched -= usize::from(served.launched_now);
+            match served.from_pool {
+                true => outcome.from_pool -= 1,
+                false => outcome.launched -= usize::from(served.launched_now),
+            }
             outcome.to_terminate.push(served.instance_id);
             outcome.fail([served.node], code.clone());
         }
@@ -527,6 +538,7 @@ mod tests {
             lifecycle: None,
             reservation_id: None,
             launch_index: None,
+            image_id: None,
         }
     }
 

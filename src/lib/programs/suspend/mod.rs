@@ -1,6 +1,8 @@
 //! suspend: Slurm's SuspendProgram. Finds this cluster's instances of the
-//! nodes (by the InstanceId Slurm records, 23.11+, else by Name) and
-//! terminates them.
+//! nodes (by the InstanceId Slurm records, 23.11+, else by Name), stops
+//! into their group's warm pool those that fit there, and terminates the others.
+
+mod pool;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,6 +19,8 @@ use crate::slurm::{self, Scontrol};
 pub struct SuspendReport {
     pub asked: usize,
     pub terminated: usize,
+    /// Stopped into their group's warm pool.
+    pub pooled: usize,
     pub without_instance: Vec<String>,
     pub failed_instances: Vec<String>,
     pub foreign: usize,
@@ -149,6 +153,7 @@ async fn suspend(
                 report.without_instance.push(node.clone());
             }
         }
+        let ours = pool::pool_what_fits(run, &ec2, ours, events, &mut report).await;
         terminate(&ec2, &ours, events, &mut report).await;
     }
     report
@@ -291,9 +296,10 @@ async fn find_by_names(
 /// The one summary line of a run, ending in its `tally`.
 pub fn summary(report: &SuspendReport, tally: &str) -> String {
     format!(
-        "Suspend summary: asked {}, terminated {}, without instance {}, failed {}, not ours {}; {tally}",
+        "Suspend summary: asked {}, terminated {}, pooled {}, without instance {}, failed {}, not ours {}; {tally}",
         report.asked,
         report.terminated,
+        report.pooled,
         report.without_instance.len(),
         report.failed_instances.len() + report.lookup_failures,
         report.foreign,
