@@ -9,6 +9,10 @@
                             /proc, /dev and D bound into it at their own paths
   down    --dir D           stop what `up` started, by PID
   instances --dir D         print this world's EC2 instances as JSON
+  add-instance --dir D --name N [--cluster C] [--no-boot] [--tag K=V]... [--template] [--stopped]
+                            launch an instance outside slurm-ec2; print its id
+  new-template-version --dir D
+                            a new version of the world's launch template
   proxy   --dir D           (internal) the fault-injecting, counting proxy
   player  --dir D           (internal) plays EC2's instances: boots slurmd
 
@@ -35,19 +39,22 @@ from moto_runner import moto_command, run_moto  # noqa: F401
 from player import run_player
 from proxy import run_proxy
 from realism import Realism  # noqa: F401 (used by bench.py)
-from slurm_world import add_instance, down, instances, seed, terminate, up  # noqa: F401
+from slurm_world import add_instance, down, instances, new_template_version, seed, terminate, up  # noqa: F401
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["up", "down", "instances", "proxy", "player", "add-instance", "terminate", "demo",
-                                            "moto"])
+                                            "moto", "new-template-version"])
     parser.add_argument("--dir", required=True)
     parser.add_argument("--bin", default="")
     parser.add_argument("--root", default="", help="up: run Slurm and munge from this Debian root")
     parser.add_argument("--name", default="")
     parser.add_argument("--cluster", default="")
     parser.add_argument("--no-boot", action="store_true", help="add-instance: the player never boots it")
+    parser.add_argument("--tag", action="append", default=[], help="add-instance: one more tag, K=V")
+    parser.add_argument("--template", action="store_true", help="add-instance: from the world's launch template")
+    parser.add_argument("--stopped", action="store_true", help="add-instance: stopped at once")
     parser.add_argument("--port", type=int, default=0, help="moto: its port")
     parser.add_argument("--port-offset", type=int, default=0,
                         help="up: added to every node's slurmd port of partitions.json, so that several "
@@ -55,7 +62,8 @@ def main():
     parser.add_argument("--partitions", default=os.path.join(os.path.dirname(__file__), "partitions.json"))
     args = parser.parse_args()
     commands = {"up": up, "down": down, "instances": instances, "proxy": run_proxy, "player": run_player,
-                "add-instance": add_instance, "terminate": terminate, "demo": demo, "moto": run_moto}
+                "add-instance": add_instance, "terminate": terminate, "demo": demo, "moto": run_moto,
+                "new-template-version": new_template_version}
     commands[args.command](args)
 
 

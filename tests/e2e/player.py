@@ -1,7 +1,15 @@
 """The instance player: boots a slurmd for each running instance, as EC2's
-instances would."""
+instances would: a stopped instance's slurmd stops, and it boots again when
+started.
+
+The boot model (player.json "boot_seconds": {partition: {"cold": s, "warm": s,
+"jitter": s}}, off for partitions not named): an instance first seen running
+boots after "cold" seconds, one started again (a warm pool's) after "warm",
+each plus or minus up to "jitter"; the delay runs before get-nodename, as an
+image's boot and user data would."""
 
 import os
+import random
 import signal
 import subprocess
 import threading
@@ -17,15 +25,29 @@ def run_player(args):
     world = load(os.path.join(args.dir, "world.json"), {})
     ec2 = ec2_client(f"http://127.0.0.1:{world['moto_port']}")
     booting = {}  # instance id -> {"thread", "slurmd", "metadata"}
+    seen = set()  # instances booted before: a start of one is warm
     log = open(os.path.join(args.dir, "log", "player.log"), "a", buffering=1)
 
-    def boot(instance_id, tags, address):
+    def boot_delay(partition, warm):
+        model = load(os.path.join(args.dir, "player.json"), {}).get("boot_seconds", {}).get(partition)
+        if not model:
+            return 0.0
+        jitter = float(model.get("jitter", 0))
+        return max(0.0, float(model["warm" if warm else "cold"]) + random.uniform(-jitter, jitter))
+
+    def boot(instance_id, tags, address, warm, state):
         control = load(os.path.join(args.dir, "player.json"), {})
         partition = tags.get("slurm-ec2:partition")
+        delay = boot_delay(partition, warm)
+        if delay:
+            log.write(f"{instance_id}: {'warm' if warm else 'cold'} boot, {delay:.1f} s\n")
+            time.sleep(delay)
+        if state.get("gone"):
+            return
         metadata = start_metadata(ec2, instance_id, partition not in control.get("hide_tags_partitions", []),
                                   partition in control.get("hide_name_partitions", []),
                                   os.path.join(args.dir, "notices.json"))
-        booting[instance_id]["metadata"] = metadata
+        state["metadata"] = metadata
         env = {"PATH": "/usr/bin:/bin", "AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://127.0.0.1:{metadata.server_port}/",
                "AWS_ENDPOINT_URL_EC2": f"http://127.0.0.1:{world['moto_port']}", "AWS_ACCESS_KEY_ID": "testing",
                "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -44,7 +66,7 @@ def run_player(args):
             log.write(f"{instance_id}: told not to boot {name}\n")
             return
         time.sleep(control.get("delay", {}).get(name, 0))
-        if booting.get(instance_id, {}).get("gone"):
+        if state.get("gone"):
             return
         slurmd_env = dict(os.environ)
         if world.get("source_shim"):
@@ -54,10 +76,10 @@ def run_player(args):
                                   + slurmd_args,
                                   stdout=subprocess.DEVNULL, env=slurmd_env,
                                   stderr=open(os.path.join(args.dir, "log", f"slurmd-{name}.err"), "a"))
-        booting[instance_id]["slurmd"] = slurmd
+        state["slurmd"] = slurmd
         log.write(f"{instance_id}: slurmd for {name} pid {slurmd.pid}\n")
         # The notice watcher, as slurm-ec2-watch.service runs it beside slurmd.
-        booting[instance_id]["watch"] = subprocess.Popen(
+        state["watch"] = subprocess.Popen(
             world["prefix"] + [os.path.join(world["bin"], "slurm-ec2"), "--config-dir", world["bin"], "watch"],
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(args.dir, "log", f"watch-{name}.log"), "a"),
             env=dict(env, SLURM_CONF=world["slurm_conf"]))
@@ -86,10 +108,12 @@ def run_player(args):
             if tags.get("e2e:no-boot"):
                 continue
             if instance_id not in booting:
-                booting[instance_id] = {}
-                thread = threading.Thread(target=boot, args=(instance_id, tags, instance.get("PrivateIpAddress", "")),
-                                          daemon=True)
-                booting[instance_id]["thread"] = thread
+                state = booting[instance_id] = {}
+                warm = instance_id in seen
+                seen.add(instance_id)
+                thread = threading.Thread(target=boot, args=(instance_id, tags, instance.get("PrivateIpAddress", ""),
+                                                             warm, state), daemon=True)
+                state["thread"] = thread
                 thread.start()
         for instance_id, state in list(booting.items()):
             if instance_id not in live and not state.get("gone"):
@@ -101,6 +125,8 @@ def run_player(args):
                     state["watch"].terminate()
                 if state.get("metadata"):
                     state["metadata"].shutdown()
+                # Stopped, it may start again (a warm pool's): it boots anew then.
+                del booting[instance_id]
         time.sleep(0.5)
     for state in booting.values():
         for process in ("slurmd", "watch"):

@@ -8,7 +8,10 @@ import time
 import urllib.request
 
 from common import ec2_error, load
-from realism import Realism
+from realism import Realism, Stops
+
+# How long a stopped instance is `stopping` outside realism mode.
+STOP_SECONDS = 3.0
 
 
 class Proxy(http.server.BaseHTTPRequestHandler):
@@ -50,10 +53,19 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         values = sum(len(v) for k, v in params.items() if k.startswith("Filter.") and ".Value." in k)
         started = time.time()
         realism = Realism.settings(self.server.dir)
-        if realism is None:
+        stop_seconds = realism["stop_seconds"] if realism else STOP_SECONDS
+        stopping = self.server.stops.refusal(action, params, stop_seconds)
+        if stopping:
+            status, answer = ec2_error("IncorrectInstanceState",
+                                       f"The instance '{stopping}' is not in a state from which it can be started.", 400)
+        elif realism is None:
             status, answer = self.fault(action, params, values) or self.forward(action, body)
         else:
             status, answer = self.realistic(realism, action, params, values, body)
+        if action == "StopInstances" and status == 200:
+            self.server.stops.stopped(params)
+        if action == "DescribeInstances" and status == 200:
+            answer = self.server.stops.describe(answer, stop_seconds)
         token = params.get("ClientToken", [""])[0]
         if action == "CreateFleet" and status == 200 and token:
             with self.lock:
@@ -82,6 +94,9 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         model.sync(settings)
         if not model.take(settings, Realism.bucket(action, params)):
             return ec2_error("RequestLimitExceeded", "Request limit exceeded.", 503)
+        if action in ("StartInstances", "StopInstances"):
+            if not model.take(settings, action + "Resource", len(Stops.ids(params))):
+                return ec2_error("RequestLimitExceeded", "Request limit exceeded.", 503)
         time.sleep(Realism.latency(settings, action, params))
         if action == "CreateTags":
             ids = [v[0] for k, v in params.items() if k.startswith("ResourceId.")]
@@ -224,6 +239,7 @@ def run_proxy(args):
     server.dir = args.dir
     server.upstream = f"http://127.0.0.1:{world['moto_port']}/"
     server.realism = Realism()
+    server.stops = Stops(STOP_SECONDS)
     server.fleet_answers = {}  # ClientToken -> the CreateFleet's answer
     server.serve_forever()
 

@@ -22,15 +22,23 @@ class Realism:
                   [least, most] (uniform)
       invisible_seconds   a new instance is missing from DescribeInstances, and
                   CreateTags on it answers InvalidInstanceID.NotFound
-      no_address_seconds  then it is listed without its private address"""
+      no_address_seconds  then it is listed without its private address
+      stop_seconds        how long a stopped instance is `stopping` (Stops)
+  StartInstances and StopInstances also draw one token per instance from
+  their resource buckets ("StartInstancesResource", "StopInstancesResource"),
+  as RunInstances and TerminateInstances do in EC2's documentation."""
 
     DEFAULTS = {
         "buckets": {"CreateFleet": [50, 5], "CreateTags": [100, 10], "TerminateInstances": [100, 5],
+                    "StartInstances": [5, 2], "StartInstancesResource": [1000, 2],
+                    "StopInstancesResource": [1000, 20],
                     "DescribeInstances": [100, 20], "DescribeInstancesById": [50, 10]},
         "latency": {"CreateFleet": [1.0, 0.003], "CreateTags": [0.1, 0.2], "DescribeInstances": [0.2, 0.5],
-                    "TerminateInstances": [0.3, 0.6], "other": [0.1, 0.3]},
+                    "TerminateInstances": [0.3, 0.6], "StartInstances": [0.3, 0.6],
+                    "StopInstances": [0.3, 0.6], "other": [0.1, 0.3]},
         "invisible_seconds": 2.0,
         "no_address_seconds": 2.0,
+        "stop_seconds": 10.0,
     }
 
     def __init__(self):
@@ -63,23 +71,23 @@ class Realism:
     def bucket(action, params):
         if action in ("CreateTags", "DeleteTags"):
             return "CreateTags"
-        if action == "TerminateInstances":
+        if action in ("TerminateInstances", "StartInstances"):
             return action
-        if action in ("CreateFleet", "RunInstances"):
+        if action in ("CreateFleet", "RunInstances", "StopInstances"):
             return "CreateFleet"
         if action == "DescribeInstances":
             filtered = any(k.startswith("Filter.") or k == "MaxResults" for k in params)
             return "DescribeInstances" if filtered else "DescribeInstancesById"
         return "DescribeInstances"
 
-    def take(self, settings, bucket):
+    def take(self, settings, bucket, count=1):
         burst, rate = settings["buckets"].get(bucket, [100, 20])
         now = time.time()
         with self.lock:
             tokens, at = self.levels.get(bucket, [burst, now])
             tokens = min(burst, tokens + (now - at) * rate)
-            granted = tokens >= 1
-            self.levels[bucket] = [tokens - 1 if granted else tokens, now]
+            granted = tokens >= count
+            self.levels[bucket] = [tokens - count if granted else tokens, now]
         return granted
 
     @staticmethod
@@ -139,4 +147,61 @@ class Realism:
                             holder.remove(element)
             if instances is not None and len(instances) == 0:
                 reservations.remove(reservation)
+        return ET.tostring(root, encoding="utf-8", xml_declaration=True) if changed else body
+
+
+class Stops:
+    """EC2's stop takes time, moto's none: for `seconds` after StopInstances
+    an instance is `stopping` in DescribeInstances and StartInstances refuses
+    it (IncorrectInstanceState), as EC2 does. Always on: realism mode sets
+    its own duration ("stop_seconds")."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.lock = threading.Lock()
+        self.since = {}  # instance id -> when StopInstances stopped it
+
+    @staticmethod
+    def ids(params):
+        return [v[0] for k, v in params.items() if k.startswith("InstanceId.")]
+
+    def stopping(self, instance_id, seconds=None):
+        with self.lock:
+            since = self.since.get(instance_id)
+        return since is not None and time.time() - since < (self.seconds if seconds is None else seconds)
+
+    def refusal(self, action, params, seconds=None):
+        """The error StartInstances gets for an instance still stopping, if any."""
+        if action != "StartInstances":
+            return None
+        for instance_id in self.ids(params):
+            if self.stopping(instance_id, seconds):
+                return instance_id
+        return None
+
+    def stopped(self, params):
+        now = time.time()
+        with self.lock:
+            for instance_id in self.ids(params):
+                self.since[instance_id] = now
+
+    def describe(self, body, seconds=None):
+        """moto's DescribeInstances answer with the instances still stopping as such."""
+        if not any(self.stopping(i, seconds) for i in list(self.since)):
+            return body
+        root = ET.fromstring(body)
+        ns = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
+        q = (lambda tag: f"{{{ns}}}{tag}") if ns else (lambda tag: tag)
+        if ns:
+            ET.register_namespace("", ns)
+        changed = False
+        for instance in root.iter(q("instancesSet")):
+            for item in instance:
+                if not self.stopping(item.findtext(q("instanceId")) or "", seconds):
+                    continue
+                state = item.find(q("instanceState"))
+                if state is not None and state.findtext(q("name")) == "stopped":
+                    state.find(q("name")).text = "stopping"
+                    state.find(q("code")).text = "64"
+                    changed = True
         return ET.tostring(root, encoding="utf-8", xml_declaration=True) if changed else body

@@ -375,7 +375,11 @@ async fn a_restarted_pooled_instance_prints_its_new_node() {
     let workspace = workspace();
     let output = get_nodename(&workspace, &server.uri(), "http://127.0.0.1:1", &[]).await;
     assert!(output.status.success(), "{output:?}");
-    assert_eq!(stdout(&output), "aws-od-8\n", "index 2 is the list's second");
+    assert_eq!(
+        stdout(&output),
+        "aws-od-8\n",
+        "index 2 is the list's second"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,6 +5,7 @@
 //! its lock, and read and write the group's claims there.
 
 mod claims;
+pub mod report;
 pub mod trim;
 
 use std::collections::BTreeSet;

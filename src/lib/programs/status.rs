@@ -115,6 +115,8 @@ pub struct Summary {
 pub struct Status {
     pub rows: Vec<Row>,
     pub summary: Summary,
+    /// Each node group's warm pool.
+    pub pools: Vec<crate::pool::report::PoolReport>,
 }
 
 /// The program: `slurm-ec2 status [filters] [--json]`.
@@ -271,12 +273,30 @@ pub fn status(
             rows.push(row(Some(node), Some(extra), steps, jobs, inputs.now));
         }
     }
-    for found in nobody.into_iter().filter(|f| f.instance.is_live()) {
+    // A pooled instance is the pool's: a row only when change-state would trim it.
+    let acted_on = |f: &Found| {
+        steps
+            .iter()
+            .any(|s| s.instance.as_ref() == Some(&f.instance.id))
+    };
+    for found in nobody
+        .into_iter()
+        .filter(|f| f.instance.is_live() && (!f.instance.is_pooled() || acted_on(f)))
+    {
         rows.push(row(None, Some(found), steps, jobs, inputs.now));
     }
     let summary = summarise(config, inputs.instances, &rows, steps);
     rows.retain(|r| shown(r, filters));
-    Status { rows, summary }
+    let pools = crate::pool::report::pools(
+        config,
+        inputs.instances.iter().map(|f| &f.instance),
+        inputs.now,
+    );
+    Status {
+        rows,
+        summary,
+        pools,
+    }
 }
 
 fn node_steps<'s>(steps: &'s [Step], node: &'s str) -> impl Iterator<Item = &'s Step> + 's {
@@ -398,7 +418,16 @@ fn summarise(config: &Config, instances: &[Found], rows: &[Row], steps: &[Step])
             .or_default() += 1;
         if instance.is_live() {
             let kind = instance.instance_type.clone().unwrap_or("unknown".into());
-            if let Some(price) = config.settings.on_demand_prices.get(&kind) {
+            let computing = matches!(
+                instance.state,
+                crate::ec2::InstanceState::Pending | crate::ec2::InstanceState::Running
+            );
+            if let Some(price) = config
+                .settings
+                .on_demand_prices
+                .get(&kind)
+                .filter(|_| computing)
+            {
                 cost = Some(cost.unwrap_or(0.0) + price);
             }
             *summary.live_instances_by_type.entry(kind).or_default() += 1;
@@ -482,7 +511,31 @@ pub fn render(status: &Status) -> String {
         out.push_str(&format!("; about ${cost:.2} an hour On-Demand"));
     }
     out.push('\n');
+    for pool in &status.pools {
+        out.push_str(&pool_line(pool));
+    }
     out
+}
+
+/// `Warm pool aws-od-: 3 stopped (1 stopping) of 20, first launched 2h05m to 5m10s ago (MaxAgeHours 24); about $0.03 an hour in volumes`
+fn pool_line(pool: &crate::pool::report::PoolReport) -> String {
+    let mut line = format!("Warm pool {}: {} stopped", pool.pool, pool.stopped);
+    if pool.stopping > 0 {
+        line.push_str(&format!(" ({} stopping)", pool.stopping));
+    }
+    line.push_str(&format!(" of {}", pool.size));
+    if let (Some(oldest), Some(youngest)) = (pool.oldest_seconds, pool.youngest_seconds) {
+        line.push_str(&format!(
+            ", first launched {} to {} ago",
+            age(oldest),
+            age(youngest)
+        ));
+    }
+    line.push_str(&format!(" (MaxAgeHours {})", pool.max_age_hours));
+    if let Some(cost) = pool.volume_cost_per_hour {
+        line.push_str(&format!("; about ${cost:.3} an hour in volumes"));
+    }
+    line + "\n"
 }
 
 /// `3d4h`, `2h05m`, `4m10s`, `12s`.

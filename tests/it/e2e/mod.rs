@@ -2,6 +2,7 @@
 //! moto as EC2 behind a fault proxy, and instances that boot slurmd through
 //! get-nodename. Each asserts on Slurm's and the emulator's state.
 
+mod pool;
 mod watching;
 mod world;
 

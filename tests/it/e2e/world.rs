@@ -235,6 +235,39 @@ impl World {
         .to_string()
     }
 
+    /// An instance of this cluster launched from the world's launch template
+    /// with `tags` (besides the cluster's and an empty Name), stopped at once
+    /// when `stopped`, never booted by the player.
+    pub fn add_tagged_instance(&self, tags: &[(&str, String)], stopped: bool) -> String {
+        let mut args = vec![
+            "add-instance".to_string(),
+            "--name".to_string(),
+            String::new(),
+            "--cluster".to_string(),
+            "e2e".to_string(),
+            "--no-boot".to_string(),
+            "--template".to_string(),
+        ];
+        for (key, value) in tags {
+            args.push("--tag".to_string());
+            args.push(format!("{key}={value}"));
+        }
+        if stopped {
+            args.push("--stopped".to_string());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.harness(&args).trim().to_string()
+    }
+
+    /// A new version of the world's launch template, which every node
+    /// group launches (`$Latest`).
+    pub fn new_template_version(&self) -> u64 {
+        self.harness(&["new-template-version"])
+            .trim()
+            .parse()
+            .expect("a version number")
+    }
+
     /// A copy of the programs' configuration with `config.json` and
     /// `partitions.json` changed, in a folder of its own, for `--config-dir`.
     pub fn edited_config(
