@@ -140,7 +140,7 @@ def every_write_is_kept_to_this_cluster():
     cluster_tag = {"StringEquals": {"aws:ResourceTag/slurm-ec2:cluster": CLUSTER}}
     for statement in by_sid.values():
         acts = actions_of(statement)
-        if acts & {"ec2:TerminateInstances"}:
+        if acts & {"ec2:TerminateInstances", "ec2:StartInstances", "ec2:StopInstances"}:
             assert statement["Condition"] == cluster_tag, statement
         if "ec2:CreateTags" in acts:
             assert statement["Condition"] in (cluster_tag, {"StringEquals": {
@@ -280,6 +280,9 @@ def workspace(directory, moto, keys, launch_template, subnets):
         "OnDemandOptions": {"AllocationStrategy": "lowest-price"},
         "LaunchTemplateSpecification": {"LaunchTemplateId": launch_template, "Version": "$Latest"},
         "LaunchTemplateOverrides": [{"InstanceType": "t3.micro"}], "SubnetIds": subnets}]}]}
+    pooled = dict(partitions["Partitions"][0]["NodeGroups"][0], NodeGroupName="pool",
+                  WarmPool={"Size": 2, "MaxAgeHours": 24})
+    partitions["Partitions"][0]["NodeGroups"].append(pooled)
     with open(os.path.join(directory, "config.json"), "w") as f:
         json.dump(config, f)
     with open(os.path.join(directory, "partitions.json"), "w") as f:
@@ -300,7 +303,29 @@ RUNS = {
 # Actions whose refusal a program survives, saying so in its log: change-state
 # reads instance health only where the policy allows it (a policy written
 # before it did keeps working).
-SURVIVED = {"ec2:DescribeInstanceStatus": (["change-state"], "No health of the instances")}
+# A warm pool's moves fall back to what they replace: suspend terminates the
+# instance it cannot stop, resume launches for the node whose pooled
+# instance it cannot start.
+SURVIVED = {"ec2:DescribeInstanceStatus": (["change-state"], "No health of the instances", None),
+            "ec2:StopInstances": (["suspend", "lp-pool-0"], "terminating them", "running"),
+            "ec2:StartInstances": (["resume", "lp-pool-1"], "Failed to start pooled instances", "pooled")}
+
+
+def pool_instance(ec2, state):
+    """An instance of the group with a warm pool: lp-pool-0's, running, or
+    one stopped in the pool."""
+    tags = [{"Key": "slurm-ec2:cluster", "Value": CLUSTER}, {"Key": "slurm-ec2:partition", "Value": "lp"},
+            {"Key": "slurm-ec2:node-group", "Value": "pool"}]
+    if state == "running":
+        tags.append({"Key": "Name", "Value": "lp-pool-0"})
+    else:
+        now = str(int(time.time()))
+        tags += [{"Key": "Name", "Value": ""}, {"Key": "slurm-ec2:pool", "Value": "lp-pool-"},
+                 {"Key": "slurm-ec2:pooled-at", "Value": now}, {"Key": "slurm-ec2:first-launch", "Value": now}]
+    answer = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
+                               TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
+    if state == "pooled":
+        ec2.stop_instances(InstanceIds=[answer["Instances"][0]["InstanceId"]])
 # Checked by EC2 but not by moto (CreateFleet alone is authorised there), or
 # used by the bootstrap scripts rather than the programs.
 NOT_SHOWN_IN_MOTO = {"ec2:RunInstances", "iam:PassRole", "iam:CreateServiceLinkedRole", "ssm:GetParameter",
@@ -389,7 +414,10 @@ def the_programs_work_with_exactly_the_head_policy_and_fail_without_each_action(
                 assert result.returncode != 0, f"{name} without {action} succeeded:\n{said}"
                 assert f"not authorized to perform: {action}" in said, f"{name} without {action}:\n{said}"
                 shown.add(action)
-        for action, (words, warning) in SURVIVED.items():
+        for action, (words, warning, setup) in SURVIVED.items():
+            if setup:
+                moto.enforce(False)
+                pool_instance(ec2, setup)
             result, said = run_refused(action, words)
             assert result.returncode == 0, f"{words[0]} without {action} failed:\n{said}"
             assert warning in said and f"not authorized to perform: {action}" in said, said

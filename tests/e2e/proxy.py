@@ -3,6 +3,7 @@
 import http.server
 import json
 import os
+import re
 import threading
 import time
 import urllib.request
@@ -79,6 +80,11 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             record["group"] = node_group(params)
         if action == "CreateTags":
             record["resources"] = sum(1 for k in params if k.startswith("ResourceId."))
+        # The instances a call started, for the benchmark's boot model.
+        if action == "CreateFleet" and status == 200:
+            record["instances"] = re.findall(r"<item>(i-[0-9a-f]+)</item>", answer.decode(errors="replace"))
+        if action == "StartInstances" and status == 200:
+            record["instances"] = Stops.ids(params)
         with self.lock, open(os.path.join(self.server.dir, "requests.jsonl"), "a") as f:
             f.write(json.dumps(record) + "\n")
         self.send_response(status)

@@ -92,16 +92,7 @@ async fn pool_group(
     let room = size.saturating_sub(pooled);
     let rest = candidates.split_off(room.min(candidates.len()));
     let mut not_pooled = rest;
-    let requests = candidates
-        .iter()
-        .map(|(_, i)| (i.id.clone(), crate::ec2::pooling_tags(i, group, now)))
-        .collect();
-    let concurrency = run.config.settings.tag_concurrency;
-    let untagged: BTreeMap<String, _> = ec2
-        .tag_each(requests, concurrency, run.deadline)
-        .await
-        .into_iter()
-        .collect();
+    let untagged = tag_as_pooled(run, ec2, group, &candidates, now).await;
     let (tagged, failed): (Vec<_>, Vec<_>) = candidates
         .into_iter()
         .partition(|(_, i)| !untagged.contains_key(&i.id));
@@ -119,6 +110,35 @@ async fn pool_group(
     record(group, &stopped, events);
     report.pooled += stopped.len();
     not_pooled
+}
+
+/// Tags `candidates` as pooled, one CreateTags for all the instances whose
+/// tags are alike (a fleet's share its first launch, to the second); returns
+/// those that could not be tagged, with the error's text.
+async fn tag_as_pooled(
+    run: &Run<'_>,
+    ec2: &Ec2,
+    group: &NodeGroup,
+    candidates: &Candidates,
+    now: i64,
+) -> BTreeMap<String, String> {
+    let mut alike: BTreeMap<Vec<(String, String)>, Vec<String>> = BTreeMap::new();
+    for (_, instance) in candidates {
+        let tags = crate::ec2::pooling_tags(instance, group, now);
+        alike.entry(tags).or_default().push(instance.id.clone());
+    }
+    let calls = alike.iter().flat_map(|(tags, ids)| {
+        ids.chunks(crate::ec2::MAX_IDS_PER_CALL)
+            .map(move |chunk| async move { (chunk, ec2.tag_all(chunk, tags, run.deadline).await) })
+    });
+    let mut untagged = BTreeMap::new();
+    for (ids, result) in futures_util::future::join_all(calls).await {
+        if let Err(error) = result {
+            let error = error.to_string();
+            untagged.extend(ids.iter().map(|id| (id.clone(), error.clone())));
+        }
+    }
+    untagged
 }
 
 /// Stops the instances tagged as pooled; returns those stopped, and adds
