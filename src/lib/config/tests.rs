@@ -997,3 +997,63 @@ fn prices_and_the_metrics_file() {
         loaded.warnings
     );
 }
+
+#[test]
+fn a_warm_pool_is_on_demand_within_max_nodes_and_leaves_room_for_its_tags() {
+    let config = example_config();
+    let mut partitions = example_partitions();
+    let loaded = fixtures::load(&config.to_string(), &partitions.to_string()).unwrap();
+    assert_eq!(
+        loaded.node_group("aws", "ondemand").unwrap().warm_pool,
+        None
+    );
+
+    group_mut(&mut partitions, 0, 0).insert("WarmPool".into(), json!({"Size": 4}));
+    let loaded = fixtures::load(&config.to_string(), &partitions.to_string()).unwrap();
+    let pool = loaded
+        .node_group("aws", "ondemand")
+        .unwrap()
+        .warm_pool
+        .clone()
+        .expect("a pool");
+    assert_eq!(pool.size, 4);
+    assert_eq!(
+        pool.max_age.as_secs(),
+        24 * 3600,
+        "MaxAgeHours defaults to 24"
+    );
+    assert_eq!(pool.volume_cost_per_hour, None);
+
+    let pooled = |partitions: &mut Value, g: usize, pool: Value| {
+        group_mut(partitions, 0, g).insert("WarmPool".into(), pool);
+    };
+    pooled(
+        &mut partitions,
+        0,
+        json!({"Size": 11, "MaxAgeHours": 0, "VolumeCostPerHour": -1}),
+    );
+    pooled(&mut partitions, 1, json!({"Size": 2}));
+    assert_problems(
+        &config,
+        &partitions,
+        &[
+            "Partitions[0].NodeGroups[0].WarmPool.Size: must be a whole number from 1 to 10, got the number 11",
+            "Partitions[0].NodeGroups[0].WarmPool.MaxAgeHours: must be a whole number from 1 to 8760, got the number 0",
+            "Partitions[0].NodeGroups[0].WarmPool.VolumeCostPerHour: must be a price in dollars an hour, got the number -1",
+            "Partitions[0].NodeGroups[1].WarmPool: a Spot group cannot have a warm pool: an instant fleet's Spot instance cannot be stopped",
+        ],
+    );
+
+    let mut partitions = example_partitions();
+    let tags: Vec<Value> = (0..39)
+        .map(|i| json!({"Key": format!("k{i}"), "Value": "v"}))
+        .collect();
+    group_mut(&mut partitions, 0, 0).insert("Tags".into(), Value::Array(tags));
+    pooled(&mut partitions, 0, json!({"Size": 1, "Sizes": 2}));
+    let found = problems(&config, &partitions);
+    assert!(
+        found.iter().any(|p| p
+            == "Partitions[0].NodeGroups[0].WarmPool: a warm pool's instances carry 4 more tags of slurm-ec2's: at most 38 custom tags in its group, got 39"),
+        "{found:#?}"
+    );
+}

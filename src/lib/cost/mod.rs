@@ -220,6 +220,24 @@ mod tests {
         event
     }
 
+    #[test]
+    fn a_pooled_instance_s_time_stops_and_a_start_from_the_pool_begins_another() {
+        let mut ledger = Ledger::default();
+        ledger.add(&event(Kind::Launch, "i-1", "2026-12-01T10:00:00Z"));
+        ledger.add(&event(Kind::Pooled, "i-1", "2026-12-01T11:00:00Z"));
+        ledger.add(&event(Kind::Launch, "i-1", "2026-12-01T12:00:00Z"));
+        ledger.add(&event(Kind::Termination, "i-1", "2026-12-01T12:30:00Z"));
+        // A termination of the pooled instance later changes nothing.
+        ledger.add(&event(Kind::Termination, "i-1", "2026-12-01T13:00:00Z"));
+        let usages = ledger.usages(&[], event_millis("2026-12-01T14:00:00Z").unwrap());
+        let hours: Vec<f64> = usages
+            .iter()
+            .map(|u| (u.end - u.start) as f64 / 3_600_000.0)
+            .collect();
+        assert_eq!(hours, [1.0, 0.5], "{usages:#?}");
+        assert!(usages.iter().all(|u| u.end_from == Source::EventLog));
+    }
+
     fn instance(id: &str, state: &str, launched: i64) -> Instance {
         Instance {
             id: id.into(),

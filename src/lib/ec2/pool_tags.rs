@@ -161,6 +161,63 @@ mod tests {
     }
 
     #[test]
+    fn pooling_names_no_node_keeps_the_first_launch_and_unpooling_leaves_the_pool() {
+        let config = crate::fixtures::example();
+        let group = config.node_groups().next().unwrap();
+        let now = 1_800_000_000;
+        let mut instance = Instance {
+            id: "i-1".into(),
+            state: crate::ec2::InstanceState::Running,
+            address: Some("10.0.0.1".into()),
+            private_dns_name: None,
+            tags: vec![
+                ("Name".into(), format!("{}3", group.node_prefix())),
+                (NODES_TAG.into(), format!("{}[2-3]", group.node_prefix())),
+                (JOB_ID_TAG.into(), "17".into()),
+                ("slurm-ec2:cluster".into(), "c".into()),
+            ],
+            launch_time: Some(now - 7200),
+            instance_type: None,
+            availability_zone: None,
+            lifecycle: None,
+            reservation_id: None,
+            launch_index: Some(1),
+            image_id: None,
+        };
+        assert_eq!(
+            instance.node_name(),
+            Some(format!("{}3", group.node_prefix()))
+        );
+        let tags = pooling_tags(&instance, group, now);
+        let value = |key: &str| tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        assert_eq!(value("Name"), Some(""));
+        assert_eq!(value(NODES_TAG), Some(""));
+        assert_eq!(value(JOB_ID_TAG), Some(""));
+        assert_eq!(value(POOL_TAG), Some(group.node_prefix().as_str()));
+        assert_eq!(value(FIRST_LAUNCH_TAG), Some("1799992800"));
+        assert_eq!(value("slurm-ec2:cluster"), None, "the cluster's tags stay");
+        // Pooled: no node's, and its first launch survives a restart.
+        for (key, v) in tags {
+            instance.tags.retain(|(k, _)| *k != key);
+            instance.tags.push((key, v));
+        }
+        assert!(instance.is_pooled());
+        assert_eq!(instance.node_name(), None);
+        instance.launch_time = Some(now);
+        assert_eq!(instance.first_launch(now), Some(now - 7200));
+        let again = pooling_tags(&instance, group, now);
+        assert!(
+            again.iter().all(|(k, _)| k != FIRST_LAUNCH_TAG),
+            "kept, not rewritten"
+        );
+        for (key, v) in unpooling_tags() {
+            instance.tags.retain(|(k, _)| *k != key);
+            instance.tags.push((key, v));
+        }
+        assert!(!instance.is_pooled());
+    }
+
+    #[test]
     fn times_from_tags_are_hints() {
         let now = 1_800_000_000;
         assert_eq!(plausible_time("1799999000", now), Some(1_799_999_000));

@@ -87,7 +87,8 @@ pub fn node_in_nodes_tags(tags: &[(String, String)], index: usize) -> Option<Str
         None => index,
     };
     let parts: Vec<&str> = (0..MAX_NODES_TAGS)
-        .map_while(|i| value(&nodes_tag_key(i)))
+        // A pooled instance's list parts are emptied: the list ends there.
+        .map_while(|i| value(&nodes_tag_key(i)).filter(|part| !part.is_empty()))
         .collect();
     if parts.is_empty() {
         return None;
@@ -325,6 +326,26 @@ mod tests {
         let job_tags = 3;
         let total = launch_tags(group, "c").len() + node_list.len() + per_node.len() + job_tags;
         assert!(total <= MAX_INSTANCE_TAGS, "{total} tags");
+    }
+
+    #[test]
+    fn a_restarted_instance_s_list_ends_at_the_parts_pooling_emptied() {
+        let tags = vec![
+            (NODES_TAG.to_string(), "aws-od-[7-9]".to_string()),
+            ("slurm-ec2:nodes.1".to_string(), String::new()),
+            (super::super::INDEXES_TAG.to_string(), "0,2,5".to_string()),
+        ];
+        assert_eq!(node_in_nodes_tags(&tags, 5).as_deref(), Some("aws-od-9"));
+        assert_eq!(
+            node_in_nodes_tags(&tags, 1),
+            None,
+            "not restarted for a node"
+        );
+        let pooled = vec![
+            (NODES_TAG.to_string(), String::new()),
+            (super::super::INDEXES_TAG.to_string(), String::new()),
+        ];
+        assert_eq!(node_in_nodes_tags(&pooled, 0), None);
     }
 
     #[test]

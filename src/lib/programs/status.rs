@@ -562,6 +562,36 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_reads_in_one_line() {
+        let pool = crate::pool::report::PoolReport {
+            pool: "aws-od-".into(),
+            size: 20,
+            max_age_hours: 24,
+            stopped: 3,
+            stopping: 1,
+            oldest_seconds: Some(7500),
+            youngest_seconds: Some(250),
+            volume_cost_per_hour: Some(0.0088),
+        };
+        assert_eq!(
+            pool_line(&pool),
+            "Warm pool aws-od-: 3 stopped (1 stopping) of 20, first launched 2h05m to 4m10s ago (MaxAgeHours 24); about $0.009 an hour in volumes\n"
+        );
+        let empty = crate::pool::report::PoolReport {
+            stopped: 0,
+            stopping: 0,
+            oldest_seconds: None,
+            youngest_seconds: None,
+            volume_cost_per_hour: None,
+            ..pool
+        };
+        assert_eq!(
+            pool_line(&empty),
+            "Warm pool aws-od-: 0 stopped of 20 (MaxAgeHours 24)\n"
+        );
+    }
+
+    #[test]
     fn ages_read_at_a_glance() {
         assert_eq!(age(12), "12s");
         assert_eq!(age(250), "4m10s");
