@@ -17,6 +17,8 @@ pub struct Gauges {
     pub leaks: usize,
     /// The node groups held now (partition, node group, kind), with the end.
     pub holds: Vec<([String; 3], i64)>,
+    /// Each warm pool (partition, node group): its size, and its stopped instances.
+    pub pools: Vec<([String; 2], u32, usize)>,
 }
 
 impl Gauges {
@@ -53,6 +55,14 @@ impl Gauges {
                 .with([Sample::new(&[], self.leaks as f64)]),
             Family::new("slurm_ec2_hold_end_timestamp_seconds", Type::Gauge, "When the hold of a node group held DOWN ends, by kind (capacity, boot_failure).")
                 .with(holds),
+            Family::new("slurm_ec2_warm_pool_size", Type::Gauge, "The Size of each node group's warm pool.")
+                .with(self.pools.iter().map(|([p, g], size, _)| {
+                    Sample::new(&[("partition", p), ("node_group", g)], f64::from(*size))
+                })),
+            Family::new("slurm_ec2_warm_pool_stopped_instances", Type::Gauge, "Instances stopped in each node group's warm pool, ready to start.")
+                .with(self.pools.iter().map(|([p, g], _, stopped)| {
+                    Sample::new(&[("partition", p), ("node_group", g)], *stopped as f64)
+                })),
         ]
     }
 }

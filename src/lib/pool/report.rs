@@ -62,3 +62,29 @@ pub fn pools<'i>(
     }
     reports
 }
+
+/// `Warm pool aws-od-: 3 stopped (1 stopping) of 20, first launched 2.1 h to
+/// 0.1 h ago (MaxAgeHours 24); about $0.030 an hour in volumes`
+impl std::fmt::Display for PoolReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pool = self;
+        let mut line = format!("Warm pool {}: {} stopped", pool.pool, pool.stopped);
+        if pool.stopping > 0 {
+            line.push_str(&format!(" ({} stopping)", pool.stopping));
+        }
+        line.push_str(&format!(" of {}", pool.size));
+        if let (Some(oldest), Some(youngest)) = (pool.oldest_seconds, pool.youngest_seconds) {
+            let hours = |seconds: i64| seconds as f64 / 3600.0;
+            line.push_str(&format!(
+                ", first launched {:.1} h to {:.1} h ago",
+                hours(oldest),
+                hours(youngest)
+            ));
+        }
+        line.push_str(&format!(" (MaxAgeHours {})", pool.max_age_hours));
+        if let Some(cost) = pool.volume_cost_per_hour {
+            line.push_str(&format!("; about ${cost:.3} an hour in volumes"));
+        }
+        f.write_str(&line)
+    }
+}

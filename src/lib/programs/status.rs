@@ -512,30 +512,9 @@ pub fn render(status: &Status) -> String {
     }
     out.push('\n');
     for pool in &status.pools {
-        out.push_str(&pool_line(pool));
+        out.push_str(&format!("{pool}\n"));
     }
     out
-}
-
-/// `Warm pool aws-od-: 3 stopped (1 stopping) of 20, first launched 2h05m to 5m10s ago (MaxAgeHours 24); about $0.03 an hour in volumes`
-fn pool_line(pool: &crate::pool::report::PoolReport) -> String {
-    let mut line = format!("Warm pool {}: {} stopped", pool.pool, pool.stopped);
-    if pool.stopping > 0 {
-        line.push_str(&format!(" ({} stopping)", pool.stopping));
-    }
-    line.push_str(&format!(" of {}", pool.size));
-    if let (Some(oldest), Some(youngest)) = (pool.oldest_seconds, pool.youngest_seconds) {
-        line.push_str(&format!(
-            ", first launched {} to {} ago",
-            age(oldest),
-            age(youngest)
-        ));
-    }
-    line.push_str(&format!(" (MaxAgeHours {})", pool.max_age_hours));
-    if let Some(cost) = pool.volume_cost_per_hour {
-        line.push_str(&format!("; about ${cost:.3} an hour in volumes"));
-    }
-    line + "\n"
 }
 
 /// `3d4h`, `2h05m`, `4m10s`, `12s`.
@@ -574,8 +553,8 @@ mod tests {
             volume_cost_per_hour: Some(0.0088),
         };
         assert_eq!(
-            pool_line(&pool),
-            "Warm pool aws-od-: 3 stopped (1 stopping) of 20, first launched 2h05m to 4m10s ago (MaxAgeHours 24); about $0.009 an hour in volumes\n"
+            format!("{pool}\n"),
+            "Warm pool aws-od-: 3 stopped (1 stopping) of 20, first launched 2.1 h to 0.1 h ago (MaxAgeHours 24); about $0.009 an hour in volumes\n"
         );
         let empty = crate::pool::report::PoolReport {
             stopped: 0,
@@ -586,7 +565,7 @@ mod tests {
             ..pool
         };
         assert_eq!(
-            pool_line(&empty),
+            format!("{empty}\n"),
             "Warm pool aws-od-: 0 stopped of 20 (MaxAgeHours 24)\n"
         );
     }

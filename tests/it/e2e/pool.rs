@@ -162,6 +162,14 @@ fn the_next_job_starts_on_the_pooled_instances_of_the_last() {
     assert!((per_hour - 0.004).abs() < 1e-9, "2 × $0.002: {pool}");
     let text = String::from_utf8_lossy(&w.run("slurm-ec2", &["status"]).stdout).to_string();
     assert!(text.contains("Warm pool pool-a-: 2 stopped of 2"), "{text}");
+    let metrics = w.run("slurm-ec2", &["metrics"]);
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    for line in [
+        r#"slurm_ec2_warm_pool_size{partition="pool",node_group="a"} 2"#,
+        r#"slurm_ec2_warm_pool_stopped_instances{partition="pool",node_group="a"} 2"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
     let pooled_events: BTreeSet<String> = w
         .events()
         .iter()

@@ -50,12 +50,26 @@ pub fn gauges(config: &Config, observation: &Observation, steps: &[Step]) -> Gau
             Some((labels, hold.until))
         })
         .collect();
+    let reports = crate::pool::report::pools(
+        config,
+        observation.instances.iter().map(|f| &f.instance),
+        observation.now,
+    );
+    let pools = config
+        .node_groups()
+        .filter_map(|group| {
+            let report = reports.iter().find(|r| r.pool == group.node_prefix())?;
+            let labels = [group.partition.to_string(), group.name.to_string()];
+            Some((labels, report.size, report.stopped))
+        })
+        .collect();
     Gauges {
         nodes,
         instances,
         orphans,
         leaks,
         holds,
+        pools,
     }
 }
 

@@ -172,6 +172,11 @@ fn carry_out(run: &Run, planned: &Planned, events: &EventLog) -> usize {
         tracing::warn!("{change}");
     }
     let mut failures = execute(run, &planned.steps, events);
+    let observed = &planned.observation;
+    let instances = observed.instances.iter().map(|f| &f.instance);
+    for pool in crate::pool::report::pools(run.config, instances, observed.now) {
+        tracing::info!("{pool}");
+    }
     if breakers.now != breakers.read
         && let Err(error) = breaker::save(run.config, &breakers.now)
     {
