@@ -390,3 +390,38 @@ fn a_suspend_and_a_resume_of_one_group_at_once_never_share_an_instance() {
             .then_some(())
     });
 }
+
+#[test]
+#[ignore = "end-to-end: needs the world scripts/test starts"]
+fn the_instance_of_a_node_that_failed_to_resume_is_terminated_not_pooled() {
+    let w = world();
+    at_rest(&w, &["pool-b-0"]);
+    let pooled_before = group_instances(&w, "b")
+        .iter()
+        .filter(|i| i["state"] == "stopped" && i["tags"][POOL] == "pool-b-")
+        .count();
+    assert_eq!(pooled_before, 0, "group b's pool (Size 1) has room");
+    // Its slurmd never starts: ResumeTimeout (40 s) sets it DOWN, and
+    // slurmctld runs suspend as its ResumeFailProgram.
+    w.player_skips("pool-b-0", true);
+    w.scontrol(&["update", "nodename=pool-b-0", "state=power_up"]);
+    let id = named(&w, "pool-b-0")["id"].as_str().unwrap().to_string();
+    wait_for("its instance terminated", Duration::from_secs(120), || {
+        (state_of(&w, &id) == "terminated").then_some(())
+    });
+    w.player_skips("pool-b-0", false);
+    assert!(
+        !w.events()
+            .iter()
+            .any(|e| e["event"] == "pooled" && e["instance"] == id.as_str()),
+        "a failed node's instance is not pooled"
+    );
+    assert!(
+        w.plugin_log()
+            .contains(&format!("Terminated instance pool-b-0 {id}")),
+        "suspend terminated it"
+    );
+    let output = w.run("change-state", &[]);
+    assert!(output.status.success(), "{output:?}");
+    at_rest(&w, &["pool-b-0"]);
+}

@@ -307,6 +307,21 @@ impl World {
         self.set_in("notices.json", instance, notices);
     }
 
+    /// Tells the player to boot `node`'s instances or not (`skip` in `player.json`).
+    pub fn player_skips(&self, node: &str, skip: bool) {
+        let path = self.dir.join("player.json");
+        let mut control: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("player.json"))
+                .expect("JSON");
+        let mut skipped: Vec<Value> = control["skip"].as_array().cloned().unwrap_or_default();
+        skipped.retain(|name| name != node);
+        if skip {
+            skipped.push(Value::from(node));
+        }
+        control["skip"] = Value::Array(skipped);
+        std::fs::write(&path, control.to_string()).expect("player.json");
+    }
+
     /// Queues faults for a node group (`<partition>-<group>`) at the proxy.
     pub fn faults(&self, group: &str, faults: Value) {
         self.set_in("faults.json", group, faults);

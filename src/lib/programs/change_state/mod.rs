@@ -406,10 +406,11 @@ impl Batches {
 /// Carries out the plan: one TerminateInstances per account per 1000 ids, one
 /// scontrol call per (state, reason) per 100 nodes. Returns how many actions failed.
 pub fn execute(run: &Run, steps: &[Step], events: &EventLog) -> usize {
-    let (steps, _pools) = pools::hold_trims(run, steps, super::epoch_seconds());
+    let (steps, pools) = pools::hold_trims(run, steps, super::epoch_seconds());
     let steps = steps.as_slice();
     let batches = Batches::of(steps);
     let not_terminated = run.block_on(terminate(run, &batches.terminations));
+    drop(pools);
     record_events(steps, &not_terminated, events);
     let mut failures = not_terminated.len();
     failures += set_states(&run.scontrol, &batches.updates, &batches.power_downs);

@@ -36,7 +36,10 @@ impl GroupRun<'_> {
         nodes: Vec<NodeName>,
         outcome: &mut GroupOutcome,
     ) -> Vec<NodeName> {
-        if self.group.warm_pool.is_none() || nodes.is_empty() {
+        let Some(settings) = &self.group.warm_pool else {
+            return nodes;
+        };
+        if nodes.is_empty() {
             return nodes;
         }
         let Some(held) = crate::pool::hold(self.state_dir, self.group, self.deadline).await else {
@@ -44,11 +47,17 @@ impl GroupRun<'_> {
         };
         let now = chrono::Utc::now().timestamp();
         let claimed = held.claimed(now);
+        // One change-state is about to trim is not started for a job.
+        let max_age = i64::try_from(settings.max_age.as_secs()).unwrap_or(i64::MAX);
+        let young = |i: &Instance| {
+            i.first_launch(now)
+                .is_some_and(|first| now.saturating_sub(first) <= max_age)
+        };
         let mut pooled: Vec<Instance> = match self.ec2.find_pooled(self.group, self.cluster).await {
             Ok(found) => found
                 .into_iter()
                 .filter(|i| i.state == InstanceState::Stopped)
-                .filter(|i| i.address.is_some() && !claimed.contains(&i.id))
+                .filter(|i| i.address.is_some() && !claimed.contains(&i.id) && young(i))
                 .collect(),
             Err(error) => {
                 let prefix = self.group.node_prefix();

@@ -13,7 +13,7 @@ use crate::ec2::{
 };
 use crate::events::{About, EventLog, Kind, Why};
 use crate::names;
-use crate::slurm::{self, Scontrol};
+use crate::slurm::{self, Flag, Scontrol};
 
 #[derive(Debug, Default)]
 pub struct SuspendReport {
@@ -77,12 +77,28 @@ fn suspend_hostlist(context: &Context, hostlist: &Hostlist) -> Outcome {
     }
 }
 
-/// The InstanceId that Slurm (23.11+) records for each node of ours in
-/// `sorted`, from one `scontrol show nodes`; empty on older Slurm, and when
-/// the call fails (the tags then find every instance).
-fn recorded_instances(scontrol: &Scontrol, sorted: &names::Sorted<'_>) -> BTreeMap<String, String> {
-    if !scontrol.version().is_some_and(|v| v.has_instance_fields()) {
-        return BTreeMap::new();
+/// What Slurm says of the nodes being suspended, from one `scontrol show
+/// nodes`, read only where it serves: the InstanceId it records (23.11+),
+/// and which nodes may go to a warm pool.
+#[derive(Debug, Default)]
+pub(super) struct Recorded {
+    /// The InstanceId of each node; empty before 23.11, and when the read
+    /// failed (the tags then find every instance).
+    pub instances: BTreeMap<String, String>,
+    /// The nodes that ended well: neither DOWN (a resume that timed out:
+    /// slurmctld runs the same program as its ResumeFailProgram), nor drained
+    /// nor failing. Only their instances are pooled.
+    pub healthy: BTreeSet<String>,
+}
+
+fn recorded_instances(scontrol: &Scontrol, sorted: &names::Sorted<'_>) -> Recorded {
+    let instance_ids = scontrol.version().is_some_and(|v| v.has_instance_fields());
+    let pools = sorted
+        .by_group
+        .values()
+        .any(|(group, _)| group.warm_pool.is_some());
+    if !instance_ids && !pools {
+        return Recorded::default();
     }
     let nodes: Vec<String> = sorted
         .by_group
@@ -96,13 +112,24 @@ fn recorded_instances(scontrol: &Scontrol, sorted: &names::Sorted<'_>) -> BTreeM
         "-o".to_string(),
     ];
     match scontrol.run(&args) {
-        Ok(text) => slurm::parse_nodes(&text)
-            .into_iter()
-            .filter_map(|node| Some((node.name, node.instance_id?)))
-            .collect(),
+        Ok(text) => {
+            let nodes = slurm::parse_nodes(&text);
+            let well = |n: &&slurm::NodeInfo| {
+                !n.state.is_down() && !n.state.has(Flag::Drain) && !n.state.has(Flag::Fail)
+            };
+            Recorded {
+                healthy: nodes.iter().filter(well).map(|n| n.name.clone()).collect(),
+                instances: nodes
+                    .into_iter()
+                    .filter_map(|node| Some((node.name, node.instance_id?)))
+                    .collect(),
+            }
+        }
         Err(error) => {
-            tracing::warn!("Cannot read the nodes' InstanceId, finding instances by Name: {error}");
-            BTreeMap::new()
+            tracing::warn!(
+                "Cannot read the nodes from Slurm, finding instances by Name and pooling none: {error}"
+            );
+            Recorded::default()
         }
     }
 }
@@ -122,7 +149,7 @@ fn is_instance_of(instance: &Instance, node: &str, group: &NodeGroup, cluster: &
 async fn suspend(
     run: &Run<'_>,
     sorted: &names::Sorted<'_>,
-    recorded: &BTreeMap<String, String>,
+    recorded: &Recorded,
     events: &EventLog,
 ) -> SuspendReport {
     let mut report = SuspendReport {
@@ -139,7 +166,8 @@ async fn suspend(
     }
     for (account, nodes) in by_account {
         let ec2 = run.clients.get(&account).await;
-        let ours = match instances_of(&ec2, run.cluster.as_str(), &nodes, recorded).await {
+        let ours = match instances_of(&ec2, run.cluster.as_str(), &nodes, &recorded.instances).await
+        {
             Ok(ours) => ours,
             Err(error) => {
                 tracing::error!("Failed to describe instances to terminate in {account}: {error}");
@@ -153,7 +181,8 @@ async fn suspend(
                 report.without_instance.push(node.clone());
             }
         }
-        let ours = pool::pool_what_fits(run, &ec2, ours, events, &mut report).await;
+        let ours =
+            pool::pool_what_fits(run, &ec2, ours, &recorded.healthy, events, &mut report).await;
         terminate(&ec2, &ours, events, &mut report).await;
     }
     report

@@ -3,9 +3,10 @@
 //! terminated: first tagged as pooled (no node named any more, in one
 //! CreateTags), then stopped. An instance tagged but not stopped is
 //! terminated with the others; one left running with the pool's tag is
-//! terminated by change-state.
+//! terminated by change-state. The instance of a node Slurm holds DOWN (a
+//! resume that timed out), drained or failing is never pooled.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::SuspendReport;
 use crate::config::{Config, NodeGroup, Purchasing};
@@ -21,14 +22,17 @@ type Candidates = Vec<(String, Instance)>;
 pub(super) async fn pool_what_fits(
     run: &Run<'_>,
     ec2: &Ec2,
-    ours: Vec<(String, Instance)>,
+    ours: Candidates,
+    healthy: &BTreeSet<String>,
     events: &EventLog,
     report: &mut SuspendReport,
-) -> Vec<(String, Instance)> {
+) -> Candidates {
     let mut by_group: BTreeMap<String, (&NodeGroup, Candidates)> = BTreeMap::new();
     let mut rest = Vec::new();
     for (node, instance) in ours {
-        match poolable_group(run.config, &node, &instance) {
+        let group =
+            poolable_group(run.config, &node, &instance).filter(|_| healthy.contains(&node));
+        match group {
             Some(group) => by_group
                 .entry(group.node_prefix())
                 .or_insert_with(|| (group, Vec::new()))
@@ -64,10 +68,10 @@ async fn pool_group(
     run: &Run<'_>,
     ec2: &Ec2,
     group: &NodeGroup,
-    mut candidates: Vec<(String, Instance)>,
+    mut candidates: Candidates,
     events: &EventLog,
     report: &mut SuspendReport,
-) -> Vec<(String, Instance)> {
+) -> Candidates {
     let Some(size) = group.warm_pool.as_ref().map(|p| p.size as usize) else {
         return candidates;
     };
