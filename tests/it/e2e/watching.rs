@@ -150,26 +150,40 @@ fn cost(w: &world::World, by: &str, since: i64, until: i64) -> BTreeMap<String, 
         .collect()
 }
 
-/// The hours of each instance from the event log, between its launch and
-/// its termination, within the window: what the cost must come to.
+/// The hours of each instance from the event log, within the window: from
+/// a launch to its termination, or to its move into a warm pool (a start
+/// from the pool is a launch again): what the cost must come to. Each
+/// interval comes with the launch that began it.
 fn logged_hours(w: &world::World, since: i64, until: i64) -> Vec<(Value, f64)> {
-    let events = w.events();
-    let ended = |id: &Value| {
-        events
-            .iter()
-            .find(|e| e["event"] == "termination" && e["instance"] == *id)
-            .map_or(until, |e| millis(e["time"].as_str().unwrap()))
+    let mut open: BTreeMap<String, (Value, i64)> = BTreeMap::new();
+    let mut hours = Vec::new();
+    let mut close = |launch: Value, start: i64, end: i64| {
+        let (start, end) = (start.max(since), end.min(until));
+        if end > start {
+            hours.push((launch, (end - start) as f64 / 3_600_000.0));
+        }
     };
-    let mut seen = std::collections::BTreeSet::new();
-    events
-        .iter()
-        .filter(|e| e["event"] == "launch" && seen.insert(e["instance"].to_string()))
-        .filter_map(|launch| {
-            let start = millis(launch["time"].as_str().unwrap()).max(since);
-            let end = ended(&launch["instance"]).min(until);
-            (end > start).then(|| (launch.clone(), (end - start) as f64 / 3_600_000.0))
-        })
-        .collect()
+    for event in w.events() {
+        let Some(id) = event["instance"].as_str().map(str::to_string) else {
+            continue;
+        };
+        let at = millis(event["time"].as_str().unwrap());
+        match event["event"].as_str() {
+            Some("launch") if !open.contains_key(&id) => {
+                open.insert(id, (event, at));
+            }
+            Some("termination" | "pooled") => {
+                if let Some((launch, start)) = open.remove(&id) {
+                    close(launch, start, at);
+                }
+            }
+            _ => {}
+        }
+    }
+    for (launch, start) in open.into_values() {
+        close(launch, start, until);
+    }
+    hours
 }
 
 fn cents(dollars: f64) -> i64 {
