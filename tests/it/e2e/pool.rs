@@ -219,6 +219,13 @@ fn the_next_job_starts_on_the_pooled_instances_of_the_last() {
         served.insert(id);
     }
     assert_eq!(served, ids);
+    let warm_launches: BTreeSet<String> = w
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "launch" && e["detail"] == "started from the warm pool")
+        .filter_map(|e| e["instance"].as_str().map(str::to_string))
+        .collect();
+    assert!(ids.is_subset(&warm_launches), "{warm_launches:?}");
     assert!(
         w.player_log().matches(": warm boot").count() >= 2,
         "the player booted them warm"

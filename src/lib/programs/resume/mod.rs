@@ -144,8 +144,13 @@ pub fn resume(run: &Run, jobs: &Jobs, events: &EventLog, names: &[String]) -> Re
         mut to_terminate,
         deferred_tags,
     } = run.block_on(serve_groups(run, jobs, &sorted, &mut report));
+    let from_pool: BTreeSet<String> = served
+        .iter()
+        .filter(|(_, s)| s.from_pool)
+        .map(|(_, s)| s.instance_id.clone())
+        .collect();
     let (refused, placed) = tell_slurm(&run.scontrol, served, &mut report);
-    record_launches(run.config, events, jobs, &placed);
+    record_launches(run.config, events, jobs, &placed, &from_pool);
     for (account, id) in refused {
         to_terminate.entry(account).or_default().push(id);
     }
@@ -208,8 +213,15 @@ async fn serve_groups(
 }
 
 /// One `launch` event per node that got its instance: what it is, how it
-/// is paid for and for whom, for `slurm-ec2 cost`.
-fn record_launches(config: &Config, events: &EventLog, jobs: &Jobs, placed: &[NodeInstance]) {
+/// is paid for and for whom, for `slurm-ec2 cost`; one started from a warm
+/// pool says so.
+fn record_launches(
+    config: &Config,
+    events: &EventLog,
+    jobs: &Jobs,
+    placed: &[NodeInstance],
+    from_pool: &BTreeSet<String>,
+) {
     for one in placed {
         let job_id = jobs.job_of(&one.node);
         let owner = job_id.and_then(|id| jobs.owners.get(&id));
@@ -225,6 +237,9 @@ fn record_launches(config: &Config, events: &EventLog, jobs: &Jobs, placed: &[No
             purchasing_option: purchasing,
             user: owner.map(|o| o.user.as_str()).filter(|u| !u.is_empty()),
             account: owner.map(|o| o.account.as_str()).filter(|a| !a.is_empty()),
+            detail: from_pool
+                .contains(&one.instance_id)
+                .then_some("started from the warm pool"),
             ..Default::default()
         };
         events.record(Kind::Launch, about);
