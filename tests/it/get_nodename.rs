@@ -29,6 +29,21 @@ async fn mount_token(server: &MockServer) {
         .await;
 }
 
+/// IMDSv2 answering each of `paths` with its body, and 404 elsewhere.
+async fn serve_paths(paths: &[(&str, &str)]) -> MockServer {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    for (p, body) in paths {
+        Mock::given(method("GET"))
+            .and(path(*p))
+            .and(header("x-aws-ec2-metadata-token", TOKEN))
+            .respond_with(ResponseTemplate::new(200).set_body_string(*body))
+            .mount(&server)
+            .await;
+    }
+    server
+}
+
 async fn serve_metadata(
     server: MockServer,
     instance_id: &str,
@@ -311,9 +326,7 @@ async fn out_of_range_timeouts_and_broken_config_paths_exit_2() {
 /// `ami-launch-index`.
 #[tokio::test(flavor = "multi_thread")]
 async fn before_its_name_it_reads_its_node_from_the_reservation_s_list() {
-    let server = MockServer::start().await;
-    mount_token(&server).await;
-    for (p, body) in [
+    let server = serve_paths(&[
         ("/latest/meta-data/instance-id", "i-0456"),
         (
             "/latest/meta-data/tags/instance",
@@ -324,14 +337,8 @@ async fn before_its_name_it_reads_its_node_from_the_reservation_s_list() {
             "aws-od-[0-4],aws-sp-[7-9]",
         ),
         ("/latest/meta-data/ami-launch-index", "6"),
-    ] {
-        Mock::given(method("GET"))
-            .and(path(p))
-            .and(header("x-aws-ec2-metadata-token", TOKEN))
-            .respond_with(ResponseTemplate::new(200).set_body_string(body))
-            .mount(&server)
-            .await;
-    }
+    ])
+    .await;
     let workspace = workspace();
     let output = get_nodename(&workspace, &server.uri(), "http://127.0.0.1:1", &[]).await;
     assert!(output.status.success(), "{output:?}");
@@ -349,9 +356,7 @@ async fn before_its_name_it_reads_its_node_from_the_reservation_s_list() {
 /// launch index in the list.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restarted_pooled_instance_prints_its_new_node() {
-    let server = MockServer::start().await;
-    mount_token(&server).await;
-    for (p, body) in [
+    let server = serve_paths(&[
         ("/latest/meta-data/instance-id", "i-0456"),
         (
             "/latest/meta-data/tags/instance",
@@ -364,14 +369,8 @@ async fn a_restarted_pooled_instance_prints_its_new_node() {
         ),
         ("/latest/meta-data/tags/instance/slurm-ec2:indexes", "0,2,5"),
         ("/latest/meta-data/ami-launch-index", "2"),
-    ] {
-        Mock::given(method("GET"))
-            .and(path(p))
-            .and(header("x-aws-ec2-metadata-token", TOKEN))
-            .respond_with(ResponseTemplate::new(200).set_body_string(body))
-            .mount(&server)
-            .await;
-    }
+    ])
+    .await;
     let workspace = workspace();
     let output = get_nodename(&workspace, &server.uri(), "http://127.0.0.1:1", &[]).await;
     assert!(output.status.success(), "{output:?}");

@@ -139,6 +139,30 @@ mod tests {
         }
     }
 
+    /// What the group launches now: version 2 of its template, image ami-1.
+    fn current() -> Current {
+        Current {
+            version: Some(2),
+            image: Some("ami-1".into()),
+        }
+    }
+
+    fn pool<'a>(
+        settings: &'a WarmPool,
+        instances: &'a [Instance],
+        current: &'a Current,
+        claimed: &'a BTreeSet<String>,
+    ) -> Pool<'a> {
+        Pool {
+            settings: Some(settings),
+            instances: instances.iter().collect(),
+            current: Some(current),
+            claimed,
+            now: NOW,
+            grace: 300,
+        }
+    }
+
     fn trimmed(pool: &Pool) -> Vec<(String, String)> {
         let mut ids: Vec<(String, String)> = trims(pool)
             .into_iter()
@@ -159,19 +183,8 @@ mod tests {
             pooled("i-claimed", "stopped", NOW - 30 * HOUR, "1"),
         ];
         let claimed = BTreeSet::from(["i-claimed".to_string()]);
-        let current = Current {
-            version: Some(2),
-            image: Some("ami-1".into()),
-        };
-        let settings = settings(1);
-        let pool = Pool {
-            settings: Some(&settings),
-            instances: instances.iter().collect(),
-            current: Some(&current),
-            claimed: &claimed,
-            now: NOW,
-            grace: 300,
-        };
+        let (current, settings) = (current(), settings(1));
+        let pool = pool(&settings, &instances, &current, &claimed);
         let got = trimmed(&pool);
         let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(ids, ["i-new", "i-old", "i-run", "i-v1"], "{got:?}");
@@ -189,19 +202,8 @@ mod tests {
         stopping.tags[1].1 = (NOW - 5).to_string();
         let instances = [moved, stopping];
         let claimed = BTreeSet::new();
-        let current = Current {
-            version: Some(2),
-            image: Some("ami-1".into()),
-        };
-        let settings = settings(5);
-        let mut pool = Pool {
-            settings: Some(&settings),
-            instances: instances.iter().collect(),
-            current: Some(&current),
-            claimed: &claimed,
-            now: NOW,
-            grace: 300,
-        };
+        let (current, settings) = (current(), settings(5));
+        let mut pool = pool(&settings, &instances, &current, &claimed);
         let got = trimmed(&pool);
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(got[0].1.contains("image ami-0"), "{got:?}");
