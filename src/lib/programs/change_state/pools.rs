@@ -121,39 +121,48 @@ pub fn observe(run: &Run, instances: &[Found], now: i64) -> PoolInputs {
 /// claims read again. The locks are held until the returned value is dropped.
 pub fn hold_trims(run: &Run, steps: &[Step], now: i64) -> (Vec<Step>, Vec<crate::pool::Held>) {
     let mut held = Vec::new();
-    let mut allowed: BTreeMap<String, Option<BTreeSet<String>>> = BTreeMap::new();
+    let mut pools: BTreeMap<String, Trimmable> = BTreeMap::new();
     let mut kept = Vec::new();
     for step in steps {
         let Action::TrimPool { pool } = &step.action else {
             kept.push(step.clone());
             continue;
         };
-        let claimed = allowed.entry(pool.clone()).or_insert_with(|| {
-            let group = run
-                .config
-                .node_groups()
-                .find(|g| &g.node_prefix() == pool)?;
-            let lock = run.block_on(crate::pool::hold(
-                &run.config.state_dir,
-                group,
-                run.deadline,
-            ))?;
-            let claimed = lock.claimed(now);
-            held.push(lock);
-            Some(claimed)
+        let trimmable = pools.entry(pool.clone()).or_insert_with(|| {
+            let Some(group) = run.config.node_groups().find(|g| &g.node_prefix() == pool) else {
+                return Trimmable::All;
+            };
+            let hold = crate::pool::hold(&run.config.state_dir, group, run.deadline);
+            match run.block_on(hold) {
+                Some(lock) => {
+                    let claimed = lock.claimed(now);
+                    held.push(lock);
+                    Trimmable::Unclaimed(claimed)
+                }
+                None => Trimmable::Nothing,
+            }
         });
-        let ungrouped =
-            claimed.is_none() && run.config.node_groups().all(|g| &g.node_prefix() != pool);
-        let free = match claimed {
-            Some(claimed) => step
+        let free = match trimmable {
+            Trimmable::All => true,
+            Trimmable::Unclaimed(claimed) => step
                 .instance
                 .as_ref()
                 .is_some_and(|id| !claimed.contains(id)),
-            None => ungrouped,
+            Trimmable::Nothing => false,
         };
         if free {
             kept.push(step.clone());
         }
     }
     (kept, held)
+}
+
+/// What a run may trim of one pool.
+enum Trimmable {
+    /// Its group left the configuration: no resume takes from it.
+    All,
+    /// Under its lock: all but what resume claimed.
+    Unclaimed(BTreeSet<String>),
+    /// Its lock is busy: a later run trims it.
+    Nothing,
 }
