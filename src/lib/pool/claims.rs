@@ -1,7 +1,6 @@
 //! The instances resume took from a pool lately, in `StateDirectory`
-//! (`pool-claims-<partition>-<group>.json`, mode 0644, created by whichever
-//! of resume (SlurmUser) and change-state (root) writes it first, and given
-//! the folder's owner). EC2 is eventually consistent: for a while after
+//! (`pool-claims-<partition>-<group>.json`, mode 0644): written by resume
+//! and suspend (SlurmUser's), read by change-state (root) too. EC2 is eventually consistent: for a while after
 //! resume started an instance and gave it a node, DescribeInstances may
 //! still list it stopped and pooled. Nobody takes or trims a claimed
 //! instance until its claim is old or suspend pools it again. Read and
