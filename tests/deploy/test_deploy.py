@@ -251,7 +251,9 @@ def the_stack_is_created_in_motos_cloudformation(moto):
 FAKE_SCONTROL = """#!/bin/bash
 case "$1" in
   --version) echo "slurm 22.05.8" ;;
-  show) [ "$2" = config ] && echo "ClusterName = lp" ;;
+  show) [ "$2" = config ] && echo "ClusterName = lp"
+        # suspend pools only a node Slurm powers down after it ended well.
+        [ "$2" = nodes ] && echo "NodeName=lp-pool-0 State=IDLE+CLOUD+POWERING_DOWN Partitions=lp" ;;
 esac
 exit 0
 """
