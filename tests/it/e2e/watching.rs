@@ -213,7 +213,7 @@ fn metrics_and_the_cost_of_two_jobs() {
         "1",
         "--account=physics",
         "--wrap",
-        "sleep 10",
+        "sleep 30",
     ]);
     let chemistry = w.sbatch(&[
         "-p",
@@ -222,7 +222,7 @@ fn metrics_and_the_cost_of_two_jobs() {
         "1",
         "--account=chemistry",
         "--wrap",
-        "sleep 10",
+        "sleep 30",
     ]);
 
     // While both run: two nodes allocated, two instances running, and the
